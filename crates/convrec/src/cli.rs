@@ -1,0 +1,5 @@
+//! The subcommands, one module each; `anyhow` lives here at the binary's edge only.
+
+pub mod demo;
+pub mod fixtures;
+pub mod inspect;

@@ -1,0 +1,2 @@
+//! Placeholder until the muxing benchmark lands.
+fn main() {}

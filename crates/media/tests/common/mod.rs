@@ -1,0 +1,197 @@
+//! Helpers shared by the integration tests: fixtures, a recording driven by the synthetic
+//! source, and the real ffprobe/ffmpeg.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use convrec_media::recording::{PublicationRecorder, RecorderConfig, RecorderOutput, RecorderStats};
+use convrec_media::source::annexb::{AccessUnit, access_units};
+use convrec_media::source::ogg::read_ogg_opus;
+use convrec_media::source::synthetic::{SourceEvent, SyntheticConfig, SyntheticSource};
+use convrec_media::timeline::{KeyFrameReason, MediaKind};
+
+pub fn fixture_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures").join(name)
+}
+
+pub fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(fixture_path(name)).unwrap_or_else(|e| panic!("fixture {name}: {e}"))
+}
+
+pub fn video_fixture(name: &str) -> Vec<AccessUnit> {
+    access_units(&fixture(name))
+}
+
+pub fn opus_fixture() -> Vec<Vec<u8>> {
+    read_ogg_opus(&fixture("tone-440hz.opus")).expect("Opus fixture").packets
+}
+
+/// How a scenario's media reaches the recorder.
+#[derive(Clone)]
+pub struct Scenario {
+    pub video: Vec<AccessUnit>,
+    pub audio: Vec<Vec<u8>>,
+    pub seconds: f64,
+    pub source: SyntheticConfig,
+    pub video_delay: Duration,
+    pub audio_delay: Duration,
+    /// Video frames captured before this are not sent (a camera switched on later).
+    pub video_from: Duration,
+    pub recorder: RecorderConfig,
+}
+
+impl Scenario {
+    pub fn new(video: &str, seconds: f64) -> Self {
+        Self {
+            video: video_fixture(video),
+            audio: opus_fixture(),
+            seconds,
+            source: SyntheticConfig::default(),
+            video_delay: Duration::from_millis(40),
+            audio_delay: Duration::from_millis(20),
+            video_from: Duration::ZERO,
+            recorder: RecorderConfig::default(),
+        }
+    }
+
+    pub fn audio_only(seconds: f64) -> Self {
+        let mut s = Self::new("cbp-320x240-30fps.h264", seconds);
+        s.video.clear();
+        s.recorder.timeline.expect_video = false;
+        s
+    }
+}
+
+/// A finished recording: the file and where its blocks start.
+pub struct Recording {
+    pub file: Vec<u8>,
+    /// Byte offsets where each block (init, fragments, index) ends.
+    pub block_ends: Vec<usize>,
+    pub keyframe_requests: Vec<KeyFrameReason>,
+    pub stats: RecorderStats,
+}
+
+pub fn record(scenario: &Scenario) -> Recording {
+    let mut source = SyntheticSource::new(scenario.source.clone(), scenario.video.clone(), scenario.audio.clone());
+    let start = Instant::now();
+    let mut recorder = PublicationRecorder::new(scenario.recorder.clone(), start);
+    let mut out = Recording {
+        file: Vec::new(),
+        block_ends: Vec::new(),
+        keyframe_requests: Vec::new(),
+        stats: RecorderStats::default(),
+    };
+    let end = Duration::from_secs_f64(scenario.seconds);
+    loop {
+        let (at, event) = source.next_event();
+        if at >= end {
+            break;
+        }
+        match event {
+            SourceEvent::Frame(MediaKind::Video, frame) => {
+                if at >= scenario.video_from {
+                    recorder.handle_video(start + at + scenario.video_delay, frame)
+                }
+            }
+            SourceEvent::Frame(MediaKind::Audio, frame) => recorder.handle_audio(start + at + scenario.audio_delay, frame),
+            SourceEvent::SenderReport(kind, report) => {
+                let delay = if kind == MediaKind::Video { scenario.video_delay } else { scenario.audio_delay };
+                recorder.handle_sender_report(start + at + delay, kind, report)
+            }
+        }
+        recorder.handle_timeout(start + at);
+        drain(&mut recorder, &mut out);
+    }
+    recorder.finish(start + end + Duration::from_millis(100));
+    drain(&mut recorder, &mut out);
+    out.stats = recorder.stats();
+    out
+}
+
+fn drain(recorder: &mut PublicationRecorder, out: &mut Recording) {
+    while let Some(output) = recorder.poll_output() {
+        match output {
+            RecorderOutput::Write(block) => {
+                out.file.extend_from_slice(block.bytes());
+                out.block_ends.push(out.file.len());
+            }
+            RecorderOutput::RequestKeyFrame(reason) => out.keyframe_requests.push(reason),
+        }
+    }
+}
+
+/// Runs a media tool, failing the test (never skipping it) when it is not installed.
+fn tool(name: &str) -> Command {
+    let found = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|p| p.join(name).is_file()))
+        .unwrap_or(false);
+    assert!(found, "{name} is not installed: run the README's test command, which installs it");
+    Command::new(name)
+}
+
+pub fn write_temp(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.path().join(name);
+    std::fs::write(&path, bytes).expect("write temp file");
+    path
+}
+
+/// `ffprobe -show_streams -show_format -count_packets` as JSON.
+pub fn ffprobe(path: &Path) -> serde_json::Value {
+    let out = tool("ffprobe")
+        .args(["-v", "error", "-print_format", "json", "-show_streams", "-show_format", "-count_packets"])
+        .arg(path)
+        .output()
+        .expect("run ffprobe");
+    assert!(out.status.success(), "ffprobe failed on {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("ffprobe JSON")
+}
+
+/// The width of every decoded video frame, in order.
+pub fn decoded_frame_widths(path: &Path) -> Vec<u64> {
+    let out = tool("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries", "frame=width", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .expect("run ffprobe");
+    assert!(out.status.success(), "ffprobe -show_frames failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
+        .collect()
+}
+
+/// What `ffmpeg -v error -i FILE -f null -` prints: empty for a file that decodes cleanly.
+pub fn ffmpeg_decode_errors(path: &Path) -> String {
+    let out = tool("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(path)
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("run ffmpeg");
+    let mut text = String::from_utf8_lossy(&out.stderr).into_owned();
+    if !out.status.success() {
+        text.push_str(&format!("\nffmpeg exited with {}", out.status));
+    }
+    text
+}
+
+pub fn stream<'a>(probe: &'a serde_json::Value, codec_type: &str) -> &'a serde_json::Value {
+    probe["streams"]
+        .as_array()
+        .expect("streams")
+        .iter()
+        .find(|s| s["codec_type"] == codec_type)
+        .unwrap_or_else(|| panic!("no {codec_type} stream in {probe}"))
+}
+
+pub fn f64_field(v: &serde_json::Value, key: &str) -> f64 {
+    v[key].as_str().and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("no {key} in {v}"))
+}
+
+/// How long a stream plays. In a fragmented MP4, ffprobe's stream `duration` is where the track
+/// ends on the file's timeline, so the length is that minus `start_time`.
+pub fn media_length(stream: &serde_json::Value) -> f64 {
+    f64_field(stream, "duration") - f64_field(stream, "start_time")
+}

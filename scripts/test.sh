@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The one test command (README, .ci/run): installs what the tests need on a fresh Debian
+# machine with Rust, then runs every check and test. Fails on the first failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the tests use: ffmpeg/ffprobe (every written file is checked with them) and
+# nasm (OpenH264's assembly, from step 6 on). Installed only when missing.
+missing=()
+{ command -v ffmpeg && command -v ffprobe; } >/dev/null || missing+=(ffmpeg)
+command -v nasm >/dev/null || missing+=(nasm)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+# Unit, property, round-trip (ffprobe/ffmpeg), fuzz-corpus replay and CLI tests.
+cargo test --workspace --locked
