@@ -9,8 +9,8 @@ use crate::timeline::{MediaFrame, MediaKind, SenderReport};
 
 /// The SPS (constrained baseline, 320x240) and PPS of `fixtures/cbp-320x240-30fps.h264`, so fuzzed key frames can be accepted.
 const SPS: &[u8] = &[
-    0x67, 0x42, 0xc0, 0x0d, 0xd9, 0x01, 0x41, 0xfb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10,
-    0x00, 0x00, 0x03, 0x03, 0xc0, 0xf1, 0x42, 0xa4, 0x80,
+    0x67, 0x42, 0xc0, 0x0d, 0xd9, 0x01, 0x41, 0xfb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00,
+    0x00, 0x03, 0x03, 0xc0, 0xf1, 0x42, 0xa4, 0x80,
 ];
 const PPS: &[u8] = &[0x68, 0xcb, 0x8c, 0xb2];
 
@@ -80,17 +80,36 @@ pub fn frame_input(data: &[u8]) {
                 recorder.handle_audio(now, frame(ssrc, audio_rtp, contiguous, input.bytes(len)));
             }
             4 => {
-                let kind = if op & 0x8 == 0 { MediaKind::Audio } else { MediaKind::Video };
+                let kind = if op & 0x8 == 0 {
+                    MediaKind::Audio
+                } else {
+                    MediaKind::Video
+                };
                 let ntp = (u64::from(arg) << 32) | u64::from(input.u16().unwrap_or(0));
-                let rtp = if kind == MediaKind::Audio { audio_rtp } else { video_rtp };
-                recorder.handle_sender_report(now, kind, SenderReport { ssrc, rtp_time: rtp, ntp_time: ntp });
+                let rtp = if kind == MediaKind::Audio {
+                    audio_rtp
+                } else {
+                    video_rtp
+                };
+                recorder.handle_sender_report(
+                    now,
+                    kind,
+                    SenderReport {
+                        ssrc,
+                        rtp_time: rtp,
+                        ntp_time: ntp,
+                    },
+                );
             }
             5 => now += Duration::from_millis(u64::from(arg)),
             6 => recorder.handle_timeout(now),
             _ => {
                 audio_rtp = audio_rtp.wrapping_add(960);
                 now += Duration::from_millis(20);
-                recorder.handle_audio(now, frame(ssrc, audio_rtp, contiguous, vec![0xf8, 0xff, 0xfe]));
+                recorder.handle_audio(
+                    now,
+                    frame(ssrc, audio_rtp, contiguous, vec![0xf8, 0xff, 0xfe]),
+                );
             }
         }
         drain(&mut recorder, &mut file);
@@ -98,7 +117,10 @@ pub fn frame_input(data: &[u8]) {
     recorder.finish(now);
     drain(&mut recorder, &mut file);
     let stats = recorder.stats();
-    assert_eq!(stats.samples_refused, 0, "the writer refused a timeline sample: {stats:?}");
+    assert_eq!(
+        stats.samples_refused, 0,
+        "the writer refused a timeline sample: {stats:?}"
+    );
     if let Err(e) = inspect(file.as_slice()) {
         panic!("convrec wrote a file it cannot read back: {e}");
     }

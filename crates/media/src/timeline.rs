@@ -11,7 +11,9 @@
 //!   their RTP timestamp difference, so network jitter never moves a sample.
 //! - Once an RTCP sender report is known for a source, the source is placed by the sender's NTP
 //!   clock instead, which is common to audio and video: this aligns them (lip sync). The first
-//!   report fixes the offset between sender time and file time, chosen so nothing jumps.
+//!   report fixes the offset between sender time and file time so its source does not move;
+//!   a later source whose report would pull it back moves the offset forward instead, so
+//!   alignment only ever opens a short gap and never squeezes time.
 //! - Gaps stay gaps: a sample's duration is the distance to the next sample of its track, so a
 //!   pause shows as a long last frame (video) or a long packet (audio) and no later sample moves.
 //! - Per track, time only moves forward: duplicates, late and out-of-order frames are dropped
@@ -38,6 +40,10 @@ pub const AUDIO_CLOCK_RATE: u32 = opus::OPUS_CLOCK_RATE;
 /// Audio that overlaps the previous packet by less than this is butted against it instead of
 /// dropped (re-anchoring on a sender report moves a track by a few milliseconds).
 const AUDIO_SNAP_TOLERANCE_NS: i128 = 10_000_000;
+/// The most a sender report may move a source from where it is placed (see
+/// [`PublicationTimeline::handle_sender_report`]). Real corrections (the first report of the
+/// second track, RTP clock drift) are tens of milliseconds.
+pub const MAX_SENDER_REPORT_CORRECTION: Duration = Duration::from_secs(1);
 /// Video frame duration assumed when none has been observed yet (30 fps).
 const DEFAULT_VIDEO_FRAME_TICKS: u32 = VIDEO_CLOCK_RATE / 30;
 
@@ -173,6 +179,8 @@ pub struct TimelineStats {
     pub keyframe_requests: u64,
     /// New sources (SSRC changes) seen.
     pub source_changes: u64,
+    /// Sender reports ignored (unknown source, or an implausible jump).
+    pub ignored_sender_reports: u64,
 }
 
 /// The timeline of one publication (its audio and video tracks). See the module docs.
@@ -214,8 +222,10 @@ impl SenderClock {
 struct Track {
     kind: MediaKind,
     source: Option<Source>,
-    /// The latest sender report seen for this kind (it may name a source not yet started).
+    /// The sender report that places the current source, once adopted.
     report: Option<SenderReport>,
+    /// A report that came before its source's first frame, with when it was received.
+    waiting_report: Option<(SenderReport, i128)>,
     /// Held back until the next sample tells its duration.
     pending: Option<TimelineSample>,
     /// End of the pending sample by its own length (audio: TOC; video: last frame interval).
@@ -229,6 +239,8 @@ struct Source {
     ssrc: u32,
     /// Whether a frame of this source has been placed yet.
     placed_any: bool,
+    /// Whether a sender report has placed this source yet.
+    synced: bool,
     last_ext: i64,
     last_local_ns: i128,
     /// Arrival anchor: this extended RTP time sits at this file time.
@@ -251,6 +263,7 @@ impl Track {
             kind,
             source: None,
             report: None,
+            waiting_report: None,
             pending: None,
             pending_nominal: 0,
             frame_ticks: DEFAULT_VIDEO_FRAME_TICKS,
@@ -445,23 +458,64 @@ impl PublicationTimeline {
     }
 
     /// An RTCP sender report for one of the publication's sources arrived at `now`.
+    ///
+    /// A report is trusted only within reason: one that would move its source by more than
+    /// [`MAX_SENDER_REPORT_CORRECTION`] from where it is placed now (a sender clock step, or
+    /// garbage) is ignored and counted. A report for a source that has not sent media yet waits
+    /// for its first frame and is checked then.
     pub fn handle_sender_report(&mut self, now: Instant, kind: MediaKind, report: SenderReport) {
-        let local = self.local_ns(now);
-        let sender_ns = ntp_to_nanos(report.ntp_time);
-        if self.clock.offset_ns.is_none() {
-            // Fix the offset so the reporting source keeps its current placement.
-            let track = self.track(kind);
-            let file_ns = match track.source.filter(|s| s.ssrc == report.ssrc) {
-                Some(source) => {
-                    let ext = nearest_extended(report.rtp_time, source.last_ext);
-                    source.anchor_file_ns + ticks_to_nanos(ext - source.anchor_ext, track.rate())
-                }
-                None => local,
-            };
-            self.clock.offset_ns = Some(file_ns - sender_ns);
+        let received = self.local_ns(now);
+        let track = self.track_mut(kind);
+        if track
+            .source
+            .is_some_and(|s| s.ssrc == report.ssrc && s.placed_any)
+        {
+            self.adopt_report(kind, report, received, false);
+        } else {
+            track.waiting_report = Some((report, received));
         }
-        self.clock.latest = Some((local, sender_ns));
-        self.track_mut(kind).report = Some(report);
+    }
+
+    /// Places the track's current source by `report` if it is plausible (see
+    /// [`handle_sender_report`](Self::handle_sender_report)). `first_frame`: the source has
+    /// nothing in the file yet, so it may move either way.
+    fn adopt_report(
+        &mut self,
+        kind: MediaKind,
+        report: SenderReport,
+        received: i128,
+        first_frame: bool,
+    ) {
+        let sender_ns = ntp_to_nanos(report.ntp_time);
+        let track = self.track(kind);
+        let source = track
+            .source
+            .expect("bug: reports are adopted for a started source");
+        let ext = nearest_extended(report.rtp_time, source.last_ext);
+        let current_ns = track.file_ns(&source, ext, &self.clock);
+        match self.clock.offset_ns {
+            // The first report fixes the offset so its source keeps its current placement.
+            None => self.clock.offset_ns = Some(current_ns - sender_ns),
+            Some(offset) => {
+                let correction = sender_ns + offset - current_ns;
+                if correction.abs() > MAX_SENDER_REPORT_CORRECTION.as_nanos() as i128 {
+                    self.stats.ignored_sender_reports += 1;
+                    return;
+                }
+                // A source's first report may pull it back (it reached us faster than the
+                // source that fixed the offset). Move the whole publication forward instead:
+                // the others get a short gap, and no frame has to be squeezed or dropped.
+                if !source.synced && !first_frame && correction < 0 {
+                    self.clock.offset_ns = Some(offset - correction);
+                }
+            }
+        }
+        self.clock.latest = Some((received, sender_ns));
+        let track = self.track_mut(kind);
+        track.report = Some(report);
+        if let Some(source) = track.source.as_mut() {
+            source.synced = true;
+        }
     }
 
     /// Time passed: key frame requests that fell due are queued.
@@ -566,10 +620,13 @@ impl PublicationTimeline {
             return false;
         }
         let had_source = track.source.is_some();
+        // The previous source's report does not describe the new one.
+        track.report = None;
         let ext = i64::from(frame.rtp_time);
         track.source = Some(Source {
             ssrc: frame.ssrc,
             placed_any: false,
+            synced: false,
             last_ext: ext,
             last_local_ns: local,
             anchor_ext: ext,
@@ -593,9 +650,24 @@ impl PublicationTimeline {
         if source.placed_any && ext <= source.last_ext {
             return Placement::Late;
         }
+        let first_frame = !source.placed_any;
+        source.placed_any = true;
+        source.last_ext = ext;
+        source.last_local_ns = local;
+        let track = self.track_mut(kind);
+        track.source = Some(source);
+        if first_frame
+            && let Some((report, received)) =
+                track.waiting_report.take_if(|(r, _)| r.ssrc == source.ssrc)
+        {
+            // A report that came before the source's first frame places it from the start.
+            self.adopt_report(kind, report, received, true);
+        }
+        let track = self.track(kind);
+        let source = track.source.expect("bug: set above");
         let file_ns = track.file_ns(&source, ext, &self.clock);
         let ticks = u64::try_from(nanos_to_ticks(file_ns, rate).max(0)).unwrap_or(u64::MAX);
-        let placement = match (kind, track.pending.as_ref(), track.pending_end()) {
+        match (kind, track.pending.as_ref(), track.pending_end()) {
             (_, None, _) | (_, _, None) => Placement::At(ticks),
             (MediaKind::Audio, Some(_), Some(end)) => {
                 let tolerance = u64::try_from(nanos_to_ticks(AUDIO_SNAP_TOLERANCE_NS, rate))
@@ -608,14 +680,7 @@ impl PublicationTimeline {
             }
             // A sender report can pull a video source back by a few ms: keep frames in order.
             (MediaKind::Video, Some(pending), Some(_)) => Placement::At(ticks.max(pending.dts + 1)),
-        };
-        if let Placement::At(_) = placement {
-            source.placed_any = true;
-            source.last_ext = ext;
-            source.last_local_ns = local;
-            self.track_mut(kind).source = Some(source);
         }
-        placement
     }
 
     /// Makes `sample` the pending one of its track, releasing the previous with its real length.

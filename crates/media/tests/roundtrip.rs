@@ -21,7 +21,10 @@ fn constrained_baseline_and_opus_play_with_exact_counts_and_sync() {
     assert_eq!(video["codec_name"], "h264");
     assert_eq!(video["codec_tag_string"], "avc3");
     assert_eq!(video["profile"], "Constrained Baseline");
-    assert_eq!((video["width"].as_u64(), video["height"].as_u64()), (Some(320), Some(240)));
+    assert_eq!(
+        (video["width"].as_u64(), video["height"].as_u64()),
+        (Some(320), Some(240))
+    );
     assert_eq!(audio["codec_name"], "opus");
     assert_eq!(audio["sample_rate"], "48000");
     // 6 s at 30 fps and 20 ms packets: every frame sent is in the file.
@@ -29,8 +32,14 @@ fn constrained_baseline_and_opus_play_with_exact_counts_and_sync() {
     assert_eq!(audio["nb_read_packets"], "300");
     let video_duration = media_length(video);
     let audio_duration = media_length(audio);
-    assert!((video_duration - 6.0).abs() <= FRAME, "video lasts {video_duration}");
-    assert!((audio_duration - 6.0).abs() <= 0.020, "audio lasts {audio_duration}");
+    assert!(
+        (video_duration - 6.0).abs() <= FRAME,
+        "video lasts {video_duration}"
+    );
+    assert!(
+        (audio_duration - 6.0).abs() <= 0.020,
+        "audio lasts {audio_duration}"
+    );
     // Captured together, so they start together (within 20 ms), although video arrived later.
     let offset = f64_field(video, "start_time") - f64_field(audio, "start_time");
     assert!(offset.abs() <= 0.020, "A/V start offset {offset}");
@@ -51,14 +60,27 @@ fn main_profile_with_a_resolution_change_plays_both_sizes() {
 
     let widths = decoded_frame_widths(&path);
     assert_eq!(widths.len(), 120, "every frame decodes");
-    assert!(widths[..60].iter().all(|&w| w == 320), "first 2 s are 320 wide: {widths:?}");
-    assert!(widths[60..].iter().all(|&w| w == 480), "last 2 s are 480 wide: {widths:?}");
+    assert!(
+        widths[..60].iter().all(|&w| w == 320),
+        "first 2 s are 320 wide: {widths:?}"
+    );
+    assert!(
+        widths[60..].iter().all(|&w| w == 480),
+        "last 2 s are 480 wide: {widths:?}"
+    );
 
     let report = inspect(rec.file.as_slice()).unwrap();
-    let sizes: Vec<_> = report.tracks[0].resolutions.iter().map(|r| (r.width, r.height)).collect();
+    let sizes: Vec<_> = report.tracks[0]
+        .resolutions
+        .iter()
+        .map(|r| (r.width, r.height))
+        .collect();
     assert_eq!(sizes, vec![(320, 240), (480, 270)]);
     let change_at = report.tracks[0].resolutions[1].from_seconds - report.tracks[0].start_seconds;
-    assert!((change_at - 2.0).abs() < FRAME, "resolution changes at {change_at}");
+    assert!(
+        (change_at - 2.0).abs() < FRAME,
+        "resolution changes at {change_at}"
+    );
 }
 
 #[test]
@@ -73,7 +95,10 @@ fn audio_only_file_plays() {
     assert_eq!(audio["nb_read_packets"], "250");
     assert!((media_length(audio) - 5.0).abs() <= 0.020);
     assert_eq!(ffmpeg_decode_errors(&path), "");
-    assert!(rec.keyframe_requests.is_empty(), "no video, no key frame requests");
+    assert!(
+        rec.keyframe_requests.is_empty(),
+        "no video, no key frame requests"
+    );
 }
 
 #[test]
@@ -86,12 +111,19 @@ fn video_that_starts_later_keeps_its_place() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_temp(&dir, "late.mp4", &rec.file);
     let probe = ffprobe(&path);
-    let offset = f64_field(stream(&probe, "video"), "start_time") - f64_field(stream(&probe, "audio"), "start_time");
-    assert!((offset - 2.0).abs() <= 0.020, "video starts {offset}s after audio, at the first key frame");
+    let offset = f64_field(stream(&probe, "video"), "start_time")
+        - f64_field(stream(&probe, "audio"), "start_time");
+    assert!(
+        (offset - 2.0).abs() <= 0.020,
+        "video starts {offset}s after audio, at the first key frame"
+    );
     assert_eq!(ffmpeg_decode_errors(&path), "");
     let report = inspect(rec.file.as_slice()).unwrap();
     let inspected = report.av_start_offset_ms.unwrap();
-    assert!((inspected - 2000.0).abs() <= 20.0, "inspect says {inspected} ms");
+    assert!(
+        (inspected - 2000.0).abs() <= 20.0,
+        "inspect says {inspected} ms"
+    );
     assert!(rec.stats.timeline.dropped_waiting_for_keyframe > 0);
 }
 
@@ -100,13 +132,22 @@ fn fragments_are_bounded_and_the_index_lists_key_frames() {
     let rec = record(&Scenario::new("cbp-320x240-30fps.h264", 9.0));
     let report = inspect(rec.file.as_slice()).unwrap();
     assert!(report.index_present);
-    assert!(report.fragments.len() >= 5, "9 s in fragments of at most 2 s");
+    assert!(
+        report.fragments.len() >= 5,
+        "9 s in fragments of at most 2 s"
+    );
     for f in &report.fragments {
-        assert!(f.end_seconds - f.start_seconds <= 2.0 + FRAME, "fragment {f:?} is too long");
+        assert!(
+            f.end_seconds - f.start_seconds <= 2.0 + FRAME,
+            "fragment {f:?} is too long"
+        );
     }
     // Fragments do not wait for key frames: some start with a non-key frame.
     let video = &report.tracks[0];
     assert_eq!(video.keyframe_times.len(), 5, "one key frame per 2 s GOP");
     // One tfra entry per video key frame and one per audio fragment.
-    assert_eq!(report.index_entries, video.keyframe_times.len() + report.fragments.len());
+    assert_eq!(
+        report.index_entries,
+        video.keyframe_times.len() + report.fragments.len()
+    );
 }

@@ -6,14 +6,18 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use convrec_media::recording::{PublicationRecorder, RecorderConfig, RecorderOutput, RecorderStats};
+use convrec_media::recording::{
+    PublicationRecorder, RecorderConfig, RecorderOutput, RecorderStats,
+};
 use convrec_media::source::annexb::{AccessUnit, access_units};
 use convrec_media::source::ogg::read_ogg_opus;
 use convrec_media::source::synthetic::{SourceEvent, SyntheticConfig, SyntheticSource};
 use convrec_media::timeline::{KeyFrameReason, MediaKind};
 
 pub fn fixture_path(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures")
+        .join(name)
 }
 
 pub fn fixture(name: &str) -> Vec<u8> {
@@ -25,7 +29,9 @@ pub fn video_fixture(name: &str) -> Vec<AccessUnit> {
 }
 
 pub fn opus_fixture() -> Vec<Vec<u8>> {
-    read_ogg_opus(&fixture("tone-440hz.opus")).expect("Opus fixture").packets
+    read_ogg_opus(&fixture("tone-440hz.opus"))
+        .expect("Opus fixture")
+        .packets
 }
 
 /// How a scenario's media reaches the recorder.
@@ -74,7 +80,11 @@ pub struct Recording {
 }
 
 pub fn record(scenario: &Scenario) -> Recording {
-    let mut source = SyntheticSource::new(scenario.source.clone(), scenario.video.clone(), scenario.audio.clone());
+    let mut source = SyntheticSource::new(
+        scenario.source.clone(),
+        scenario.video.clone(),
+        scenario.audio.clone(),
+    );
     let start = Instant::now();
     let mut recorder = PublicationRecorder::new(scenario.recorder.clone(), start);
     let mut out = Recording {
@@ -95,9 +105,15 @@ pub fn record(scenario: &Scenario) -> Recording {
                     recorder.handle_video(start + at + scenario.video_delay, frame)
                 }
             }
-            SourceEvent::Frame(MediaKind::Audio, frame) => recorder.handle_audio(start + at + scenario.audio_delay, frame),
+            SourceEvent::Frame(MediaKind::Audio, frame) => {
+                recorder.handle_audio(start + at + scenario.audio_delay, frame)
+            }
             SourceEvent::SenderReport(kind, report) => {
-                let delay = if kind == MediaKind::Video { scenario.video_delay } else { scenario.audio_delay };
+                let delay = if kind == MediaKind::Video {
+                    scenario.video_delay
+                } else {
+                    scenario.audio_delay
+                };
                 recorder.handle_sender_report(start + at + delay, kind, report)
             }
         }
@@ -127,7 +143,10 @@ fn tool(name: &str) -> Command {
     let found = std::env::var_os("PATH")
         .map(|paths| std::env::split_paths(&paths).any(|p| p.join(name).is_file()))
         .unwrap_or(false);
-    assert!(found, "{name} is not installed: run the README's test command, which installs it");
+    assert!(
+        found,
+        "{name} is not installed: run the README's test command, which installs it"
+    );
     Command::new(name)
 }
 
@@ -140,22 +159,48 @@ pub fn write_temp(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> PathBuf 
 /// `ffprobe -show_streams -show_format -count_packets` as JSON.
 pub fn ffprobe(path: &Path) -> serde_json::Value {
     let out = tool("ffprobe")
-        .args(["-v", "error", "-print_format", "json", "-show_streams", "-show_format", "-count_packets"])
+        .args([
+            "-v",
+            "error",
+            "-print_format",
+            "json",
+            "-show_streams",
+            "-show_format",
+            "-count_packets",
+        ])
         .arg(path)
         .output()
         .expect("run ffprobe");
-    assert!(out.status.success(), "ffprobe failed on {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ffprobe failed on {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("ffprobe JSON")
 }
 
 /// The width of every decoded video frame, in order.
 pub fn decoded_frame_widths(path: &Path) -> Vec<u64> {
     let out = tool("ffprobe")
-        .args(["-v", "error", "-select_streams", "v:0", "-show_entries", "frame=width", "-of", "csv=p=0"])
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "frame=width",
+            "-of",
+            "csv=p=0",
+        ])
         .arg(path)
         .output()
         .expect("run ffprobe");
-    assert!(out.status.success(), "ffprobe -show_frames failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ffprobe -show_frames failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
@@ -187,7 +232,10 @@ pub fn stream<'a>(probe: &'a serde_json::Value, codec_type: &str) -> &'a serde_j
 }
 
 pub fn f64_field(v: &serde_json::Value, key: &str) -> f64 {
-    v[key].as_str().and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("no {key} in {v}"))
+    v[key]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in {v}"))
 }
 
 /// How long a stream plays. In a fragmented MP4, ffprobe's stream `duration` is where the track
