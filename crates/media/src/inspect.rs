@@ -326,6 +326,17 @@ fn read_box_bytes<S: ReadAt>(source: &mut S, b: &TopBox) -> Result<Vec<u8>, Insp
 /// Inspects a fragmented MP4. See the [module docs](self).
 pub fn inspect<S: ReadAt>(mut source: S) -> Result<Report, InspectError> {
     let file_size = source.len()?;
+    if file_size >= 8 {
+        // Name a foreign file for what it is before reading its first bytes as a box size.
+        let mut first = [0u8; 8];
+        source.read_exact_at(0, &mut first)?;
+        if &first[4..8] != b"ftyp" {
+            return Err(corrupt(
+                0,
+                "not an MP4 file: it does not start with an 'ftyp' box",
+            ));
+        }
+    }
     let mut offset = 0u64;
     let mut major_brand = None;
     let mut tracks: Option<Vec<TrackState>> = None;

@@ -151,3 +151,62 @@ fn fragments_are_bounded_and_the_index_lists_key_frames() {
         video.keyframe_times.len() + report.fragments.len()
     );
 }
+
+#[test]
+fn video_after_the_wait_is_written_with_in_band_parameter_sets_only() {
+    // Video's first key frame comes 4 s in, after the recorder stopped waiting for it (3 s): the
+    // init segment is written with an avc3 entry that has no SPS/PPS, and the file still plays.
+    let mut scenario = Scenario::new("cbp-320x240-30fps.h264", 7.0);
+    scenario.video_from = Duration::from_secs(4);
+    let rec = record(&scenario);
+    let report = inspect(rec.file.as_slice()).unwrap();
+    assert_eq!(report.tracks[0].codec, "avc3");
+    assert_eq!(
+        (report.tracks[0].width, report.tracks[0].height),
+        (Some(0), Some(0)),
+        "no size known up front"
+    );
+    assert_eq!(
+        report.tracks[0].resolutions[0].width, 320,
+        "the in-band SPS tells the size"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_temp(&dir, "late-params.mp4", &rec.file);
+    assert_eq!(ffmpeg_decode_errors(&path), "");
+    let widths = decoded_frame_widths(&path);
+    assert_eq!(widths.len(), 90, "3 s of video from 4 s to 7 s");
+    assert!(widths.iter().all(|&w| w == 320));
+}
+
+#[test]
+fn a_publisher_restart_with_a_new_ssrc_and_size_keeps_one_playable_file() {
+    // 2 s at 320x240 from one SSRC, then the encoder restarts: new SSRC, new RTP base, and
+    // 480x270 (the fixture's second half).
+    let mut scenario = Scenario::new("main-resolution-change.h264", 4.0);
+    scenario.video_restart_at = Some(Duration::from_secs(2));
+    let rec = record(&scenario);
+    assert_eq!(rec.stats.timeline.source_changes, 1);
+    // Its first frame is a key frame, so there is nothing to wait or ask for (the timeline tests
+    // cover a new source that starts with delta frames).
+    assert!(
+        !rec.keyframe_requests
+            .contains(&convrec_media::timeline::KeyFrameReason::NewSource)
+    );
+    assert_eq!(rec.stats.timeline.dropped_waiting_for_keyframe, 0);
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_temp(&dir, "restart.mp4", &rec.file);
+    assert_eq!(ffmpeg_decode_errors(&path), "");
+    let widths = decoded_frame_widths(&path);
+    assert_eq!(
+        widths.len(),
+        120,
+        "the restart's first frame is a key frame: nothing is dropped"
+    );
+    assert_eq!(widths.iter().filter(|&&w| w == 480).count(), 60);
+    let probe = ffprobe(&path);
+    let video = stream(&probe, "video");
+    assert!(
+        (media_length(video) - 4.0).abs() <= FRAME,
+        "no time lost or added at the restart"
+    );
+}

@@ -45,6 +45,9 @@ pub struct Scenario {
     pub audio_delay: Duration,
     /// Video frames captured before this are not sent (a camera switched on later).
     pub video_from: Duration,
+    /// From this capture time on, video comes from a new SSRC with an unrelated RTP base (the
+    /// publisher restarted its encoder).
+    pub video_restart_at: Option<Duration>,
     pub recorder: RecorderConfig,
 }
 
@@ -58,6 +61,7 @@ impl Scenario {
             video_delay: Duration::from_millis(40),
             audio_delay: Duration::from_millis(20),
             video_from: Duration::ZERO,
+            video_restart_at: None,
             recorder: RecorderConfig::default(),
         }
     }
@@ -99,8 +103,13 @@ pub fn record(scenario: &Scenario) -> Recording {
         if at >= end {
             break;
         }
+        let restarted = scenario.video_restart_at.is_some_and(|r| at >= r);
         match event {
-            SourceEvent::Frame(MediaKind::Video, frame) => {
+            SourceEvent::Frame(MediaKind::Video, mut frame) => {
+                if restarted {
+                    frame.ssrc ^= 0xffff;
+                    frame.rtp_time = frame.rtp_time.wrapping_add(0x7654_3210);
+                }
                 if at >= scenario.video_from {
                     recorder.handle_video(start + at + scenario.video_delay, frame)
                 }
@@ -108,7 +117,11 @@ pub fn record(scenario: &Scenario) -> Recording {
             SourceEvent::Frame(MediaKind::Audio, frame) => {
                 recorder.handle_audio(start + at + scenario.audio_delay, frame)
             }
-            SourceEvent::SenderReport(kind, report) => {
+            SourceEvent::SenderReport(kind, mut report) => {
+                if kind == MediaKind::Video && restarted {
+                    report.ssrc ^= 0xffff;
+                    report.rtp_time = report.rtp_time.wrapping_add(0x7654_3210);
+                }
                 let delay = if kind == MediaKind::Video {
                     scenario.video_delay
                 } else {

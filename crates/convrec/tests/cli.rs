@@ -1,0 +1,100 @@
+//! The `convrec` binary as a user runs it.
+
+use std::process::Command;
+
+fn convrec() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_convrec"))
+}
+
+fn demo_file(dir: &tempfile::TempDir, seconds: &str) -> std::path::PathBuf {
+    let out = convrec()
+        .args(["demo", "--seconds", seconds, "--json", "--out"])
+        .arg(dir.path())
+        .output()
+        .expect("run convrec demo");
+    assert!(
+        out.status.success(),
+        "demo failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("demo --json prints JSON");
+    let file = &json["recordings"][0]["files"][0];
+    let duration = file["durationSeconds"].as_f64().expect("durationSeconds");
+    let expected: f64 = seconds.parse().unwrap();
+    assert!(
+        (duration - expected).abs() < 0.05,
+        "demo recorded {duration} s for {expected} s"
+    );
+    assert_eq!(file["tracks"].as_array().unwrap().len(), 2);
+    file["path"].as_str().expect("path").into()
+}
+
+#[test]
+fn inspect_reports_a_demo_recording_as_text_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = demo_file(&dir, "5");
+
+    let out = convrec().arg("inspect").arg(&path).output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("avc3 320x240"), "{text}");
+    assert!(text.contains("Opus 48000 Hz"), "{text}");
+    assert!(text.contains("index: present"), "{text}");
+
+    let out = convrec()
+        .args(["inspect", "--json"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["indexPresent"], true);
+    assert_eq!(report["tracks"][0]["codec"], "avc3");
+    assert_eq!(report["tracks"][1]["codec"], "Opus");
+    let fragments = report["fragments"].as_array().unwrap();
+    assert_eq!(fragments.len(), 3, "5 s in fragments of at most 2 s");
+    assert!(report["avStartOffsetMs"].as_f64().unwrap().abs() <= 20.0);
+}
+
+#[test]
+fn inspect_of_a_truncated_file_names_the_byte_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = demo_file(&dir, "3");
+    let bytes = std::fs::read(&path).unwrap();
+    let cut = dir.path().join("cut.mp4");
+    std::fs::write(&cut, &bytes[..bytes.len() - 5000]).unwrap();
+
+    let out = convrec().arg("inspect").arg(&cut).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("truncated at byte"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    let out = convrec()
+        .args(["inspect", "--json"])
+        .arg(&cut)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let error: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let offset = error["offset"].as_u64().expect("offset of the break");
+    assert!(offset < bytes.len() as u64 - 5000);
+}
+
+#[test]
+fn inspect_of_a_missing_or_foreign_file_is_a_clear_error() {
+    let out = convrec()
+        .args(["inspect", "/nonexistent/file.mp4"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot open /nonexistent/file.mp4"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("notes.txt");
+    std::fs::write(&text, "these are not media").unwrap();
+    let out = convrec().arg("inspect").arg(&text).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("corrupt at byte 0"));
+}
