@@ -21,12 +21,12 @@ fn demo_file(dir: &tempfile::TempDir, seconds: &str) -> std::path::PathBuf {
         serde_json::from_slice(&out.stdout).expect("demo --json prints JSON");
     let file = &json["recordings"][0]["files"][0];
     let duration = file["durationSeconds"].as_f64().expect("durationSeconds");
-    let expected: f64 = seconds.parse().unwrap();
+    let expected: f64 = seconds.parse().expect("seconds is a number");
     assert!(
         (duration - expected).abs() < 0.05,
         "demo recorded {duration} s for {expected} s"
     );
-    assert_eq!(file["tracks"].as_array().unwrap().len(), 2);
+    assert_eq!(file["tracks"].as_array().expect("tracks").len(), 2);
     file["path"].as_str().expect("path").into()
 }
 

@@ -31,10 +31,13 @@ enum Event {
 
 /// The publication's events in arrival order, and the media bytes they carry.
 fn events() -> (Vec<Event>, u64) {
-    let video = access_units(&std::fs::read(fixtures().join("cbp-1280x720-2mbps.h264")).unwrap());
-    let audio = read_ogg_opus(&std::fs::read(fixtures().join("tone-440hz.opus")).unwrap())
-        .unwrap()
-        .packets;
+    let video = access_units(
+        &std::fs::read(fixtures().join("cbp-1280x720-2mbps.h264")).expect("720p fixture"),
+    );
+    let audio =
+        read_ogg_opus(&std::fs::read(fixtures().join("tone-440hz.opus")).expect("Opus fixture"))
+            .expect("Opus fixture parses")
+            .packets;
     let mut source = SyntheticSource::new(SyntheticConfig::default(), video, audio);
     let (mut out, mut bytes) = (Vec::new(), 0u64);
     loop {
@@ -119,7 +122,7 @@ fn bench(c: &mut Criterion) {
         )
     });
     let dir = std::env::temp_dir().join(format!("convrec-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(&dir).expect("temp dir for ffmpeg's inputs");
     match ffmpeg_inputs(&dir) {
         Some((h264, opus)) => {
             group.sample_size(10);

@@ -59,18 +59,12 @@ impl<'a> Iterator for AnnexBNals<'a> {
 
 /// Finds the next start code; returns its position and length (3 or 4 bytes).
 fn find_start_code(data: &[u8]) -> Option<(usize, usize)> {
-    let mut from = 0;
-    while let Some(i) = memchr::memmem::find(&data[from..], &[0, 0, 1]) {
-        let pos = from + i;
-        if pos > 0 && data[pos - 1] == 0 {
-            return Some((pos - 1, 4));
-        }
-        if pos == 0 || data[pos - 1] != 0 {
-            return Some((pos, 3));
-        }
-        from = pos + 1;
-    }
-    None
+    let pos = memchr::memmem::find(data, &[0, 0, 1])?;
+    Some(if pos > 0 && data[pos - 1] == 0 {
+        (pos - 1, 4)
+    } else {
+        (pos, 3)
+    })
 }
 
 /// Iterates over the NAL units of a sample with 4-byte big-endian length prefixes (the `avcC`
@@ -154,6 +148,12 @@ pub struct SpsInfo {
     pub width: u32,
     /// Picture height in luma samples, after cropping.
     pub height: u32,
+    /// `chroma_format_idc` (1 = 4:2:0; High profiles may use 0, 2 or 3).
+    pub chroma_format_idc: u8,
+    /// Luma bit depth minus 8.
+    pub bit_depth_luma_minus8: u8,
+    /// Chroma bit depth minus 8.
+    pub bit_depth_chroma_minus8: u8,
 }
 
 /// Reads profile, level and cropped picture size from an SPS NAL unit (header byte included).
@@ -171,6 +171,7 @@ pub fn parse_sps(nal: &[u8]) -> Result<SpsInfo, H264Error> {
     let _sps_id = r.ue().ok_or(err("seq_parameter_set_id"))?;
     let mut chroma_format_idc = 1;
     let mut separate_colour_plane = false;
+    let (mut depth_luma, mut depth_chroma) = (0, 0);
     if matches!(
         profile_idc,
         100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134 | 135
@@ -182,8 +183,11 @@ pub fn parse_sps(nal: &[u8]) -> Result<SpsInfo, H264Error> {
         if chroma_format_idc == 3 {
             separate_colour_plane = r.bit().ok_or(err("separate_colour_plane_flag"))?;
         }
-        r.ue().ok_or(err("bit_depth_luma"))?;
-        r.ue().ok_or(err("bit_depth_chroma"))?;
+        depth_luma = r.ue().ok_or(err("bit_depth_luma_minus8"))?;
+        depth_chroma = r.ue().ok_or(err("bit_depth_chroma_minus8"))?;
+        if depth_luma > 6 || depth_chroma > 6 {
+            return Err(err("bit depth above 14"));
+        }
         r.bit().ok_or(err("qpprime_y_zero_transform_bypass_flag"))?;
         if r.bit().ok_or(err("seq_scaling_matrix_present_flag"))? {
             let lists = if chroma_format_idc == 3 { 12 } else { 8 };
@@ -254,6 +258,9 @@ pub fn parse_sps(nal: &[u8]) -> Result<SpsInfo, H264Error> {
         level_idc,
         width: u32::try_from(width).map_err(|_| err("width out of range"))?,
         height: u32::try_from(height).map_err(|_| err("height out of range"))?,
+        chroma_format_idc: u8::try_from(chroma_format_idc).expect("bug: checked to be at most 3"),
+        bit_depth_luma_minus8: u8::try_from(depth_luma).expect("bug: checked to be at most 6"),
+        bit_depth_chroma_minus8: u8::try_from(depth_chroma).expect("bug: checked to be at most 6"),
     })
 }
 

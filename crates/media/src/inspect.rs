@@ -3,9 +3,9 @@
 //! file ends with its index. A truncated or corrupt file is an error naming the byte offset where
 //! it breaks.
 //!
-//! The file is read through [`ReadAt`], so a multi-gigabyte recording is never loaded whole: only
-//! box headers, `moov`/`moof`/`mfra`, and the first bytes of the samples that carry facts (Opus
-//! TOC bytes, SPS in key frames) are read.
+//! The file is read through [`ReadAt`], so a multi-gigabyte recording is never loaded whole: box
+//! headers and `moov`/`moof`/`mfra` are read, and each fragment's media is read once (one fragment
+//! at a time, up to 256 MiB) to find the facts samples carry (Opus TOC bytes, SPS in key frames).
 
 use std::io;
 
@@ -670,7 +670,7 @@ fn read_fragment<S: ReadAt>(
         }
         if let (Some(first), Some(last)) = (samples.first(), samples.last()) {
             start = start.min(track.seconds(first.dts));
-            end = end.max(track.seconds(last.dts + u64::from(last.duration)));
+            end = end.max(track.seconds(last.dts.saturating_add(u64::from(last.duration))));
         }
     }
     Ok(FragmentReport {
@@ -703,7 +703,7 @@ fn read_media<S: ReadAt>(
 
 fn note_sample(track: &mut TrackState, s: &SampleInfo, bytes: Option<&[u8]>) {
     track.first_dts.get_or_insert(s.dts);
-    track.next_dts = Some(s.dts + u64::from(s.duration));
+    track.next_dts = Some(s.dts.saturating_add(u64::from(s.duration)));
     track.report.samples += 1;
     let time = track.seconds(s.dts);
     match track.report.kind {
@@ -715,7 +715,7 @@ fn note_sample(track: &mut TrackState, s: &SampleInfo, bytes: Option<&[u8]>) {
             let scaled =
                 nominal * u64::from(track.report.timescale) / u64::from(opus::OPUS_CLOCK_RATE);
             let extra = u64::from(s.duration).saturating_sub(scaled);
-            track.add_gap(s.dts + scaled, extra);
+            track.add_gap(s.dts.saturating_add(scaled), extra);
         }
         MediaKind::Video => {
             // A frame shown for longer than the threshold: the picture stood still (a paused

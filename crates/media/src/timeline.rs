@@ -44,6 +44,8 @@ const AUDIO_SNAP_TOLERANCE_NS: i128 = 10_000_000;
 /// [`PublicationTimeline::handle_sender_report`]). Real corrections (the first report of the
 /// second track, RTP clock drift) are tens of milliseconds.
 pub const MAX_SENDER_REPORT_CORRECTION: Duration = Duration::from_secs(1);
+/// The shortest frame interval taken as a frame rate (120 fps).
+const MIN_VIDEO_FRAME_TICKS: u32 = VIDEO_CLOCK_RATE / 120;
 /// Video frame duration assumed when none has been observed yet (30 fps).
 const DEFAULT_VIDEO_FRAME_TICKS: u32 = VIDEO_CLOCK_RATE / 30;
 
@@ -179,7 +181,7 @@ pub struct TimelineStats {
     pub keyframe_requests: u64,
     /// New sources (SSRC changes) seen.
     pub source_changes: u64,
-    /// Sender reports ignored (unknown source, or an implausible jump).
+    /// Sender reports ignored because they would move their source implausibly far.
     pub ignored_sender_reports: u64,
 }
 
@@ -230,6 +232,8 @@ struct Track {
     pending: Option<TimelineSample>,
     /// End of the pending sample by its own length (audio: TOC; video: last frame interval).
     pending_nominal: u32,
+    /// End of the last sample released by [`PublicationTimeline::flush`].
+    flushed_end: Option<u64>,
     /// Video: the last observed frame interval in ticks.
     frame_ticks: u32,
 }
@@ -239,8 +243,6 @@ struct Source {
     ssrc: u32,
     /// Whether a frame of this source has been placed yet.
     placed_any: bool,
-    /// Whether a sender report has placed this source yet.
-    synced: bool,
     last_ext: i64,
     last_local_ns: i128,
     /// Arrival anchor: this extended RTP time sits at this file time.
@@ -257,6 +259,13 @@ struct VideoState {
     expected: bool,
 }
 
+impl VideoState {
+    /// The key-frame interval counts from the last key frame or request, whichever is later.
+    fn interval_anchor(&self) -> Option<Instant> {
+        self.last_keyframe.max(self.last_request)
+    }
+}
+
 impl Track {
     fn new(kind: MediaKind) -> Self {
         Self {
@@ -266,6 +275,7 @@ impl Track {
             waiting_report: None,
             pending: None,
             pending_nominal: 0,
+            flushed_end: None,
             frame_ticks: DEFAULT_VIDEO_FRAME_TICKS,
         }
     }
@@ -287,11 +297,16 @@ impl Track {
         }
     }
 
-    /// End of the pending sample (in ticks), or 0 when there is none yet.
-    fn pending_end(&self) -> Option<u64> {
-        self.pending
-            .as_ref()
-            .map(|p| p.dts + u64::from(self.pending_nominal))
+    /// Where the next sample may go: (earliest dts, end of the previous sample by its own
+    /// length), from the pending sample or, after a flush, the end of what was released.
+    fn floor(&self) -> Option<(u64, u64)> {
+        match &self.pending {
+            Some(p) => Some((
+                p.dts.saturating_add(1),
+                p.dts.saturating_add(u64::from(self.pending_nominal)),
+            )),
+            None => self.flushed_end.map(|end| (end, end)),
+        }
     }
 }
 
@@ -299,7 +314,9 @@ impl Track {
 enum Placement {
     /// Place at this dts (ticks).
     At(u64),
-    /// Duplicate, late or out of order: drop it.
+    /// The same RTP time as the frame placed last: a duplicate of it.
+    Duplicate,
+    /// Older than the frame placed last (late, out of order), or overlapping it: drop it.
     Late,
 }
 
@@ -383,19 +400,23 @@ impl PublicationTimeline {
         } else if !frame.contiguous && !keyframe {
             self.start_waiting(KeyFrameReason::Loss);
         }
-        if self.video_state.waiting_for_keyframe.is_some() {
-            if !keyframe || self.video_state.parameter_sets.is_none() {
-                self.stats.dropped_waiting_for_keyframe += 1;
-                self.handle_timeout(now);
-                return;
-            }
-            self.video_state.waiting_for_keyframe = None;
+        if self.video_state.waiting_for_keyframe.is_some()
+            && (!keyframe || self.video_state.parameter_sets.is_none())
+        {
+            self.stats.dropped_waiting_for_keyframe += 1;
+            self.handle_timeout(now);
+            return;
         }
         let dts = match self.place(MediaKind::Video, now, frame.rtp_time) {
             Placement::At(dts) => dts,
+            // The frame just written, again: nothing is missing.
+            Placement::Duplicate => {
+                self.stats.dropped_late += 1;
+                return;
+            }
             Placement::Late => {
                 self.stats.dropped_late += 1;
-                // Later frames may reference the dropped one.
+                // Frames written after it may reference it: decoding cannot go on.
                 if !keyframe {
                     self.start_waiting(KeyFrameReason::Loss);
                 }
@@ -403,6 +424,9 @@ impl PublicationTimeline {
                 return;
             }
         };
+        if keyframe {
+            self.video_state.waiting_for_keyframe = None;
+        }
         let mut data = std::mem::take(&mut self.scratch);
         let mut parameter_sets = None;
         if keyframe {
@@ -441,7 +465,7 @@ impl PublicationTimeline {
         self.note_source(MediaKind::Audio, now, &frame);
         let dts = match self.place(MediaKind::Audio, now, frame.rtp_time) {
             Placement::At(dts) => dts,
-            Placement::Late => {
+            Placement::Late | Placement::Duplicate => {
                 self.stats.dropped_late += 1;
                 return;
             }
@@ -502,20 +526,17 @@ impl PublicationTimeline {
                     self.stats.ignored_sender_reports += 1;
                     return;
                 }
-                // A source's first report may pull it back (it reached us faster than the
-                // source that fixed the offset). Move the whole publication forward instead:
-                // the others get a short gap, and no frame has to be squeezed or dropped.
-                if !source.synced && !first_frame && correction < 0 {
+                // A report may pull a source back: its first one when it reached us faster than
+                // the source that fixed the offset, or a step back of the sender's clock. Move
+                // the whole publication forward instead: the other track gets a short gap, and
+                // no frame has to be squeezed or dropped.
+                if !first_frame && correction < 0 {
                     self.clock.offset_ns = Some(offset - correction);
                 }
             }
         }
         self.clock.latest = Some((received, sender_ns));
-        let track = self.track_mut(kind);
-        track.report = Some(report);
-        if let Some(source) = track.source.as_mut() {
-            source.synced = true;
-        }
+        self.track_mut(kind).report = Some(report);
     }
 
     /// Time passed: key frame requests that fell due are queued.
@@ -532,10 +553,7 @@ impl PublicationTimeline {
                 _ => Some(reason),
             },
             None => self.config.keyframe_interval.and_then(|interval| {
-                let since = [state.last_keyframe, state.last_request]
-                    .into_iter()
-                    .flatten()
-                    .max()?;
+                let since = state.interval_anchor()?;
                 (now.saturating_duration_since(since) >= interval)
                     .then_some(KeyFrameReason::Interval)
             }),
@@ -562,11 +580,7 @@ impl PublicationTimeline {
             ),
             None => {
                 let interval = self.config.keyframe_interval?;
-                let since = [state.last_keyframe, state.last_request]
-                    .into_iter()
-                    .flatten()
-                    .max()?;
-                Some(since + interval)
+                Some(state.interval_anchor()? + interval)
             }
         }
     }
@@ -576,13 +590,14 @@ impl PublicationTimeline {
         self.events.pop_front()
     }
 
-    /// Releases the samples held back for their duration (at the end of a recording, or before
-    /// a forced fragment cut), giving each its nominal length.
+    /// Releases the samples held back for their duration, giving each its nominal length: at
+    /// the end of a recording. Later frames still go after what was released.
     pub fn flush(&mut self) {
         for kind in [MediaKind::Audio, MediaKind::Video] {
             let track = self.track_mut(kind);
             if let Some(mut sample) = track.pending.take() {
                 sample.duration = track.pending_nominal;
+                track.flushed_end = Some(sample.dts.saturating_add(u64::from(sample.duration)));
                 self.stats.samples += 1;
                 self.events.push_back(TimelineEvent::Sample(sample));
             }
@@ -626,7 +641,6 @@ impl PublicationTimeline {
         track.source = Some(Source {
             ssrc: frame.ssrc,
             placed_any: false,
-            synced: false,
             last_ext: ext,
             last_local_ns: local,
             anchor_ext: ext,
@@ -647,7 +661,10 @@ impl PublicationTimeline {
         let elapsed_ticks = i64::try_from(nanos_to_ticks(local - source.last_local_ns, rate))
             .unwrap_or(i64::MAX / 2);
         let ext = nearest_extended(rtp_time, source.last_ext.saturating_add(elapsed_ticks));
-        if source.placed_any && ext <= source.last_ext {
+        if source.placed_any && ext == source.last_ext {
+            return Placement::Duplicate;
+        }
+        if source.placed_any && ext < source.last_ext {
             return Placement::Late;
         }
         let first_frame = !source.placed_any;
@@ -667,19 +684,22 @@ impl PublicationTimeline {
         let source = track.source.expect("bug: set above");
         let file_ns = track.file_ns(&source, ext, &self.clock);
         let ticks = u64::try_from(nanos_to_ticks(file_ns, rate).max(0)).unwrap_or(u64::MAX);
-        match (kind, track.pending.as_ref(), track.pending_end()) {
-            (_, None, _) | (_, _, None) => Placement::At(ticks),
-            (MediaKind::Audio, Some(_), Some(end)) => {
+        let Some((earliest, end)) = track.floor() else {
+            return Placement::At(ticks);
+        };
+        match kind {
+            MediaKind::Audio => {
                 let tolerance = u64::try_from(nanos_to_ticks(AUDIO_SNAP_TOLERANCE_NS, rate))
                     .expect("bug: tolerance is positive");
-                if ticks + tolerance < end {
+                if ticks.saturating_add(tolerance) < end {
                     Placement::Late
                 } else {
                     Placement::At(ticks.max(end))
                 }
             }
-            // A sender report can pull a video source back by a few ms: keep frames in order.
-            (MediaKind::Video, Some(pending), Some(_)) => Placement::At(ticks.max(pending.dts + 1)),
+            // Video frames already have their place in the stream: keep them in order even if a
+            // correction would put one a little earlier.
+            MediaKind::Video => Placement::At(ticks.max(earliest)),
         }
     }
 
@@ -697,8 +717,8 @@ impl PublicationTimeline {
             && previous.duration > 0
         {
             // Keep the typical frame interval for the nominal length of the last frame; a
-            // pause is not a frame interval.
-            if previous.duration < VIDEO_CLOCK_RATE {
+            // pause is not a frame interval, and neither is a frame kept in order by one tick.
+            if (MIN_VIDEO_FRAME_TICKS..=VIDEO_CLOCK_RATE).contains(&previous.duration) {
                 track.frame_ticks = previous.duration;
             }
         }

@@ -142,7 +142,6 @@ fn fragments_are_bounded_and_the_index_lists_key_frames() {
             "fragment {f:?} is too long"
         );
     }
-    // Fragments do not wait for key frames: some start with a non-key frame.
     let video = &report.tracks[0];
     assert_eq!(video.keyframe_times.len(), 5, "one key frame per 2 s GOP");
     // One tfra entry per video key frame and one per audio fragment.
@@ -208,5 +207,119 @@ fn a_publisher_restart_with_a_new_ssrc_and_size_keeps_one_playable_file() {
     assert!(
         (media_length(video) - 4.0).abs() <= FRAME,
         "no time lost or added at the restart"
+    );
+}
+
+#[test]
+fn fragments_do_not_wait_for_key_frames() {
+    // 1.5 s fragments over a 2 s GOP: most fragments must start with a delta frame, and the
+    // file still plays from start to end.
+    let mut scenario = Scenario::new("cbp-320x240-30fps.h264", 6.0);
+    scenario.recorder.fragment_duration = Duration::from_millis(1500);
+    let rec = record(&scenario);
+    let report = inspect(rec.file.as_slice()).unwrap();
+    let keyframes = &report.tracks[0].keyframe_times;
+    let starts_on_delta = report
+        .fragments
+        .iter()
+        .filter(|f| {
+            !keyframes
+                .iter()
+                .any(|k| (k - f.start_seconds).abs() < 0.001)
+        })
+        .count();
+    assert!(report.fragments.len() >= 4);
+    assert!(
+        starts_on_delta >= 2,
+        "fragments start at {:?}, key frames at {keyframes:?}",
+        report.fragments
+    );
+    for f in &report.fragments {
+        assert!(f.end_seconds - f.start_seconds <= 1.5 + FRAME);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_temp(&dir, "cut-anywhere.mp4", &rec.file);
+    assert_eq!(ffmpeg_decode_errors(&path), "");
+    assert_eq!(stream(&ffprobe(&path), "video")["nb_read_packets"], "180");
+}
+
+#[test]
+fn high_profile_chroma_format_and_bit_depth_reach_avcc() {
+    // High 4:2:2 10-bit: avcC must carry chroma_format 2 and bit depth 10 (ISO/IEC 14496-15).
+    use convrec_media::fmp4::{
+        Fmp4Writer, H264Entry, TrackCodec, TrackSpec, WriterConfig, WriterSample,
+    };
+    use convrec_media::h264::annexb_to_length_prefixed;
+    use convrec_media::timeline::ParameterSets;
+    let units = video_fixture("high422-10bit-64x48.h264");
+    let mut samples = Vec::new();
+    let mut params = None;
+    for unit in &units {
+        let mut data = Vec::new();
+        let info = annexb_to_length_prefixed(&unit.data, &mut data).unwrap();
+        if let (Some(sps), Some(pps)) = (info.sps, info.pps) {
+            params.get_or_insert(ParameterSets { sps, pps });
+        }
+        samples.push((info.keyframe, data));
+    }
+    let config = WriterConfig {
+        tracks: vec![TrackSpec {
+            track_id: 1,
+            codec: TrackCodec::H264 {
+                entry: H264Entry::Avc1,
+                parameter_sets: params,
+            },
+        }],
+        fragment_duration: Duration::from_secs(2),
+        creation_unix_secs: 0,
+    };
+    let mut writer = Fmp4Writer::new(config).unwrap();
+    for (i, (keyframe, data)) in samples.into_iter().enumerate() {
+        writer
+            .push_sample(WriterSample {
+                track_id: 1,
+                dts: i as u64 * 9000,
+                duration: 9000,
+                keyframe,
+                data,
+            })
+            .unwrap();
+    }
+    writer.finish().unwrap();
+    let mut file = Vec::new();
+    while let Some(block) = writer.poll_output() {
+        file.extend_from_slice(block.bytes());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_temp(&dir, "high422.mp4", &file);
+    let probe = ffprobe(&path);
+    let video = stream(&probe, "video");
+    assert_eq!(video["codec_tag_string"], "avc1");
+    assert_eq!(video["profile"], "High 4:2:2");
+    assert_eq!(video["pix_fmt"], "yuv422p10le");
+    assert_eq!(video["nb_read_packets"], "10");
+    assert_eq!(ffmpeg_decode_errors(&path), "");
+    // And the record itself, as written.
+    let moov_at = u32::from_be_bytes(file[..4].try_into().unwrap()) as usize;
+    let (moov, _) =
+        <shiguredo_mp4::boxes::MoovBox as shiguredo_mp4::Decode>::decode(&file[moov_at..]).unwrap();
+    let entry = &moov.trak_boxes[0]
+        .mdia_box
+        .minf_box
+        .stbl_box
+        .stsd_box
+        .entries[0];
+    let shiguredo_mp4::boxes::SampleEntry::Avc1(avc1) = entry else {
+        panic!("not avc1: {entry:?}")
+    };
+    assert_eq!(avc1.avcc_box.avc_profile_indication, 122);
+    assert_eq!(avc1.avcc_box.chroma_format.map(|c| c.get()), Some(2));
+    assert_eq!(
+        avc1.avcc_box.bit_depth_luma_minus8.map(|c| c.get()),
+        Some(2)
+    );
+    assert_eq!(
+        avc1.avcc_box.bit_depth_chroma_minus8.map(|c| c.get()),
+        Some(2)
     );
 }

@@ -68,6 +68,28 @@ fn drain(timeline: &mut PublicationTimeline, out: &mut Collected) {
     }
 }
 
+fn audio_only() -> TimelineConfig {
+    TimelineConfig {
+        expect_video: false,
+        ..Default::default()
+    }
+}
+
+/// Audio packets sent at the given RTP times, each arriving exactly when it was captured;
+/// returns what the timeline made of them once flushed.
+fn audio_at_rtp_times(rtps: &[u32], packet: &[u8]) -> (Collected, PublicationTimeline) {
+    let start = Instant::now();
+    let mut t = PublicationTimeline::new(audio_only(), start);
+    for &rtp in rtps {
+        let captured = Duration::from_nanos(u64::from(rtp) * 1_000_000_000 / 48_000);
+        t.handle_audio(start + captured, frame(1, rtp, packet));
+    }
+    t.flush();
+    let mut out = Collected::default();
+    drain(&mut t, &mut out);
+    (out, t)
+}
+
 fn secs(sample: &TimelineSample) -> f64 {
     sample.dts as f64 / f64::from(sample.kind.clock_rate())
 }
@@ -190,13 +212,7 @@ fn rtp_wraparound_keeps_time_continuous() {
 #[test]
 fn duplicates_and_reordered_packets_are_dropped_never_retimed() {
     let start = Instant::now();
-    let mut t = PublicationTimeline::new(
-        TimelineConfig {
-            expect_video: false,
-            ..Default::default()
-        },
-        start,
-    );
+    let mut t = PublicationTimeline::new(audio_only(), start);
     let ms = |n| start + Duration::from_millis(n);
     // 0, 960, 960 (duplicate), 2880 (ahead: 1920 is late), 1920 (late), 3840
     for (arrive, rtp) in [
@@ -233,38 +249,28 @@ fn sender_reports_align_audio_and_video_despite_different_delays() {
         MediaKind::Video => Duration::from_millis(150),
         MediaKind::Audio => Duration::from_millis(10),
     };
-    let mut source = SyntheticSource::new(
-        SyntheticConfig::default(),
-        gop(60),
-        vec![OPUS_20MS.to_vec()],
-    );
-    let (out, vc, ac, _) = run_source(
-        &mut source,
-        6.0,
-        TimelineConfig::default(),
-        delay,
-        |_, _, _| {},
-    );
-    let offset = av_offset_at(&out, &vc, &ac, Duration::from_secs(4));
+    let offset_at_4s = |config: SyntheticConfig| {
+        let mut source = SyntheticSource::new(config, gop(60), vec![OPUS_20MS.to_vec()]);
+        let (out, vc, ac, _) = run_source(
+            &mut source,
+            6.0,
+            TimelineConfig::default(),
+            delay,
+            |_, _, _| {},
+        );
+        av_offset_at(&out, &vc, &ac, Duration::from_secs(4))
+    };
+    let offset = offset_at_4s(SyntheticConfig::default());
     assert!(
         offset.abs() <= 0.020,
         "with sender reports: A/V offset {offset}"
     );
 
     // The control: without sender reports the check fails by the delay difference.
-    let config = SyntheticConfig {
+    let offset = offset_at_4s(SyntheticConfig {
         sender_report_interval: None,
         ..SyntheticConfig::default()
-    };
-    let mut source = SyntheticSource::new(config, gop(60), vec![OPUS_20MS.to_vec()]);
-    let (out, vc, ac, _) = run_source(
-        &mut source,
-        6.0,
-        TimelineConfig::default(),
-        delay,
-        |_, _, _| {},
-    );
-    let offset = av_offset_at(&out, &vc, &ac, Duration::from_secs(4));
+    });
     assert!(
         (offset - 0.140).abs() <= 0.002,
         "without sender reports: A/V offset {offset}"
@@ -321,25 +327,9 @@ fn mute_and_paused_share_stay_gaps() {
 #[test]
 fn dtx_packets_keep_their_rtp_times() {
     // 1 s of speech, then discontinuous transmission: one packet every 400 ms.
-    let start = Instant::now();
-    let mut t = PublicationTimeline::new(
-        TimelineConfig {
-            expect_video: false,
-            ..Default::default()
-        },
-        start,
-    );
     let mut rtps: Vec<u32> = (0..50).map(|i| i * 960).collect();
     rtps.extend((0..10).map(|i| 50 * 960 + i * 19_200));
-    for &rtp in &rtps {
-        t.handle_audio(
-            start + Duration::from_nanos(u64::from(rtp) * 1_000_000_000 / 48_000),
-            frame(1, rtp, &OPUS_20MS),
-        );
-    }
-    t.flush();
-    let mut out = Collected::default();
-    drain(&mut t, &mut out);
+    let (out, _) = audio_at_rtp_times(&rtps, &OPUS_20MS);
     let times: Vec<u64> = out.audio.iter().map(|s| s.dts).collect();
     assert_eq!(
         times,
@@ -355,13 +345,7 @@ fn dtx_packets_keep_their_rtp_times() {
 #[test]
 fn opus_durations_come_from_the_toc() {
     let start = Instant::now();
-    let mut t = PublicationTimeline::new(
-        TimelineConfig {
-            expect_video: false,
-            ..Default::default()
-        },
-        start,
-    );
+    let mut t = PublicationTimeline::new(audio_only(), start);
     // SILK 60 ms packets (config 11, code 0), then one code-3 packet of 3 × 20 ms CELT frames.
     for i in 0..5u32 {
         t.handle_audio(
@@ -681,22 +665,15 @@ proptest! {
     /// it spans it and the packet after it starts at its true time.
     #[test]
     fn gaps_of_any_length_stay_gaps(before in 1u32..200, gap in 1u32..20_000, after in 1u32..50) {
-        let start = Instant::now();
-        let mut t = PublicationTimeline::new(TimelineConfig { expect_video: false, ..Default::default() }, start);
         let rtps: Vec<u32> = (0..before).chain((before + gap)..(before + gap + after)).map(|i| i * 960).collect();
-        for &rtp in &rtps {
-            t.handle_audio(start + Duration::from_micros(u64::from(rtp) * 1_000_000 / 48_000), frame(1, rtp, &OPUS_20MS));
-        }
-        t.flush();
-        let mut out = Collected::default();
-        drain(&mut t, &mut out);
+        let (out, _) = audio_at_rtp_times(&rtps, &OPUS_20MS);
         let times: Vec<u64> = out.audio.iter().map(|s| s.dts).collect();
         prop_assert_eq!(times, rtps.iter().map(|&r| u64::from(r)).collect::<Vec<_>>());
         prop_assert_eq!(out.audio[before as usize - 1].duration, (gap + 1) * 960);
     }
 
     /// Reordered and duplicated packets never move time: what comes out is a subsequence of the
-    /// sent RTP times, strictly increasing, each at its own time.
+    /// sent packets in RTP order, each exactly at its RTP distance from the first one.
     #[test]
     fn reordering_never_moves_time(swaps in prop::collection::vec((0usize..100, 1usize..4), 0..30), dups in prop::collection::vec(0usize..100, 0..10)) {
         let mut order: Vec<u32> = (0..100).collect();
@@ -708,23 +685,155 @@ proptest! {
             order.insert(d, order[d]);
         }
         let start = Instant::now();
-        let mut t = PublicationTimeline::new(TimelineConfig { expect_video: false, ..Default::default() }, start);
+        let mut t = PublicationTimeline::new(audio_only(), start);
         for (arrival, &i) in order.iter().enumerate() {
-            t.handle_audio(start + Duration::from_millis(arrival as u64 * 20), frame(1, i * 960, &OPUS_20MS));
+            // A 20 ms CELT packet whose second byte names it.
+            let packet = [0xf8, i as u8];
+            t.handle_audio(start + Duration::from_millis(arrival as u64 * 20), frame(1, i * 960, &packet));
         }
         t.flush();
         let mut out = Collected::default();
         drain(&mut t, &mut out);
-        let first = order[0];
-        for pair in out.audio.windows(2) {
-            prop_assert!(pair[0].dts < pair[1].dts);
-        }
+        let first = u64::from(order[0]);
+        let mut previous = None;
         for s in &out.audio {
-            // Time zero is the first packet's arrival, so every packet sits at its RTP distance
-            // from the first one.
-            prop_assert_eq!(s.dts % 960, 0);
-            prop_assert!(s.dts / 960 + u64::from(first) < 100);
+            let index = u64::from(s.data[1]);
+            prop_assert!(previous.is_none_or(|p| p < index), "packets come out in RTP order");
+            prop_assert_eq!(s.dts, (index - first) * 960, "packet {} sits at its RTP time", index);
+            previous = Some(index);
         }
         prop_assert_eq!(t.stats().dropped_late as usize + out.audio.len(), order.len());
     }
+}
+
+/// Feeds video frames `(arrival ms, rtp, key, contiguous)` and returns what came out.
+fn video_sequence(frames: &[(u64, u32, bool, bool)]) -> (Collected, PublicationTimeline) {
+    let start = Instant::now();
+    let mut t = PublicationTimeline::new(TimelineConfig::default(), start);
+    for &(ms, rtp, key, contiguous) in frames {
+        let unit = if key { key_unit() } else { delta_unit() };
+        let mut f = frame(1, rtp, &unit.data);
+        f.contiguous = contiguous;
+        t.handle_video(start + Duration::from_millis(ms), f);
+    }
+    t.flush();
+    let mut out = Collected::default();
+    drain(&mut t, &mut out);
+    (out, t)
+}
+
+#[test]
+fn a_repeated_old_key_frame_does_not_end_a_wait_for_a_new_one() {
+    // A loss starts a wait; a retransmitted copy of the old key frame must not end it, or the
+    // next delta frame would be written without the frames it depends on.
+    let (out, t) = video_sequence(&[
+        (0, 0, true, true),
+        (33, 3000, false, true),
+        (100, 9000, false, false),
+        (110, 0, true, true),
+        (133, 12_000, false, true),
+        (166, 15_000, true, true),
+    ]);
+    let times: Vec<u64> = out.video.iter().map(|s| s.dts).collect();
+    assert_eq!(times, vec![0, 3000, 15_000]);
+    assert_eq!(
+        out.requests,
+        vec![KeyFrameReason::Start, KeyFrameReason::Loss]
+    );
+    assert_eq!(t.stats().dropped_waiting_for_keyframe, 2);
+    assert_eq!(t.stats().dropped_late, 1);
+}
+
+#[test]
+fn an_exact_duplicate_frame_is_dropped_without_waiting() {
+    let (out, t) = video_sequence(&[
+        (0, 0, true, true),
+        (33, 3000, false, true),
+        (40, 3000, false, true),
+        (66, 6000, false, true),
+    ]);
+    let times: Vec<u64> = out.video.iter().map(|s| s.dts).collect();
+    assert_eq!(
+        times,
+        vec![0, 3000, 6000],
+        "the frame after the duplicate is kept"
+    );
+    assert_eq!(
+        out.requests,
+        vec![KeyFrameReason::Start],
+        "no key frame asked for"
+    );
+    assert_eq!(t.stats().dropped_late, 1);
+    assert_eq!(t.stats().dropped_waiting_for_keyframe, 0);
+}
+
+#[test]
+fn a_sender_clock_stepping_back_opens_gaps_and_squeezes_nothing() {
+    // After 3 s the sender's NTP clock steps back 300 ms (an NTP correction on the sender).
+    let step = (0.3 * 4_294_967_296.0) as u64;
+    let start = Instant::now();
+    let mut source = SyntheticSource::new(
+        SyntheticConfig::default(),
+        gop(60),
+        vec![OPUS_20MS.to_vec()],
+    );
+    let mut t = PublicationTimeline::new(TimelineConfig::default(), start);
+    let mut out = Collected::default();
+    let (mut vc, mut ac) = (Vec::new(), Vec::new());
+    loop {
+        let (at, event) = source.next_event();
+        if at >= Duration::from_secs(6) {
+            break;
+        }
+        let arrival = start + at + Duration::from_millis(30);
+        match event {
+            SourceEvent::Frame(MediaKind::Video, f) => {
+                vc.push(at);
+                t.handle_video(arrival, f)
+            }
+            SourceEvent::Frame(MediaKind::Audio, f) => {
+                ac.push(at);
+                t.handle_audio(arrival, f)
+            }
+            SourceEvent::SenderReport(kind, mut report) => {
+                if at >= Duration::from_secs(3) {
+                    report.ntp_time -= step;
+                }
+                t.handle_sender_report(arrival, kind, report)
+            }
+        }
+        drain(&mut t, &mut out);
+    }
+    t.flush();
+    drain(&mut t, &mut out);
+    assert_eq!(t.stats().dropped_late, 0, "no audio dropped as overlapping");
+    assert_eq!(
+        t.stats().ignored_sender_reports,
+        0,
+        "300 ms is a plausible step"
+    );
+    assert_contiguous(&out.video);
+    assert_contiguous(&out.audio);
+    assert!(
+        out.video[..out.video.len() - 1]
+            .iter()
+            .all(|s| s.duration >= 3000),
+        "no video frame squeezed"
+    );
+    let long_video: Vec<u32> = out
+        .video
+        .iter()
+        .map(|s| s.duration)
+        .filter(|&d| d > 3000)
+        .collect();
+    let long_audio: Vec<u32> = out
+        .audio
+        .iter()
+        .map(|s| s.duration)
+        .filter(|&d| d > 960)
+        .collect();
+    assert_eq!(long_video, vec![3000 + 27_000], "video: one 300 ms gap");
+    assert_eq!(long_audio, vec![960 + 14_400], "audio: one 300 ms gap");
+    let offset = av_offset_at(&out, &vc, &ac, Duration::from_secs(5));
+    assert!(offset.abs() <= 0.020, "A/V offset {offset} after the step");
 }

@@ -92,3 +92,63 @@ fn damaged_headers_are_corrupt_not_panics() {
     let err = inspect(&rec.file[..ftyp_size]).unwrap_err();
     assert!(err.to_string().contains("moov"), "{err}");
 }
+
+/// A fragment at the very end of time (tfdt = 2⁶⁴ − 1, version 1), then another: sums that
+/// once overflowed must saturate, in debug builds too.
+fn extreme_time_file() -> Vec<u8> {
+    use shiguredo_mp4::Encode;
+    use shiguredo_mp4::boxes::{MfhdBox, MoofBox, TfdtBox, TfhdBox, TrafBox, TrunBox, TrunSample};
+    let rec = record(&Scenario::audio_only(1.0));
+    let mut file = rec.file[..rec.block_ends[0]].to_vec();
+    let packet = [0xf8u8, 0xff, 0xfe];
+    for sequence in 1..=2 {
+        let mut moof = MoofBox {
+            mfhd_box: MfhdBox {
+                sequence_number: sequence,
+            },
+            traf_boxes: vec![TrafBox {
+                tfhd_box: TfhdBox {
+                    track_id: 2,
+                    base_data_offset: None,
+                    sample_description_index: None,
+                    default_sample_duration: None,
+                    default_sample_size: None,
+                    default_sample_flags: None,
+                    duration_is_empty: false,
+                    default_base_is_moof: true,
+                },
+                tfdt_box: Some(TfdtBox {
+                    version: 1,
+                    base_media_decode_time: u64::MAX,
+                }),
+                trun_boxes: vec![TrunBox {
+                    data_offset: Some(0),
+                    first_sample_flags: None,
+                    samples: vec![TrunSample {
+                        duration: Some(960),
+                        size: Some(3),
+                        flags: None,
+                        composition_time_offset: None,
+                    }],
+                }],
+                unknown_boxes: vec![],
+            }],
+            unknown_boxes: vec![],
+        };
+        let size = moof.encode_to_vec().expect("encode moof").len();
+        moof.traf_boxes[0].trun_boxes[0].data_offset = Some(size as i32 + 8);
+        file.extend_from_slice(&moof.encode_to_vec().expect("encode moof"));
+        file.extend_from_slice(&11u32.to_be_bytes());
+        file.extend_from_slice(b"mdat");
+        file.extend_from_slice(&packet);
+    }
+    file
+}
+
+#[test]
+fn extreme_times_saturate_instead_of_overflowing() {
+    let file = extreme_time_file();
+    let report = inspect(file.as_slice()).expect("extreme but well-formed");
+    assert_eq!(report.tracks[0].samples, 2);
+    assert_eq!(report.fragments.len(), 2);
+}

@@ -254,7 +254,16 @@ fn sample_entry(track: &TrackSpec) -> Result<(SampleEntry, u32, u32), WriterErro
                 (i.profile_idc, i.constraint_flags, i.level_idc)
             });
             let (width, height) = info.map_or((0, 0), |i| (i.width, i.height));
+            // ISO/IEC 14496-15 §5.3.3.1: profiles other than baseline, main and extended carry
+            // the chroma format and bit depths (as the SPS says; 4:2:0 8-bit without one).
             let high = !matches!(profile, 66 | 77 | 88);
+            let (chroma, luma, chroma_depth) = info.map_or((1, 0, 0), |i| {
+                (
+                    i.chroma_format_idc,
+                    i.bit_depth_luma_minus8,
+                    i.bit_depth_chroma_minus8,
+                )
+            });
             let avc1 = Avc1Box {
                 visual: shiguredo_mp4::boxes::VisualSampleEntryFields {
                     data_reference_index: NonZeroU16::MIN,
@@ -275,9 +284,9 @@ fn sample_entry(track: &TrackSpec) -> Result<(SampleEntry, u32, u32), WriterErro
                     length_size_minus_one: Uint::new(3),
                     sps_list: parameter_sets.iter().map(|p| p.sps.clone()).collect(),
                     pps_list: parameter_sets.iter().map(|p| p.pps.clone()).collect(),
-                    chroma_format: high.then(|| Uint::new(1)),
-                    bit_depth_luma_minus8: high.then(|| Uint::new(0)),
-                    bit_depth_chroma_minus8: high.then(|| Uint::new(0)),
+                    chroma_format: high.then(|| Uint::new(chroma)),
+                    bit_depth_luma_minus8: high.then(|| Uint::new(luma)),
+                    bit_depth_chroma_minus8: high.then(|| Uint::new(chroma_depth)),
                     sps_ext_list: Vec::new(),
                 },
                 unknown_boxes: Vec::new(),

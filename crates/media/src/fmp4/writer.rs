@@ -16,6 +16,9 @@ use crate::h264::H264Error;
 use crate::rtp_time::ticks_to_nanos;
 use crate::timeline::MediaKind;
 
+/// Most media bytes in one fragment, well inside what its 32-bit offsets address.
+const MAX_FRAGMENT_DATA: usize = 1 << 30;
+
 /// Default longest stretch of media in one fragment (SPEC §6: at most ~2 s).
 pub const DEFAULT_FRAGMENT_DURATION: Duration = Duration::from_secs(2);
 
@@ -241,10 +244,18 @@ impl Fmp4Writer {
                 dts: sample.dts,
             });
         }
-        let size =
-            u32::try_from(sample.data.len()).map_err(|_| WriterError::TooLarge("a sample"))?;
+        if sample.data.len() > MAX_FRAGMENT_DATA {
+            return Err(WriterError::TooLarge("a sample"));
+        }
+        let size = u32::try_from(sample.data.len()).expect("bug: bounded by MAX_FRAGMENT_DATA");
+        let end = sample
+            .dts
+            .checked_add(u64::from(sample.duration))
+            .ok_or(WriterError::TooLarge("a sample's end time"))?;
         let track = &self.tracks[index];
-        let mut cut = false;
+        let open_data: usize = self.tracks.iter().map(|t| t.data.len()).sum();
+        // Keep every fragment addressable by the 32-bit sizes and offsets of moof/mdat.
+        let mut cut = open_data + sample.data.len() > MAX_FRAGMENT_DATA;
         if let Some(expected) = track.next_dts {
             if sample.dts < expected {
                 return Err(WriterError::TimeWentBackwards {
@@ -288,7 +299,7 @@ impl Fmp4Writer {
         }
         track.data.extend_from_slice(&sample.data);
         track.first_dts.get_or_insert(sample.dts);
-        track.next_dts = Some(sample.dts + u64::from(sample.duration));
+        track.next_dts = Some(end);
         self.fragment_start_ns = Some(
             self.fragment_start_ns
                 .map_or(sample_ns, |s| s.min(sample_ns)),
@@ -348,7 +359,26 @@ impl Fmp4Writer {
     }
 
     fn cut_fragment(&mut self) -> Result<(), WriterError> {
-        if self.tracks.iter().all(|t| t.samples.is_empty()) {
+        // Take the open runs first: whatever happens below, the writer is left consistent.
+        let mut runs: Vec<OpenRun> = self
+            .tracks
+            .iter_mut()
+            .enumerate()
+            .filter(|(_, t)| !t.samples.is_empty())
+            .map(|(index, t)| OpenRun {
+                index,
+                first_dts: t
+                    .first_dts
+                    .take()
+                    .expect("bug: a track with samples has a first dts"),
+                end: t.next_dts.expect("bug: a track with samples has an end"),
+                samples: std::mem::take(&mut t.samples),
+                data: std::mem::take(&mut t.data),
+                sync: std::mem::take(&mut t.sync_in_fragment),
+            })
+            .collect();
+        self.fragment_start_ns = None;
+        if runs.is_empty() {
             return Ok(());
         }
         let sequence = self.sequence + 1;
@@ -356,83 +386,65 @@ impl Fmp4Writer {
             mfhd_box: MfhdBox {
                 sequence_number: sequence,
             },
-            traf_boxes: Vec::new(),
+            traf_boxes: runs
+                .iter_mut()
+                .map(|run| TrafBox {
+                    tfhd_box: TfhdBox {
+                        track_id: self.tracks[run.index].spec.track_id,
+                        base_data_offset: None,
+                        sample_description_index: None,
+                        default_sample_duration: None,
+                        default_sample_size: None,
+                        default_sample_flags: None,
+                        duration_is_empty: false,
+                        default_base_is_moof: true,
+                    },
+                    tfdt_box: Some(TfdtBox {
+                        version: u8::from(run.first_dts > u64::from(u32::MAX)),
+                        base_media_decode_time: run.first_dts,
+                    }),
+                    trun_boxes: vec![TrunBox {
+                        data_offset: Some(0),
+                        first_sample_flags: None,
+                        samples: std::mem::take(&mut run.samples),
+                    }],
+                    unknown_boxes: Vec::new(),
+                })
+                .collect(),
             unknown_boxes: Vec::new(),
         };
-        let with_samples: Vec<usize> = (0..self.tracks.len())
-            .filter(|&i| !self.tracks[i].samples.is_empty())
-            .collect();
-        for &i in &with_samples {
-            let t = &mut self.tracks[i];
-            let first_dts = t
-                .first_dts
-                .expect("bug: a track with samples has a first dts");
-            moof.traf_boxes.push(TrafBox {
-                tfhd_box: TfhdBox {
-                    track_id: t.spec.track_id,
-                    base_data_offset: None,
-                    sample_description_index: None,
-                    default_sample_duration: None,
-                    default_sample_size: None,
-                    default_sample_flags: None,
-                    duration_is_empty: false,
-                    default_base_is_moof: true,
-                },
-                tfdt_box: Some(TfdtBox {
-                    version: u8::from(first_dts > u64::from(u32::MAX)),
-                    base_media_decode_time: first_dts,
-                }),
-                trun_boxes: vec![TrunBox {
-                    data_offset: Some(0),
-                    first_sample_flags: None,
-                    samples: std::mem::take(&mut t.samples),
-                }],
-                unknown_boxes: Vec::new(),
-            });
-        }
         // The data offsets do not change the moof's size: measure, then fill them in.
         let moof_size = moof.encode_to_vec()?.len();
-        let data_size: usize = with_samples
-            .iter()
-            .map(|&i| self.tracks[i].data.len())
-            .sum();
+        let data_size: usize = runs.iter().map(|run| run.data.len()).sum();
         let mdat_size =
             u32::try_from(8 + data_size).map_err(|_| WriterError::TooLarge("a fragment"))?;
         let mut data_offset = moof_size + 8;
-        for (traf, &i) in moof.traf_boxes.iter_mut().zip(&with_samples) {
+        for (traf, run) in moof.traf_boxes.iter_mut().zip(&runs) {
             traf.trun_boxes[0].data_offset =
                 Some(i32::try_from(data_offset).map_err(|_| WriterError::TooLarge("a fragment"))?);
-            data_offset += self.tracks[i].data.len();
+            data_offset += run.data.len();
         }
         let mut bytes = Vec::with_capacity(moof_size + 8 + data_size);
         bytes.extend_from_slice(&moof.encode_to_vec()?);
         bytes.extend_from_slice(&mdat_size.to_be_bytes());
         bytes.extend_from_slice(b"mdat");
         let (mut start_ns, mut end_ns) = (i128::MAX, 0i128);
-        for (traf_number, &i) in with_samples.iter().enumerate() {
-            let t = &mut self.tracks[i];
-            bytes.extend_from_slice(&t.data);
-            t.data.clear();
-            let rate = t.spec.timescale();
-            let first = t
-                .first_dts
-                .take()
-                .expect("bug: a track with samples has a first dts");
-            let end = t.next_dts.expect("bug: a track with samples has an end");
-            start_ns = start_ns.min(ticks_to_nanos(
-                i64::try_from(first).unwrap_or(i64::MAX),
-                rate,
-            ));
-            end_ns = end_ns.max(ticks_to_nanos(i64::try_from(end).unwrap_or(i64::MAX), rate));
-            for (sample_number, time) in t.sync_in_fragment.drain(..) {
-                t.index.push(TfraEntry {
+        for (traf_number, run) in runs.into_iter().enumerate() {
+            bytes.extend_from_slice(&run.data);
+            let track = &mut self.tracks[run.index];
+            let rate = track.spec.timescale();
+            let nanos = |ticks: u64| ticks_to_nanos(i64::try_from(ticks).unwrap_or(i64::MAX), rate);
+            start_ns = start_ns.min(nanos(run.first_dts));
+            end_ns = end_ns.max(nanos(run.end));
+            track
+                .index
+                .extend(run.sync.into_iter().map(|(sample_number, time)| TfraEntry {
                     time,
                     moof_offset: self.offset,
                     traf_number: u32::try_from(traf_number + 1).expect("bug: at most a few tracks"),
                     trun_number: 1,
                     sample_number,
-                });
-            }
+                }));
         }
         let fragment = Fragment {
             sequence,
@@ -443,10 +455,19 @@ impl Fmp4Writer {
         };
         self.sequence = sequence;
         self.offset += fragment.bytes.len() as u64;
-        self.fragment_start_ns = None;
         self.outputs.push_back(WriterOutput::Fragment(fragment));
         Ok(())
     }
+}
+
+/// One track's part of the fragment being cut.
+struct OpenRun {
+    index: usize,
+    first_dts: u64,
+    end: u64,
+    samples: Vec<TrunSample>,
+    data: Vec<u8>,
+    sync: Vec<(u32, u64)>,
 }
 
 fn nanos_to_duration(nanos: i128) -> Duration {
