@@ -19,5 +19,9 @@ fi
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-# Unit, property, round-trip (ffprobe/ffmpeg), fuzz-corpus replay and CLI tests.
-cargo test --workspace --locked
+# Unit, property, round-trip (ffprobe/ffmpeg), fuzz-corpus replay, CLI and doc tests.
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --workspace --locked 2>&1 | tee "$log"
+# One closing line for the whole run (cargo prints one per test binary).
+awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, i }' "$log"
