@@ -63,6 +63,9 @@ pub struct SyntheticSource {
     video: Vec<AccessUnit>,
     audio: Vec<Vec<u8>>,
     video_index: u64,
+    /// Which access unit of the loop comes next (moves ahead on a key-frame request).
+    video_position: usize,
+    keyframe_requested: bool,
     audio_index: u64,
     /// Audio position in 48 kHz ticks (packets may have different durations).
     audio_ticks: u64,
@@ -78,6 +81,8 @@ impl SyntheticSource {
             video,
             audio,
             video_index: 0,
+            video_position: 0,
+            keyframe_requested: false,
             audio_index: 0,
             audio_ticks: 0,
             next_report: [Duration::ZERO; 2],
@@ -131,7 +136,18 @@ impl SyntheticSource {
         };
         if take_video {
             let at = video_at.expect("bug: checked above");
-            let unit = &self.video[(self.video_index % self.video.len() as u64) as usize];
+            if std::mem::take(&mut self.keyframe_requested) {
+                // Skip ahead to the next key frame of the loop, as an encoder asked for one
+                // would send one now. Time goes on as before.
+                let len = self.video.len();
+                if let Some(skip) =
+                    (0..len).find(|i| self.video[(self.video_position + i) % len].keyframe)
+                {
+                    self.video_position = (self.video_position + skip) % len;
+                }
+            }
+            let unit = &self.video[self.video_position];
+            self.video_position = (self.video_position + 1) % self.video.len();
             let rtp = self
                 .config
                 .video_rtp_start
@@ -161,6 +177,11 @@ impl SyntheticSource {
             };
             (at, SourceEvent::Frame(MediaKind::Audio, frame))
         }
+    }
+
+    /// The receiver asked for a key frame (PLI/FIR): the next video frame will be one.
+    pub fn request_keyframe(&mut self) {
+        self.keyframe_requested = true;
     }
 
     /// A sender report for `kind` at true time `at`.

@@ -2,37 +2,17 @@
 //! source, and the real ffprobe/ffmpeg.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use convrec_media::recording::{
     PublicationRecorder, RecorderConfig, RecorderOutput, RecorderStats,
 };
-use convrec_media::source::annexb::{AccessUnit, access_units};
-use convrec_media::source::ogg::read_ogg_opus;
+use convrec_media::source::annexb::AccessUnit;
 use convrec_media::source::synthetic::{SourceEvent, SyntheticConfig, SyntheticSource};
 use convrec_media::timeline::{KeyFrameReason, MediaKind};
 
-pub fn fixture_path(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures")
-        .join(name)
-}
-
-pub fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(fixture_path(name)).unwrap_or_else(|e| panic!("fixture {name}: {e}"))
-}
-
-pub fn video_fixture(name: &str) -> Vec<AccessUnit> {
-    access_units(&fixture(name))
-}
-
-pub fn opus_fixture() -> Vec<Vec<u8>> {
-    read_ogg_opus(&fixture("tone-440hz.opus"))
-        .expect("Opus fixture")
-        .packets
-}
+pub use convrec_testkit::*;
 
 /// How a scenario's media reaches the recorder.
 #[derive(Clone)]
@@ -151,108 +131,8 @@ fn drain(recorder: &mut PublicationRecorder, out: &mut Recording) {
     }
 }
 
-/// Runs a media tool, failing the test (never skipping it) when it is not installed.
-fn tool(name: &str) -> Command {
-    let found = std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).any(|p| p.join(name).is_file()))
-        .unwrap_or(false);
-    assert!(
-        found,
-        "{name} is not installed: run the README's test command, which installs it"
-    );
-    Command::new(name)
-}
-
 pub fn write_temp(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> PathBuf {
     let path = dir.path().join(name);
     std::fs::write(&path, bytes).expect("write temp file");
     path
-}
-
-/// `ffprobe -show_streams -show_format -count_packets` as JSON.
-pub fn ffprobe(path: &Path) -> serde_json::Value {
-    let out = tool("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-print_format",
-            "json",
-            "-show_streams",
-            "-show_format",
-            "-count_packets",
-        ])
-        .arg(path)
-        .output()
-        .expect("run ffprobe");
-    assert!(
-        out.status.success(),
-        "ffprobe failed on {}: {}",
-        path.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("ffprobe JSON")
-}
-
-/// The width of every decoded video frame, in order.
-pub fn decoded_frame_widths(path: &Path) -> Vec<u64> {
-    let out = tool("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "frame=width",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(path)
-        .output()
-        .expect("run ffprobe");
-    assert!(
-        out.status.success(),
-        "ffprobe -show_frames failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
-        .collect()
-}
-
-/// What `ffmpeg -v error -i FILE -f null -` prints: empty for a file that decodes cleanly.
-pub fn ffmpeg_decode_errors(path: &Path) -> String {
-    let out = tool("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-i"])
-        .arg(path)
-        .args(["-f", "null", "-"])
-        .output()
-        .expect("run ffmpeg");
-    let mut text = String::from_utf8_lossy(&out.stderr).into_owned();
-    if !out.status.success() {
-        text.push_str(&format!("\nffmpeg exited with {}", out.status));
-    }
-    text
-}
-
-pub fn stream<'a>(probe: &'a serde_json::Value, codec_type: &str) -> &'a serde_json::Value {
-    probe["streams"]
-        .as_array()
-        .expect("streams")
-        .iter()
-        .find(|s| s["codec_type"] == codec_type)
-        .unwrap_or_else(|| panic!("no {codec_type} stream in {probe}"))
-}
-
-pub fn f64_field(v: &serde_json::Value, key: &str) -> f64 {
-    v[key]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no {key} in {v}"))
-}
-
-/// How long a stream plays. In a fragmented MP4, ffprobe's stream `duration` is where the track
-/// ends on the file's timeline, so the length is that minus `start_time`.
-pub fn media_length(stream: &serde_json::Value) -> f64 {
-    f64_field(stream, "duration") - f64_field(stream, "start_time")
 }

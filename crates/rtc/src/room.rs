@@ -1,0 +1,476 @@
+//! The SFU room of one conversation: publishers send their media in (WHIP), subscribers
+//! receive one publication each (WHEP), all over one UDP port.
+//!
+//! Sans-IO like the media core: [`Room::handle_receive`] takes a datagram and the time it
+//! arrived, [`Room::handle_timeout`] is called at [`Room::poll_timeout`], and
+//! [`Room::poll_transmit`] / [`Room::poll_event`] are drained after every call. Each peer is a
+//! str0m [`Rtc`]; a datagram goes to the peer whose ICE session accepts it.
+//!
+//! Forwarding: a publisher's frames go, as they are, to every connected subscriber of that
+//! publication. A subscriber's key-frame request (PLI/FIR) is passed to its publisher, at most
+//! one per [`KEYFRAME_REQUEST_SPACING`] per publisher so many subscribers cannot flood it; a
+//! subscriber that connects asks for one at once so its picture starts quickly.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use str0m::change::SdpOffer;
+use str0m::media::{Direction, KeyframeRequestKind, MediaData, MediaKind, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+use thiserror::Error;
+
+use crate::codecs::{OfferError, check_offer, server_rtc};
+
+/// The shortest time between two key-frame requests passed to one publisher.
+pub const KEYFRAME_REQUEST_SPACING: Duration = Duration::from_millis(500);
+
+/// A peer of the room (one WHIP or WHEP session).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerId(pub u64);
+
+/// What a peer does in the room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Sends its media in (WHIP).
+    Publisher,
+    /// Receives one publisher's media (WHEP).
+    Subscriber {
+        /// The publication it receives.
+        publisher: PeerId,
+    },
+}
+
+/// A datagram to send from the room's socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Datagram {
+    /// Where to.
+    pub destination: SocketAddr,
+    /// The bytes.
+    pub contents: Vec<u8>,
+}
+
+/// What happened in the room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoomEvent {
+    /// A publisher's session is up: its media can be received.
+    PublicationStarted {
+        /// The publisher.
+        publisher: PeerId,
+        /// The kinds of media it sends.
+        kinds: Vec<MediaKind>,
+    },
+    /// A subscriber's session is up.
+    SubscriberConnected {
+        /// The subscriber.
+        subscriber: PeerId,
+        /// The publication it receives.
+        publisher: PeerId,
+    },
+    /// A peer left (ended, timed out or failed); a publisher's subscribers are closed with it.
+    PeerClosed {
+        /// The peer.
+        peer: PeerId,
+        /// What it was.
+        role: Role,
+    },
+}
+
+/// Why an offer was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum RoomError {
+    /// The offer carries no codec convrec records.
+    #[error(transparent)]
+    Offer(#[from] OfferError),
+    /// The SDP could not be parsed or negotiated.
+    #[error("the SDP offer could not be negotiated: {0}")]
+    Sdp(String),
+    /// A publisher offered no media to send, or a subscriber none to receive.
+    #[error("the SDP offer has no media section that {0}")]
+    WrongDirection(&'static str),
+    /// The publication to subscribe to is not in the room.
+    #[error("no publication {0:?} in this room")]
+    UnknownPublisher(PeerId),
+    /// The peer is not in the room.
+    #[error("no session {0:?} in this room")]
+    UnknownPeer(PeerId),
+}
+
+struct Peer {
+    id: PeerId,
+    role: Role,
+    rtc: Rtc,
+    /// Negotiated media (from the answer): mid, kind, and the direction as the room sees it.
+    media: Vec<(Mid, MediaKind, Direction)>,
+    timeout: Instant,
+    connected: bool,
+    /// Publishers: when a key frame was last asked of it.
+    last_keyframe_request: Option<Instant>,
+}
+
+impl Peer {
+    fn mid_of(&self, kind: MediaKind, sending: bool) -> Option<Mid> {
+        self.media
+            .iter()
+            .find(|(_, k, d)| {
+                *k == kind
+                    && if sending {
+                        d.is_sending()
+                    } else {
+                        d.is_receiving()
+                    }
+            })
+            .map(|(mid, _, _)| *mid)
+    }
+
+    fn kind_of(&self, mid: Mid) -> Option<MediaKind> {
+        self.media
+            .iter()
+            .find(|(m, _, _)| *m == mid)
+            .map(|(_, k, _)| *k)
+    }
+}
+
+/// Work that crosses from one peer to others, done after the first peer is drained.
+enum Propagation {
+    Media(PeerId, MediaKind, Box<MediaData>),
+    KeyframeRequest(PeerId, KeyframeRequestKind),
+    SubscriberConnected(PeerId, PeerId),
+}
+
+/// One conversation's SFU. See the [module docs](self).
+pub struct Room {
+    local_addr: SocketAddr,
+    peers: Vec<Peer>,
+    next_id: u64,
+    transmits: VecDeque<Datagram>,
+    events: VecDeque<RoomEvent>,
+}
+
+impl Room {
+    /// A room whose peers reach it at `local_addr` (the address advertised as the ICE host
+    /// candidate, and the destination of every datagram it receives).
+    pub fn new(local_addr: SocketAddr) -> Self {
+        Self {
+            local_addr,
+            peers: Vec::new(),
+            next_id: 1,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// Accepts a publisher's SDP offer (WHIP); returns its id and the SDP answer.
+    pub fn publish(&mut self, now: Instant, offer: &str) -> Result<(PeerId, String), RoomError> {
+        check_offer(offer)?;
+        self.accept(now, offer, Role::Publisher)
+    }
+
+    /// Accepts a subscriber's SDP offer (WHEP) for `publisher`'s media.
+    pub fn subscribe(
+        &mut self,
+        now: Instant,
+        publisher: PeerId,
+        offer: &str,
+    ) -> Result<(PeerId, String), RoomError> {
+        if !self
+            .peers
+            .iter()
+            .any(|p| p.id == publisher && p.role == Role::Publisher)
+        {
+            return Err(RoomError::UnknownPublisher(publisher));
+        }
+        check_offer(offer)?;
+        self.accept(now, offer, Role::Subscriber { publisher })
+    }
+
+    /// Ends a session (WHIP/WHEP `DELETE`).
+    pub fn remove(&mut self, now: Instant, peer: PeerId) -> Result<(), RoomError> {
+        let index = self.index_of(peer).ok_or(RoomError::UnknownPeer(peer))?;
+        self.peers[index].rtc.disconnect();
+        self.handle_timeout(now);
+        Ok(())
+    }
+
+    /// The publishers whose sessions are up, with the kinds of media they send.
+    pub fn publications(&self) -> Vec<(PeerId, Vec<MediaKind>)> {
+        self.peers
+            .iter()
+            .filter(|p| p.role == Role::Publisher && p.connected)
+            .map(|p| (p.id, p.media.iter().map(|(_, k, _)| *k).collect()))
+            .collect()
+    }
+
+    /// A datagram arrived at the room's socket.
+    pub fn handle_receive(&mut self, now: Instant, source: SocketAddr, contents: &[u8]) {
+        let Ok(receive) = Receive::new(Protocol::Udp, source, self.local_addr, contents) else {
+            return;
+        };
+        let input = Input::Receive(now, receive);
+        let Some(index) = self.peers.iter().position(|p| p.rtc.accepts(&input)) else {
+            return;
+        };
+        if let Err(e) = self.peers[index].rtc.handle_input(input) {
+            tracing::debug!(peer = ?self.peers[index].id, error = %e, "dropping a peer on a bad input");
+            self.peers[index].rtc.disconnect();
+        }
+        let mut work = VecDeque::new();
+        self.drain(index, &mut work);
+        self.propagate(now, work);
+        self.remove_dead();
+    }
+
+    /// Time passed: every peer whose deadline came is woken.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let mut work = VecDeque::new();
+        for index in 0..self.peers.len() {
+            if self.peers[index].timeout <= now {
+                if let Err(e) = self.peers[index].rtc.handle_input(Input::Timeout(now)) {
+                    tracing::debug!(peer = ?self.peers[index].id, error = %e, "peer failed on timeout");
+                    self.peers[index].rtc.disconnect();
+                }
+                self.drain(index, &mut work);
+            }
+        }
+        self.propagate(now, work);
+        self.remove_dead();
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) should next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.peers.iter().map(|p| p.timeout).min()
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Datagram> {
+        self.transmits.pop_front()
+    }
+
+    /// The next thing that happened.
+    pub fn poll_event(&mut self) -> Option<RoomEvent> {
+        self.events.pop_front()
+    }
+
+    fn index_of(&self, peer: PeerId) -> Option<usize> {
+        self.peers.iter().position(|p| p.id == peer)
+    }
+
+    fn accept(
+        &mut self,
+        now: Instant,
+        offer: &str,
+        role: Role,
+    ) -> Result<(PeerId, String), RoomError> {
+        let offer = SdpOffer::from_sdp_string(offer).map_err(|e| RoomError::Sdp(e.to_string()))?;
+        let mut rtc = server_rtc(now);
+        let candidate =
+            Candidate::host(self.local_addr, "udp").map_err(|e| RoomError::Sdp(e.to_string()))?;
+        rtc.add_local_candidate(candidate);
+        let answer = rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| RoomError::Sdp(e.to_string()))?;
+        let answer = answer.to_sdp_string();
+        // The negotiated sections, as answered (str0m's MediaAdded events come later).
+        let media: Vec<(Mid, MediaKind, Direction)> = answer
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("a=mid:"))
+            .filter_map(|mid| rtc.media(Mid::from(mid)))
+            .filter(|m| !m.disabled())
+            .map(|m| (m.mid(), m.kind(), m.direction()))
+            .collect();
+        let id = PeerId(self.next_id);
+        self.next_id += 1;
+        let usable = match role {
+            Role::Publisher => media.iter().any(|(_, _, d)| d.is_receiving()),
+            Role::Subscriber { .. } => media.iter().any(|(_, _, d)| d.is_sending()),
+        };
+        if !usable {
+            return Err(RoomError::WrongDirection(match role {
+                Role::Publisher => "sends media (a WHIP offer must be sendonly or sendrecv)",
+                Role::Subscriber { .. } => {
+                    "receives media (a WHEP offer must be recvonly or sendrecv)"
+                }
+            }));
+        }
+        self.peers.push(Peer {
+            id,
+            role,
+            rtc,
+            media,
+            timeout: now,
+            connected: false,
+            last_keyframe_request: None,
+        });
+        let index = self.peers.len() - 1;
+        let mut work = VecDeque::new();
+        self.drain(index, &mut work);
+        self.propagate(now, work);
+        Ok((id, answer))
+    }
+
+    /// Runs a peer's output until its next timeout, queueing what must reach other peers.
+    fn drain(&mut self, index: usize, work: &mut VecDeque<Propagation>) {
+        let Room {
+            peers,
+            transmits,
+            events,
+            ..
+        } = self;
+        let peer = &mut peers[index];
+        loop {
+            match peer.rtc.poll_output() {
+                Ok(Output::Timeout(at)) => {
+                    peer.timeout = at;
+                    return;
+                }
+                Ok(Output::Transmit(t)) => transmits.push_back(Datagram {
+                    destination: t.destination,
+                    contents: t.contents.to_vec(),
+                }),
+                Ok(Output::Event(event)) => match event {
+                    Event::Connected => {
+                        peer.connected = true;
+                        match peer.role {
+                            Role::Publisher => events.push_back(RoomEvent::PublicationStarted {
+                                publisher: peer.id,
+                                kinds: peer.media.iter().map(|(_, k, _)| *k).collect(),
+                            }),
+                            Role::Subscriber { publisher } => {
+                                work.push_back(Propagation::SubscriberConnected(peer.id, publisher))
+                            }
+                        }
+                    }
+                    Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                        peer.rtc.disconnect()
+                    }
+                    Event::MediaData(data) if peer.role == Role::Publisher => {
+                        if let Some(kind) = peer.kind_of(data.mid) {
+                            work.push_back(Propagation::Media(peer.id, kind, Box::new(data)));
+                        }
+                    }
+                    Event::KeyframeRequest(request) => {
+                        if let Role::Subscriber { publisher } = peer.role {
+                            work.push_back(Propagation::KeyframeRequest(publisher, request.kind));
+                        }
+                    }
+                    _ => {}
+                },
+                Err(e) => {
+                    tracing::debug!(peer = ?peer.id, error = %e, "peer failed");
+                    peer.rtc.disconnect();
+                    return;
+                }
+            }
+        }
+    }
+
+    fn propagate(&mut self, now: Instant, mut work: VecDeque<Propagation>) {
+        while let Some(item) = work.pop_front() {
+            match item {
+                Propagation::Media(from, kind, data) => {
+                    for index in 0..self.peers.len() {
+                        let peer = &mut self.peers[index];
+                        if peer.role != (Role::Subscriber { publisher: from }) || !peer.connected {
+                            continue;
+                        }
+                        forward(peer, kind, &data);
+                        self.drain(index, &mut work);
+                    }
+                }
+                Propagation::KeyframeRequest(publisher, kind) => {
+                    self.ask_keyframe(now, publisher, kind, &mut work)
+                }
+                Propagation::SubscriberConnected(subscriber, publisher) => {
+                    self.events.push_back(RoomEvent::SubscriberConnected {
+                        subscriber,
+                        publisher,
+                    });
+                    self.ask_keyframe(now, publisher, KeyframeRequestKind::Pli, &mut work);
+                }
+            }
+        }
+    }
+
+    fn ask_keyframe(
+        &mut self,
+        now: Instant,
+        publisher: PeerId,
+        kind: KeyframeRequestKind,
+        work: &mut VecDeque<Propagation>,
+    ) {
+        let Some(index) = self.index_of(publisher) else {
+            return;
+        };
+        let peer = &mut self.peers[index];
+        if peer
+            .last_keyframe_request
+            .is_some_and(|last| now.saturating_duration_since(last) < KEYFRAME_REQUEST_SPACING)
+        {
+            return;
+        }
+        let Some(mid) = peer.mid_of(MediaKind::Video, false) else {
+            return;
+        };
+        let Some(mut writer) = peer.rtc.writer(mid) else {
+            return;
+        };
+        if !writer.is_request_keyframe_possible(kind) {
+            return;
+        }
+        // Fails until the publisher's video has started; the subscriber's retry comes later.
+        if writer.request_keyframe(None, kind).is_ok() {
+            peer.last_keyframe_request = Some(now);
+        }
+        self.drain(index, work);
+    }
+
+    /// Closes what is no longer alive, and with a publisher its subscribers.
+    fn remove_dead(&mut self) {
+        while let Some(index) = self.peers.iter().position(|p| !p.rtc.is_alive()) {
+            let peer = self.peers.remove(index);
+            if peer.role == Role::Publisher {
+                for sub in self
+                    .peers
+                    .iter_mut()
+                    .filter(|p| p.role == (Role::Subscriber { publisher: peer.id }))
+                {
+                    sub.rtc.disconnect();
+                }
+            }
+            self.events.push_back(RoomEvent::PeerClosed {
+                peer: peer.id,
+                role: peer.role,
+            });
+        }
+    }
+}
+
+/// Writes a publisher's frame to a subscriber's matching send section.
+fn forward(peer: &mut Peer, kind: MediaKind, data: &MediaData) {
+    let Some(mid) = peer.mid_of(kind, true) else {
+        return;
+    };
+    let Some(writer) = peer.rtc.writer(mid) else {
+        return;
+    };
+    let Some(pt) = writer.match_params(data.params) else {
+        return;
+    };
+    // match_params looks at the whole session; the payload type must be negotiated on this mid.
+    if !peer
+        .rtc
+        .media(mid)
+        .is_some_and(|m| m.remote_pts().contains(&pt))
+    {
+        return;
+    }
+    let Some(writer) = peer.rtc.writer(mid) else {
+        return;
+    };
+    if let Err(e) = writer.write(pt, data.network_time, data.time, data.data.clone()) {
+        tracing::debug!(peer = ?peer.id, error = %e, "could not forward a frame");
+    }
+}
