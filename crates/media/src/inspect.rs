@@ -15,6 +15,7 @@ use shiguredo_mp4::{BoxType, Decode, SampleFlags};
 use thiserror::Error;
 
 use crate::h264;
+use crate::layout::{LayoutError, TopBox, fourcc, parse_box_header};
 use crate::opus;
 use crate::timeline::MediaKind;
 
@@ -87,6 +88,15 @@ pub enum InspectError {
     /// Reading failed.
     #[error("cannot read the file: {0}")]
     Io(#[from] io::Error),
+}
+
+impl From<LayoutError> for InspectError {
+    fn from(e: LayoutError) -> Self {
+        match e {
+            LayoutError::Truncated { offset, what } => InspectError::Truncated { offset, what },
+            LayoutError::Corrupt { offset, what } => InspectError::Corrupt { offset, what },
+        }
+    }
 }
 
 impl InspectError {
@@ -226,85 +236,16 @@ impl TrackState {
     }
 }
 
-/// A top-level box: where it starts, its type, header and total size.
-#[derive(Clone, Copy)]
-struct TopBox {
-    offset: u64,
-    box_type: [u8; 4],
-    header_size: u64,
-    size: u64,
-}
-
 fn read_top_box<S: ReadAt>(
     source: &mut S,
     offset: u64,
     file_size: u64,
 ) -> Result<TopBox, InspectError> {
     let available = file_size - offset;
-    if available < 8 {
-        return Err(InspectError::Truncated {
-            offset,
-            what: format!("a box header needs 8 bytes but only {available} remain"),
-        });
-    }
     let mut header = [0u8; 16];
-    source.read_exact_at(offset, &mut header[..8])?;
-    let size32 = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
-    let box_type = [header[4], header[5], header[6], header[7]];
-    let (header_size, size) = match size32 {
-        0 => (8, available),
-        1 => {
-            if available < 16 {
-                return Err(InspectError::Truncated {
-                    offset,
-                    what: format!(
-                        "box '{}' has a 64-bit size that is cut short",
-                        fourcc(box_type)
-                    ),
-                });
-            }
-            source.read_exact_at(offset + 8, &mut header[8..16])?;
-            let large = u64::from_be_bytes(header[8..16].try_into().expect("bug: 8 bytes"));
-            (16, large)
-        }
-        n => (8, u64::from(n)),
-    };
-    if size < header_size {
-        return Err(corrupt(
-            offset,
-            format!(
-                "box '{}' declares {size} bytes, less than its own header",
-                fourcc(box_type)
-            ),
-        ));
-    }
-    if size > available {
-        return Err(InspectError::Truncated {
-            offset,
-            what: format!(
-                "box '{}' declares {size} bytes but only {available} remain",
-                fourcc(box_type)
-            ),
-        });
-    }
-    Ok(TopBox {
-        offset,
-        box_type,
-        header_size,
-        size,
-    })
-}
-
-fn fourcc(t: [u8; 4]) -> String {
-    t.iter()
-        .map(|&b| {
-            if b.is_ascii_graphic() || b == b' ' {
-                b as char
-            } else {
-                '?'
-            }
-        })
-        .collect()
+    let n = usize::try_from(available.min(16)).expect("bug: at most 16");
+    source.read_exact_at(offset, &mut header[..n])?;
+    parse_box_header(offset, &header[..n], available).map_err(InspectError::from)
 }
 
 fn read_box_bytes<S: ReadAt>(source: &mut S, b: &TopBox) -> Result<Vec<u8>, InspectError> {
@@ -418,7 +359,7 @@ pub fn inspect<S: ReadAt>(mut source: S) -> Result<Report, InspectError> {
             // free, skip, styp, sidx, udta …: nothing to report.
             _ => {}
         }
-        offset = b.offset + b.size;
+        offset = b.end();
     }
     let major_brand = major_brand.ok_or_else(|| corrupt(0, "empty file"))?;
     let tracks = tracks.ok_or_else(|| corrupt(file_size, "the file has no moov box"))?;

@@ -58,6 +58,7 @@ pub mod fmp4;
 pub mod fuzzing;
 pub mod h264;
 pub mod inspect;
+pub mod layout;
 pub mod opus;
 pub mod recording;
 pub mod rtp_time;

@@ -1,7 +1,10 @@
 //! Real WebRTC on loopback: a synthetic publisher sends the fixtures through the SFU room to a
 //! subscriber, whose frames go through the media core into an fMP4 that ffprobe and ffmpeg
 //! judge. Also: an offer without usable codecs is refused with a message naming them.
-#![expect(clippy::unwrap_used, reason = "test helpers fail the test by panicking")]
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers fail the test by panicking"
+)]
 
 use std::time::{Duration, Instant};
 

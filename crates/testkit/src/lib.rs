@@ -3,9 +3,15 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
+use convrec_media::recording::{
+    PublicationRecorder, RecorderConfig, RecorderOutput, RecorderStats,
+};
 use convrec_media::source::annexb::{AccessUnit, access_units};
 use convrec_media::source::ogg::read_ogg_opus;
+use convrec_media::source::synthetic::{SourceEvent, SyntheticConfig, SyntheticSource};
+use convrec_media::timeline::{KeyFrameReason, MediaKind};
 
 /// The repository's `fixtures/` directory.
 pub fn fixtures_dir() -> PathBuf {
@@ -134,4 +140,141 @@ pub fn f64_field(v: &serde_json::Value, key: &str) -> f64 {
 /// ends on the file's timeline, so the length is that minus `start_time`.
 pub fn media_length(stream: &serde_json::Value) -> f64 {
     f64_field(stream, "duration") - f64_field(stream, "start_time")
+}
+
+/// How a scenario's media reaches the recorder.
+#[derive(Clone)]
+pub struct Scenario {
+    /// Video access units to loop (empty: no video).
+    pub video: Vec<AccessUnit>,
+    /// Opus packets to loop (empty: no audio).
+    pub audio: Vec<Vec<u8>>,
+    /// Seconds of media.
+    pub seconds: f64,
+    /// The synthetic sender.
+    pub source: SyntheticConfig,
+    /// Network delay of video.
+    pub video_delay: Duration,
+    /// Network delay of audio.
+    pub audio_delay: Duration,
+    /// Video frames captured before this are not sent (a camera switched on later).
+    pub video_from: Duration,
+    /// From this capture time on, video comes from a new SSRC with an unrelated RTP base (the
+    /// publisher restarted its encoder).
+    pub video_restart_at: Option<Duration>,
+    /// The recorder's settings.
+    pub recorder: RecorderConfig,
+}
+
+impl Scenario {
+    /// `seconds` of the named H.264 fixture with the Opus fixture.
+    pub fn new(video: &str, seconds: f64) -> Self {
+        Self {
+            video: video_fixture(video),
+            audio: opus_fixture(),
+            seconds,
+            source: SyntheticConfig::default(),
+            video_delay: Duration::from_millis(40),
+            audio_delay: Duration::from_millis(20),
+            video_from: Duration::ZERO,
+            video_restart_at: None,
+            recorder: RecorderConfig::default(),
+        }
+    }
+
+    /// `seconds` of the Opus fixture alone.
+    pub fn audio_only(seconds: f64) -> Self {
+        let mut s = Self::new("cbp-320x240-30fps.h264", seconds);
+        s.video.clear();
+        s.recorder.timeline.expect_video = false;
+        s
+    }
+}
+
+/// A finished recording: the file and where its blocks start.
+pub struct Recording {
+    /// The whole file.
+    pub file: Vec<u8>,
+    /// Byte offsets where each block (init, fragments, index) ends.
+    pub block_ends: Vec<usize>,
+    /// Key-frame requests the recorder made.
+    pub keyframe_requests: Vec<KeyFrameReason>,
+    /// The recorder's counters.
+    pub stats: RecorderStats,
+}
+
+/// Records a scenario on a virtual clock.
+pub fn record(scenario: &Scenario) -> Recording {
+    let mut source = SyntheticSource::new(
+        scenario.source.clone(),
+        scenario.video.clone(),
+        scenario.audio.clone(),
+    );
+    let start = Instant::now();
+    let mut recorder = PublicationRecorder::new(scenario.recorder.clone(), start);
+    let mut out = Recording {
+        file: Vec::new(),
+        block_ends: Vec::new(),
+        keyframe_requests: Vec::new(),
+        stats: RecorderStats::default(),
+    };
+    let end = Duration::from_secs_f64(scenario.seconds);
+    loop {
+        let (at, event) = source.next_event();
+        if at >= end {
+            break;
+        }
+        let restarted = scenario.video_restart_at.is_some_and(|r| at >= r);
+        match event {
+            SourceEvent::Frame(MediaKind::Video, mut frame) => {
+                if restarted {
+                    frame.ssrc ^= 0xffff;
+                    frame.rtp_time = frame.rtp_time.wrapping_add(0x7654_3210);
+                }
+                if at >= scenario.video_from {
+                    recorder.handle_video(start + at + scenario.video_delay, frame)
+                }
+            }
+            SourceEvent::Frame(MediaKind::Audio, frame) => {
+                recorder.handle_audio(start + at + scenario.audio_delay, frame)
+            }
+            SourceEvent::SenderReport(kind, mut report) => {
+                if kind == MediaKind::Video && restarted {
+                    report.ssrc ^= 0xffff;
+                    report.rtp_time = report.rtp_time.wrapping_add(0x7654_3210);
+                }
+                let delay = if kind == MediaKind::Video {
+                    scenario.video_delay
+                } else {
+                    scenario.audio_delay
+                };
+                recorder.handle_sender_report(start + at + delay, kind, report)
+            }
+        }
+        recorder.handle_timeout(start + at);
+        drain(&mut recorder, &mut out);
+    }
+    recorder.finish(start + end + Duration::from_millis(100));
+    drain(&mut recorder, &mut out);
+    out.stats = recorder.stats();
+    out
+}
+
+fn drain(recorder: &mut PublicationRecorder, out: &mut Recording) {
+    while let Some(output) = recorder.poll_output() {
+        match output {
+            RecorderOutput::Write(block) => {
+                out.file.extend_from_slice(block.bytes());
+                out.block_ends.push(out.file.len());
+            }
+            RecorderOutput::RequestKeyFrame(reason) => out.keyframe_requests.push(reason),
+        }
+    }
+}
+
+/// Writes bytes to a file in a temp dir.
+pub fn write_temp(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.path().join(name);
+    std::fs::write(&path, bytes).expect("write temp file");
+    path
 }

@@ -1,0 +1,265 @@
+//! The spool: a recording file on local disk that grows block by block, each block fsynced
+//! before it is acknowledged (SPEC §6). What was acknowledged survives a crash of the recorder or
+//! the server and is a playable file on its own.
+//!
+//! Blocks come from a recorder, which is outside the server's trust: a block is written only if
+//! it is exactly one whole `ftyp`+`moov` (first), `moof`+`mdat`, or `mfra` (last), in sequence.
+//! Anything else is refused with the reason and nothing is written. A block with a sequence number
+//! already made durable is acknowledged again without writing (a recorder that reconnects resends
+//! what it was not sure of); a gap in the numbering is refused.
+//!
+//! After a crash, [`SpoolFile::recover`] cuts the file back to the end of its last whole block (a
+//! torn write of the block being appended when power went is discarded: it was never
+//! acknowledged), so appending can go on.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use convrec_media::layout::{BlockKind, LayoutError, classify_block, parse_box_header};
+use thiserror::Error;
+
+/// A block was made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ack {
+    /// The block's sequence number.
+    pub seq: u64,
+    /// Bytes of the file that are durable.
+    pub durable_len: u64,
+}
+
+/// Why the spool refused a block or failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum SpoolError {
+    /// Reading or writing the file failed.
+    #[error("spool file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The block is not one whole block of the fMP4 layout.
+    #[error("block {seq} refused: {source}")]
+    BadBlock {
+        /// Its sequence number.
+        seq: u64,
+        /// What is wrong with it.
+        source: LayoutError,
+    },
+    /// A block is missing before this one.
+    #[error("block {seq} refused: block {expected} comes first")]
+    Gap {
+        /// Its sequence number.
+        seq: u64,
+        /// The next one the spool needs.
+        expected: u64,
+    },
+    /// A block of the wrong kind for its place.
+    #[error("block {seq} refused: {why}")]
+    OutOfPlace {
+        /// Its sequence number.
+        seq: u64,
+        /// What was expected.
+        why: &'static str,
+    },
+    /// The file already ends with its index.
+    #[error("block {seq} refused: the file is finished")]
+    Finished {
+        /// Its sequence number.
+        seq: u64,
+    },
+}
+
+/// What recovery found in a spool file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recovery {
+    /// Whole blocks kept (the next sequence number).
+    pub blocks: u64,
+    /// Bytes kept.
+    pub durable_len: u64,
+    /// Bytes of a torn last block that were cut off.
+    pub discarded_bytes: u64,
+    /// The file ends with its index.
+    pub finished: bool,
+}
+
+/// One recording file in the spool. See the [module docs](self).
+#[derive(Debug)]
+pub struct SpoolFile {
+    file: File,
+    path: PathBuf,
+    len: u64,
+    next_seq: u64,
+    finished: bool,
+}
+
+impl SpoolFile {
+    /// Creates a new, empty spool file (it must not exist) and makes its directory entry durable.
+    pub fn create(path: &Path) -> Result<Self, SpoolError> {
+        let io = |source| SpoolError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(io)?;
+        sync_parent(path).map_err(io)?;
+        Ok(Self {
+            file,
+            path: path.to_owned(),
+            len: 0,
+            next_seq: 0,
+            finished: false,
+        })
+    }
+
+    /// Reopens a spool file after a crash: keeps its whole blocks, cuts off a torn last one.
+    pub fn recover(path: &Path) -> Result<(Self, Recovery), SpoolError> {
+        let io = |source| SpoolError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(io)?;
+        let file_len = file.metadata().map_err(io)?.len();
+        let (blocks, durable_len, finished) = whole_blocks(&file, file_len).map_err(io)?;
+        if durable_len < file_len {
+            file.set_len(durable_len).map_err(io)?;
+            file.sync_all().map_err(io)?;
+        }
+        let recovery = Recovery {
+            blocks,
+            durable_len,
+            discarded_bytes: file_len - durable_len,
+            finished,
+        };
+        let spool = Self {
+            file,
+            path: path.to_owned(),
+            len: durable_len,
+            next_seq: blocks,
+            finished,
+        };
+        Ok((spool, recovery))
+    }
+
+    /// Appends block `seq` and makes it durable; the returned [`Ack`] may be passed on.
+    pub fn append(&mut self, seq: u64, block: &[u8]) -> Result<Ack, SpoolError> {
+        if seq < self.next_seq {
+            return Ok(Ack {
+                seq,
+                durable_len: self.len,
+            });
+        }
+        if self.finished {
+            return Err(SpoolError::Finished { seq });
+        }
+        if seq > self.next_seq {
+            return Err(SpoolError::Gap {
+                seq,
+                expected: self.next_seq,
+            });
+        }
+        let kind = classify_block(block).map_err(|source| SpoolError::BadBlock { seq, source })?;
+        match (self.next_seq, kind) {
+            (0, BlockKind::Init) | (1.., BlockKind::Fragment | BlockKind::Index) => {}
+            (0, _) => {
+                return Err(SpoolError::OutOfPlace {
+                    seq,
+                    why: "the first block must be ftyp+moov",
+                });
+            }
+            (_, BlockKind::Init) => {
+                return Err(SpoolError::OutOfPlace {
+                    seq,
+                    why: "ftyp+moov may only come first",
+                });
+            }
+        }
+        let io = |source| SpoolError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        self.file.write_all_at(block, self.len).map_err(io)?;
+        self.file.sync_data().map_err(io)?;
+        self.len += block.len() as u64;
+        self.next_seq += 1;
+        self.finished = kind == BlockKind::Index;
+        Ok(Ack {
+            seq,
+            durable_len: self.len,
+        })
+    }
+
+    /// Durable bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether nothing is durable yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The sequence number the next block must have.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Whether the file ends with its index.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Walks the file's top-level boxes: (whole blocks, their length, ends with the index).
+fn whole_blocks(file: &File, file_len: u64) -> std::io::Result<(u64, u64, bool)> {
+    let (mut blocks, mut durable, mut offset) = (0u64, 0u64, 0u64);
+    let mut expected: &[&[u8; 4]] = &[b"ftyp", b"moov"];
+    let mut position = 0;
+    while offset < file_len {
+        let mut header = [0u8; 16];
+        let n = usize::try_from((file_len - offset).min(16)).expect("bug: at most 16");
+        file.read_exact_at(&mut header[..n], offset)?;
+        let Ok(b) = parse_box_header(offset, &header[..n], file_len - offset) else {
+            break;
+        };
+        if &b.box_type == b"mfra" && position == 0 && blocks > 0 {
+            return Ok((blocks + 1, b.end(), true));
+        }
+        if expected.get(position) != Some(&&b.box_type) {
+            break;
+        }
+        position += 1;
+        offset = b.end();
+        if position == expected.len() {
+            blocks += 1;
+            durable = offset;
+            expected = &[b"moof", b"mdat"];
+            position = 0;
+        }
+    }
+    Ok((blocks, durable, false))
+}
+
+/// Makes a new directory entry durable.
+fn sync_parent(path: &Path) -> std::io::Result<()> {
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    File::open(parent)?.sync_all()
+}
