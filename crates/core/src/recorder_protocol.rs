@@ -285,6 +285,27 @@ pub fn decode_from_recorder(frame: &Frame) -> Result<FromRecorder, ProtocolError
     }
 }
 
+/// The fuzz harness (`fuzz/fuzz_targets/entry_protocol.rs`, replayed by the tests): the first
+/// byte picks a text or binary frame; whatever decodes must encode back to the same frame.
+#[doc(hidden)]
+pub fn fuzz_decode(data: &[u8]) {
+    let Some((&kind, rest)) = data.split_first() else {
+        return;
+    };
+    let frame = if kind & 1 == 0 {
+        match std::str::from_utf8(rest) {
+            Ok(text) => Frame::Text(text.to_owned()),
+            Err(_) => return,
+        }
+    } else {
+        Frame::Binary(rest.to_vec())
+    };
+    if let Ok(message) = decode_from_recorder(&frame) {
+        let again = decode_from_recorder(&message.encode()).expect("an encoded message decodes");
+        assert_eq!(again, message, "decode ∘ encode is the identity");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -395,26 +416,5 @@ mod tests {
             let _ = decode_from_recorder(&Frame::Text(text));
             let _ = decode_from_recorder(&Frame::Binary(bytes));
         }
-    }
-}
-
-/// The fuzz harness (`fuzz/fuzz_targets/entry_protocol.rs`, replayed by the tests): the first
-/// byte picks a text or binary frame; whatever decodes must encode back to the same frame.
-#[doc(hidden)]
-pub fn fuzz_decode(data: &[u8]) {
-    let Some((&kind, rest)) = data.split_first() else {
-        return;
-    };
-    let frame = if kind & 1 == 0 {
-        match std::str::from_utf8(rest) {
-            Ok(text) => Frame::Text(text.to_owned()),
-            Err(_) => return,
-        }
-    } else {
-        Frame::Binary(rest.to_vec())
-    };
-    if let Ok(message) = decode_from_recorder(&frame) {
-        let again = decode_from_recorder(&message.encode()).expect("an encoded message decodes");
-        assert_eq!(again, message, "decode ∘ encode is the identity");
     }
 }
