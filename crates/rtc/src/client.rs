@@ -10,10 +10,10 @@ use std::net::SocketAddr;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use convrec_media::rtp_time::{NANOS_PER_SEC, nanos_to_ntp};
-use convrec_media::timeline::{MediaFrame, SenderReport};
+use convrec_media::timeline::{MediaFrame, MediaKind, SenderReport};
 use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::format::Codec;
-use str0m::media::{Direction, Frequency, KeyframeRequestKind, MediaKind, MediaTime, Mid};
+use str0m::media::{Direction, Frequency, KeyframeRequestKind, MediaTime, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use thiserror::Error;
@@ -102,7 +102,12 @@ impl Client {
         let mut api = rtc.sdp_api();
         let media = kinds
             .iter()
-            .map(|&kind| (api.add_media(kind, direction, None, None, None), kind))
+            .map(|&kind| {
+                (
+                    api.add_media(crate::str0m_kind(kind), direction, None, None, None),
+                    kind,
+                )
+            })
             .collect();
         let (offer, pending) = api
             .apply()
@@ -202,14 +207,24 @@ impl Client {
 
     /// A datagram arrived at the client's socket.
     pub fn handle_receive(&mut self, now: Instant, source: SocketAddr, contents: &[u8]) {
+        self.try_receive(now, source, contents);
+    }
+
+    /// Takes the datagram if it belongs to this session (several sessions may share a socket);
+    /// returns whether it did.
+    pub fn try_receive(&mut self, now: Instant, source: SocketAddr, contents: &[u8]) -> bool {
         let Ok(receive) = Receive::new(Protocol::Udp, source, self.local_addr, contents) else {
-            return;
+            return false;
         };
         let input = Input::Receive(now, receive);
-        if self.rtc.accepts(&input) && self.rtc.handle_input(input).is_err() {
+        if !self.rtc.accepts(&input) {
+            return false;
+        }
+        if self.rtc.handle_input(input).is_err() {
             self.rtc.disconnect();
         }
         self.drain();
+        true
     }
 
     /// Time passed.

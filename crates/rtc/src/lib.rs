@@ -6,3 +6,19 @@ pub mod client;
 pub mod codecs;
 pub mod driver;
 pub mod room;
+
+/// str0m's media kind for the media core's.
+pub(crate) fn str0m_kind(kind: convrec_media::timeline::MediaKind) -> str0m::media::MediaKind {
+    match kind {
+        convrec_media::timeline::MediaKind::Audio => str0m::media::MediaKind::Audio,
+        convrec_media::timeline::MediaKind::Video => str0m::media::MediaKind::Video,
+    }
+}
+
+/// The media core's media kind for str0m's.
+pub(crate) fn media_kind(kind: str0m::media::MediaKind) -> convrec_media::timeline::MediaKind {
+    match kind {
+        str0m::media::MediaKind::Audio => convrec_media::timeline::MediaKind::Audio,
+        str0m::media::MediaKind::Video => convrec_media::timeline::MediaKind::Video,
+    }
+}

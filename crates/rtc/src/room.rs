@@ -15,8 +15,9 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use convrec_media::timeline::MediaKind;
 use str0m::change::SdpOffer;
-use str0m::media::{Direction, KeyframeRequestKind, MediaData, MediaKind, Mid};
+use str0m::media::{Direction, KeyframeRequestKind, MediaData, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use thiserror::Error;
@@ -279,7 +280,7 @@ impl Room {
             .filter_map(|line| line.trim().strip_prefix("a=mid:"))
             .filter_map(|mid| rtc.media(Mid::from(mid)))
             .filter(|m| !m.disabled())
-            .map(|m| (m.mid(), m.kind(), m.direction()))
+            .map(|m| (m.mid(), crate::media_kind(m.kind()), m.direction()))
             .collect();
         let id = PeerId(self.next_id);
         self.next_id += 1;

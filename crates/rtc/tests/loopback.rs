@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 use convrec_media::inspect::inspect;
 use convrec_media::recording::{PublicationRecorder, RecorderConfig, RecorderOutput};
 use convrec_media::source::synthetic::{SourceEvent, SyntheticConfig, SyntheticSource};
+use convrec_media::timeline::MediaKind;
 use convrec_rtc::client::{Client, ClientEvent};
 use convrec_rtc::driver::{self, DriverHandle};
 use convrec_rtc::room::{Room, RoomError, RoomEvent};
 use convrec_testkit::*;
-use str0m::media::MediaKind;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -123,12 +123,7 @@ async fn a_publication_reaches_a_subscriber_and_records_to_a_playable_file() {
             }
             tokio::time::sleep_until(start + at).await;
             let (kind, frame) = match event {
-                SourceEvent::Frame(convrec_media::timeline::MediaKind::Audio, f) => {
-                    (MediaKind::Audio, f)
-                }
-                SourceEvent::Frame(convrec_media::timeline::MediaKind::Video, f) => {
-                    (MediaKind::Video, f)
-                }
+                SourceEvent::Frame(kind, frame) => (kind, frame),
                 // str0m sends its own sender reports.
                 SourceEvent::SenderReport(..) => continue,
             };
@@ -154,10 +149,7 @@ async fn a_publication_reaches_a_subscriber_and_records_to_a_playable_file() {
                 match event.expect("subscriber events") {
                     ClientEvent::Frame(MediaKind::Video, f) => recorder.handle_video(now, f),
                     ClientEvent::Frame(_, f) => recorder.handle_audio(now, f),
-                    ClientEvent::SenderReport(kind, r) => {
-                        let kind = if kind == MediaKind::Video { convrec_media::timeline::MediaKind::Video } else { convrec_media::timeline::MediaKind::Audio };
-                        recorder.handle_sender_report(now, kind, r)
-                    }
+                    ClientEvent::SenderReport(kind, r) => recorder.handle_sender_report(now, kind, r),
                     _ => {}
                 }
             }
