@@ -1,0 +1,355 @@
+//! One recorder's work, free of I/O: it speaks the entry-point protocol with the server,
+//! subscribes to every publication (one WebRTC session each, all on one UDP socket), records each
+//! publication into its own fMP4 file (raw mode, SPEC §6) with the media core, and streams the
+//! files' blocks, numbered, for the server to make durable and acknowledge.
+//!
+//! Inputs: [`handle_server`](RecorderSession::handle_server) (a message from the server),
+//! [`handle_receive`](RecorderSession::handle_receive) (a datagram),
+//! [`handle_timeout`](RecorderSession::handle_timeout). Outputs: [`poll_message`]
+//! (a message for the server), [`poll_transmit`](RecorderSession::poll_transmit) (a datagram),
+//! [`poll_timeout`](RecorderSession::poll_timeout).
+//!
+//! It reports **ready** (SPEC §4) once it is subscribed to every publication the server named in
+//! its welcome and each of those WebRTC sessions is connected. On `stop` it finishes every file
+//! (writing its index) and says `done` when every block has been acknowledged.
+//!
+//! [`poll_message`]: RecorderSession::poll_message
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use convrec_core::recorder_protocol::{
+    FileSummary, FromRecorder, FromServer, PROTOCOL_VERSION, PublicationInfo,
+};
+use convrec_media::recording::{PublicationRecorder, RecorderConfig, RecorderOutput};
+use convrec_media::timeline::{MediaKind, TimelineConfig};
+use convrec_rtc::client::{Client, ClientEvent};
+use convrec_rtc::room::Datagram;
+
+/// Where a recorder session stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// `hello` sent, waiting for `welcome`.
+    Greeting,
+    /// Subscribing to the publications of `welcome`.
+    Subscribing,
+    /// `ready` sent; recording.
+    Recording,
+    /// `stop` received: finishing files, waiting for the last acknowledgements.
+    Stopping,
+    /// `done` sent.
+    Done,
+    /// The session failed (`failed` sent, or the server refused us).
+    Failed,
+}
+
+struct Publication {
+    info: PublicationInfo,
+    client: Client,
+    recorder: PublicationRecorder,
+    /// Part of the `welcome` set that `ready` waits for.
+    initial: bool,
+    /// The answer was applied.
+    subscribed: bool,
+    file: u32,
+    /// Blocks sent and bytes sent.
+    blocks: u64,
+    bytes: u64,
+    /// Highest acknowledged block + 1.
+    acked: u64,
+    finished: bool,
+}
+
+/// One recorder's session. See the [module docs](self).
+pub struct RecorderSession {
+    local_addr: SocketAddr,
+    phase: Phase,
+    publications: Vec<Publication>,
+    next_file: u32,
+    messages: VecDeque<FromRecorder>,
+    transmits: VecDeque<Datagram>,
+}
+
+impl RecorderSession {
+    /// A session whose WebRTC sessions use the UDP socket at `local_addr`; it greets the server.
+    pub fn new(local_addr: SocketAddr) -> Self {
+        Self {
+            local_addr,
+            phase: Phase::Greeting,
+            publications: Vec::new(),
+            next_file: 0,
+            messages: VecDeque::from([FromRecorder::Hello {
+                protocol: PROTOCOL_VERSION,
+            }]),
+            transmits: VecDeque::new(),
+        }
+    }
+
+    /// Where the session stands.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// A message from the server arrived.
+    pub fn handle_server(&mut self, now: Instant, message: FromServer) {
+        match message {
+            FromServer::Welcome { publications, .. } if self.phase == Phase::Greeting => {
+                self.phase = Phase::Subscribing;
+                for info in publications {
+                    self.subscribe(now, info, true);
+                }
+                self.check_ready();
+            }
+            FromServer::Subscribed {
+                publication_id,
+                answer,
+            } => {
+                if let Some(p) = self
+                    .publications
+                    .iter_mut()
+                    .find(|p| p.info.publication_id == publication_id)
+                {
+                    match p.client.accept_answer(&answer) {
+                        Ok(()) => p.subscribed = true,
+                        Err(e) => {
+                            tracing::warn!(publication = %publication_id, error = %e, "the answer was unusable")
+                        }
+                    }
+                }
+            }
+            FromServer::PublicationAdded { publication } => {
+                if matches!(self.phase, Phase::Subscribing | Phase::Recording) {
+                    self.subscribe(now, publication, false);
+                }
+            }
+            FromServer::PublicationEnded { publication_id } => {
+                if let Some(index) = self
+                    .publications
+                    .iter()
+                    .position(|p| p.info.publication_id == publication_id)
+                {
+                    self.finish(now, index);
+                }
+            }
+            FromServer::Ack { file, seq } => {
+                if let Some(p) = self.publications.iter_mut().find(|p| p.file == file) {
+                    p.acked = p.acked.max(seq + 1);
+                }
+            }
+            FromServer::Stop { .. } => {
+                self.phase = Phase::Stopping;
+                for index in 0..self.publications.len() {
+                    self.finish(now, index);
+                }
+            }
+            FromServer::Error { code, message } => {
+                tracing::warn!(%code, %message, "the server refused the recorder");
+                self.phase = Phase::Failed;
+            }
+            FromServer::Welcome { .. } => {}
+        }
+        self.pump(now);
+    }
+
+    /// A datagram arrived at the session's UDP socket.
+    pub fn handle_receive(&mut self, now: Instant, source: SocketAddr, contents: &[u8]) {
+        for p in &mut self.publications {
+            if p.client.try_receive(now, source, contents) {
+                break;
+            }
+        }
+        self.pump(now);
+    }
+
+    /// Time passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for p in &mut self.publications {
+            if p.client.poll_timeout().is_some_and(|t| t <= now) {
+                p.client.handle_timeout(now);
+            }
+            if p.recorder.poll_timeout().is_some_and(|t| t <= now) {
+                p.recorder.handle_timeout(now);
+            }
+        }
+        self.pump(now);
+    }
+
+    /// The next message for the server.
+    pub fn poll_message(&mut self) -> Option<FromRecorder> {
+        self.messages.pop_front()
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Datagram> {
+        self.transmits.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) should next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.publications
+            .iter()
+            .flat_map(|p| [p.client.poll_timeout(), p.recorder.poll_timeout()])
+            .flatten()
+            .min()
+    }
+
+    fn subscribe(&mut self, now: Instant, info: PublicationInfo, initial: bool) {
+        if self
+            .publications
+            .iter()
+            .any(|p| p.info.publication_id == info.publication_id)
+        {
+            return;
+        }
+        let (client, offer) = match Client::subscriber(now, self.local_addr) {
+            Ok(made) => made,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot make a WebRTC session");
+                self.fail(format!("cannot make a WebRTC session: {e}"));
+                return;
+            }
+        };
+        let config = RecorderConfig {
+            timeline: TimelineConfig {
+                expect_video: info.video,
+                ..TimelineConfig::default()
+            },
+            audio_channels: info.audio.then_some(2),
+            ..RecorderConfig::default()
+        };
+        self.messages.push_back(FromRecorder::Subscribe {
+            publication_id: info.publication_id.clone(),
+            offer,
+        });
+        let file = self.next_file;
+        self.next_file += 1;
+        self.publications.push(Publication {
+            info,
+            client,
+            recorder: PublicationRecorder::new(config, now),
+            initial,
+            subscribed: false,
+            file,
+            blocks: 0,
+            bytes: 0,
+            acked: 0,
+            finished: false,
+        });
+    }
+
+    fn finish(&mut self, now: Instant, index: usize) {
+        let p = &mut self.publications[index];
+        if !p.finished {
+            p.finished = true;
+            p.recorder.finish(now);
+            p.client.close();
+        }
+    }
+
+    fn fail(&mut self, reason: String) {
+        self.phase = Phase::Failed;
+        self.messages.push_back(FromRecorder::Failed { reason });
+    }
+
+    fn check_ready(&mut self) {
+        let all_connected = self
+            .publications
+            .iter()
+            .filter(|p| p.initial)
+            .all(|p| p.subscribed && p.client.is_connected());
+        if self.phase == Phase::Subscribing && all_connected {
+            self.phase = Phase::Recording;
+            self.messages.push_back(FromRecorder::Ready {});
+        }
+    }
+
+    /// Moves what every session and recorder produced to where it goes.
+    fn pump(&mut self, now: Instant) {
+        for p in &mut self.publications {
+            while let Some(datagram) = p.client.poll_transmit() {
+                self.transmits.push_back(datagram);
+            }
+            while let Some(event) = p.client.poll_event() {
+                match event {
+                    ClientEvent::Frame(MediaKind::Video, frame) => {
+                        p.recorder.handle_video(now, frame)
+                    }
+                    ClientEvent::Frame(MediaKind::Audio, frame) => {
+                        p.recorder.handle_audio(now, frame)
+                    }
+                    ClientEvent::SenderReport(kind, report) => {
+                        p.recorder.handle_sender_report(now, kind, report)
+                    }
+                    ClientEvent::Connected
+                    | ClientEvent::KeyframeRequested
+                    | ClientEvent::Disconnected => {}
+                }
+            }
+            while let Some(output) = p.recorder.poll_output() {
+                match output {
+                    RecorderOutput::RequestKeyFrame(_) => p.client.request_keyframe(),
+                    RecorderOutput::Write(block) => {
+                        if p.blocks == 0 {
+                            self.messages.push_back(FromRecorder::FileStarted {
+                                file: p.file,
+                                publication_id: p.info.publication_id.clone(),
+                            });
+                        }
+                        let bytes = block.bytes().to_vec();
+                        p.bytes += bytes.len() as u64;
+                        self.messages.push_back(FromRecorder::Block {
+                            file: p.file,
+                            seq: p.blocks,
+                            bytes,
+                        });
+                        p.blocks += 1;
+                    }
+                }
+            }
+            // Requests above may have queued datagrams.
+            while let Some(datagram) = p.client.poll_transmit() {
+                self.transmits.push_back(datagram);
+            }
+        }
+        self.check_ready();
+        let all_acked = self
+            .publications
+            .iter()
+            .all(|p| p.finished && p.acked >= p.blocks);
+        if self.phase == Phase::Stopping && all_acked {
+            self.phase = Phase::Done;
+            let files = self
+                .publications
+                .iter()
+                .filter(|p| p.blocks > 0)
+                .map(|p| FileSummary {
+                    file: p.file,
+                    blocks: p.blocks,
+                    bytes: p.bytes,
+                })
+                .collect();
+            self.messages.push_back(FromRecorder::Done { files });
+        }
+    }
+}
+
+impl convrec_rtc::driver::Endpoint for RecorderSession {
+    /// Messages for the server.
+    type Event = FromRecorder;
+    fn handle_receive(&mut self, now: Instant, source: SocketAddr, contents: &[u8]) {
+        RecorderSession::handle_receive(self, now, source, contents)
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        RecorderSession::handle_timeout(self, now)
+    }
+    fn poll_transmit(&mut self) -> Option<Datagram> {
+        RecorderSession::poll_transmit(self)
+    }
+    fn poll_event(&mut self) -> Option<FromRecorder> {
+        RecorderSession::poll_message(self)
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        RecorderSession::poll_timeout(self)
+    }
+}
