@@ -1,0 +1,88 @@
+-- The objects of SPEC §1 that a recording touches. Later steps add tables (API keys,
+-- templates and configuration, chat messages, webhooks) in migrations of their own.
+-- Times are Unix milliseconds; ids are prefixed random strings; secrets are stored hashed.
+
+CREATE TABLE accounts (
+    id            TEXT PRIMARY KEY,
+    name          TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL
+);
+
+CREATE TABLE conversations (
+    id            TEXT PRIMARY KEY,
+    account_id    TEXT NOT NULL REFERENCES accounts (id),
+    template_id   TEXT,
+    topic         TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL
+);
+CREATE INDEX conversations_by_account ON conversations (account_id, created_at_ms);
+
+CREATE TABLE participants (
+    id              TEXT PRIMARY KEY,
+    conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+    name            TEXT NOT NULL,
+    role            TEXT NOT NULL CHECK (role IN ('ASSIGNED_AGENT', 'SECONDARY_AGENT', 'VISITOR')),
+    token_hash      BLOB NOT NULL UNIQUE,
+    created_at_ms   INTEGER NOT NULL
+);
+CREATE INDEX participants_by_conversation ON participants (conversation_id);
+
+-- Calls and collaboration layers.
+CREATE TABLE interactions (
+    id              TEXT PRIMARY KEY,
+    conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+    source          TEXT NOT NULL CHECK (source IN ('CALL', 'COLLABORATION_LAYER')),
+    type            TEXT NOT NULL CHECK (type IN ('AUDIO', 'AUDIO_VIDEO', 'SCREEN_SHARING')),
+    started_at_ms   INTEGER NOT NULL,
+    ended_at_ms     INTEGER
+);
+CREATE INDEX interactions_by_conversation ON interactions (conversation_id, started_at_ms);
+
+-- One participant's media in one interaction (a WHIP session).
+CREATE TABLE publications (
+    id             TEXT PRIMARY KEY,
+    interaction_id TEXT NOT NULL REFERENCES interactions (id) ON DELETE CASCADE,
+    participant_id TEXT NOT NULL REFERENCES participants (id) ON DELETE CASCADE,
+    audio          INTEGER NOT NULL CHECK (audio IN (0, 1)),
+    video          INTEGER NOT NULL CHECK (video IN (0, 1)),
+    started_at_ms  INTEGER NOT NULL,
+    ended_at_ms    INTEGER
+);
+CREATE INDEX publications_by_interaction ON publications (interaction_id);
+
+CREATE TABLE recordings (
+    id              TEXT PRIMARY KEY,
+    conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+    recording_type  TEXT NOT NULL CHECK (recording_type IN ('AUDIO', 'AUDIO_VIDEO')),
+    layout          TEXT NOT NULL CHECK (layout IN ('COMPOSED', 'RAW_TRACKS')),
+    trigger         TEXT NOT NULL CHECK (trigger IN ('AUTOMATIC', 'MANUAL')),
+    status          TEXT NOT NULL CHECK (status IN ('INITIALIZING', 'PENDING', 'COMPLETE')),
+    started_at_ms   INTEGER,
+    ended_at_ms     INTEGER,
+    end_reason      TEXT CHECK (end_reason IN ('NORMAL', 'ABORT_SYSTEM', 'ABORT_TIMEOUT', 'ABORT_BLOBSTORE_FAILURE', 'ABORT_UNEXPECTED')),
+    created_at_ms   INTEGER NOT NULL
+);
+CREATE INDEX recordings_by_conversation ON recordings (conversation_id, created_at_ms);
+
+-- The files of a recording (one composed file, or one per publication plus the manifest in raw
+-- mode), with how much of each is durable in the spool.
+CREATE TABLE recording_files (
+    recording_id   TEXT NOT NULL REFERENCES recordings (id) ON DELETE CASCADE,
+    file           INTEGER NOT NULL,
+    publication_id TEXT REFERENCES publications (id) ON DELETE SET NULL,
+    object_key     TEXT NOT NULL,
+    durable_bytes  INTEGER NOT NULL DEFAULT 0,
+    blocks         INTEGER NOT NULL DEFAULT 0,
+    finished       INTEGER NOT NULL DEFAULT 0 CHECK (finished IN (0, 1)),
+    started_at_ms  INTEGER NOT NULL,
+    PRIMARY KEY (recording_id, file)
+);
+
+-- Single-use, expiring entry points of recorders (SPEC §4).
+CREATE TABLE entry_points (
+    token_hash    BLOB PRIMARY KEY,
+    recording_id  TEXT NOT NULL REFERENCES recordings (id) ON DELETE CASCADE,
+    attempt       INTEGER NOT NULL,
+    expires_at_ms INTEGER NOT NULL,
+    used_at_ms    INTEGER
+);

@@ -1,0 +1,411 @@
+//! Metadata: accounts, conversations, participants, interactions, publications, recordings and
+//! their files, and recorder entry points, in SQLite (the embedded default) through sqlx, with
+//! the schema in versioned migrations (`crates/store/migrations/sqlite`).
+//!
+//! Secrets (participant tokens, entry-point tokens) are random 256-bit values handed out once
+//! and stored only as SHA-256 hashes. Times are Unix milliseconds, passed in by the caller.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use thiserror::Error;
+
+/// The migrations, embedded in the binary.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// Why a metadata operation failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum MetadataError {
+    /// The database failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The schema could not be brought up to date.
+    #[error("database migration: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// An object that must exist does not.
+    #[error("no {what} with id {id}")]
+    NotFound {
+        /// Which kind of object.
+        what: &'static str,
+        /// Its id.
+        id: String,
+    },
+}
+
+/// Why an entry point was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum EntryPointRefusal {
+    /// No such token.
+    #[error("unknown entry point")]
+    Unknown,
+    /// The token was used already.
+    #[error("entry point already used")]
+    Used,
+    /// The token expired.
+    #[error("entry point expired")]
+    Expired,
+}
+
+/// A secret shown once. Its `Debug` does not print it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    fn random() -> Self {
+        Secret(hex(&random_bytes::<32>()))
+    }
+
+    /// The secret itself, to hand to its owner.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+/// A participant's role (SPEC §1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The agent the conversation is assigned to.
+    AssignedAgent,
+    /// Another agent.
+    SecondaryAgent,
+    /// A visitor (customer).
+    Visitor,
+}
+
+impl Role {
+    /// As in the API and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::AssignedAgent => "ASSIGNED_AGENT",
+            Role::SecondaryAgent => "SECONDARY_AGENT",
+            Role::Visitor => "VISITOR",
+        }
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "ASSIGNED_AGENT" => Ok(Role::AssignedAgent),
+            "SECONDARY_AGENT" => Ok(Role::SecondaryAgent),
+            "VISITOR" => Ok(Role::Visitor),
+            other => Err(format!(
+                "'{other}' is not a role; allowed: ASSIGNED_AGENT, SECONDARY_AGENT, VISITOR"
+            )),
+        }
+    }
+}
+
+/// A participant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Participant {
+    /// Its id.
+    pub id: String,
+    /// Its conversation.
+    pub conversation_id: String,
+    /// Its name.
+    pub name: String,
+    /// Its role.
+    pub role: Role,
+}
+
+/// A redeemed entry point: which recording attempt it was made for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryPoint {
+    /// The recording.
+    pub recording_id: String,
+    /// The attempt (1-based).
+    pub attempt: u32,
+}
+
+/// The metadata store. Cloning shares the connection pool.
+#[derive(Debug, Clone)]
+pub struct Metadata {
+    pool: SqlitePool,
+}
+
+impl Metadata {
+    /// Opens (creating if needed) the SQLite database at `path` and brings its schema up to
+    /// date. Writes are durable when they return (WAL, `synchronous = FULL`).
+    pub async fn open_sqlite(path: &Path) -> Result<Self, MetadataError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(std::time::Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Whether the database answers (for readiness checks).
+    pub async fn ping(&self) -> Result<(), MetadataError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Creates an account; returns its id.
+    pub async fn create_account(&self, name: &str, now_ms: i64) -> Result<String, MetadataError> {
+        let id = new_id("acc");
+        sqlx::query("INSERT INTO accounts (id, name, created_at_ms) VALUES (?, ?, ?)")
+            .bind(&id)
+            .bind(name)
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(id)
+    }
+
+    /// Creates a conversation in an account; returns its id.
+    pub async fn create_conversation(
+        &self,
+        account_id: &str,
+        topic: &str,
+        now_ms: i64,
+    ) -> Result<String, MetadataError> {
+        let id = new_id("conv");
+        let result = sqlx::query(
+            "INSERT INTO conversations (id, account_id, topic, created_at_ms) VALUES (?, ?, ?, ?)",
+        )
+        .bind(&id)
+        .bind(account_id)
+        .bind(topic)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await;
+        match result {
+            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
+                Err(MetadataError::NotFound {
+                    what: "account",
+                    id: account_id.to_owned(),
+                })
+            }
+            other => other.map(|_| id).map_err(MetadataError::from),
+        }
+    }
+
+    /// Adds a participant; returns it and its token (shown once).
+    pub async fn add_participant(
+        &self,
+        conversation_id: &str,
+        name: &str,
+        role: Role,
+        now_ms: i64,
+    ) -> Result<(Participant, Secret), MetadataError> {
+        let id = new_id("part");
+        let token = Secret::random();
+        let result = sqlx::query(
+            "INSERT INTO participants (id, conversation_id, name, role, token_hash, created_at_ms) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&id)
+        .bind(conversation_id)
+        .bind(name)
+        .bind(role.as_str())
+        .bind(hash(token.expose()))
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await;
+        if let Err(sqlx::Error::Database(e)) = &result
+            && e.is_foreign_key_violation()
+        {
+            return Err(MetadataError::NotFound {
+                what: "conversation",
+                id: conversation_id.to_owned(),
+            });
+        }
+        result?;
+        let participant = Participant {
+            id,
+            conversation_id: conversation_id.to_owned(),
+            name: name.to_owned(),
+            role,
+        };
+        Ok((participant, token))
+    }
+
+    /// The participant a token belongs to.
+    pub async fn participant_by_token(
+        &self,
+        token: &str,
+    ) -> Result<Option<Participant>, MetadataError> {
+        let row = sqlx::query(
+            "SELECT id, conversation_id, name, role FROM participants WHERE token_hash = ?",
+        )
+        .bind(hash(token))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            let role: String = r.try_get("role")?;
+            Ok(Participant {
+                id: r.try_get("id")?,
+                conversation_id: r.try_get("conversation_id")?,
+                name: r.try_get("name")?,
+                role: role
+                    .parse()
+                    .map_err(|e: String| sqlx::Error::Decode(e.into()))?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Creates a recording in `INITIALIZING`; returns its id.
+    pub async fn create_recording(
+        &self,
+        conversation_id: &str,
+        recording_type: &str,
+        layout: &str,
+        trigger: &str,
+        now_ms: i64,
+    ) -> Result<String, MetadataError> {
+        let id = new_id("rec");
+        sqlx::query(
+            "INSERT INTO recordings (id, conversation_id, recording_type, layout, trigger, status, created_at_ms) \
+             VALUES (?, ?, ?, ?, ?, 'INITIALIZING', ?)",
+        )
+        .bind(&id)
+        .bind(conversation_id)
+        .bind(recording_type)
+        .bind(layout)
+        .bind(trigger)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    /// Makes a single-use entry point for one attempt of a recording, valid for `ttl_ms`.
+    pub async fn create_entry_point(
+        &self,
+        recording_id: &str,
+        attempt: u32,
+        ttl_ms: i64,
+        now_ms: i64,
+    ) -> Result<Secret, MetadataError> {
+        let token = Secret::random();
+        sqlx::query("INSERT INTO entry_points (token_hash, recording_id, attempt, expires_at_ms) VALUES (?, ?, ?, ?)")
+            .bind(hash(token.expose()))
+            .bind(recording_id)
+            .bind(attempt)
+            .bind(now_ms.saturating_add(ttl_ms))
+            .execute(&self.pool)
+            .await?;
+        Ok(token)
+    }
+
+    /// Redeems an entry point: succeeds once, before it expires, atomically.
+    pub async fn redeem_entry_point(
+        &self,
+        token: &str,
+        now_ms: i64,
+    ) -> Result<Result<EntryPoint, EntryPointRefusal>, MetadataError> {
+        let token_hash = hash(token);
+        let redeemed = sqlx::query(
+            "UPDATE entry_points SET used_at_ms = ? \
+             WHERE token_hash = ? AND used_at_ms IS NULL AND expires_at_ms > ? \
+             RETURNING recording_id, attempt",
+        )
+        .bind(now_ms)
+        .bind(&token_hash)
+        .bind(now_ms)
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(row) = redeemed {
+            return Ok(Ok(EntryPoint {
+                recording_id: row.try_get("recording_id")?,
+                attempt: row.try_get("attempt")?,
+            }));
+        }
+        let known = sqlx::query("SELECT used_at_ms FROM entry_points WHERE token_hash = ?")
+            .bind(&token_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(Err(match known {
+            None => EntryPointRefusal::Unknown,
+            Some(row) if row.try_get::<Option<i64>, _>("used_at_ms")?.is_some() => {
+                EntryPointRefusal::Used
+            }
+            Some(_) => EntryPointRefusal::Expired,
+        }))
+    }
+
+    /// Deletes a conversation and, with it, its participants, interactions, recordings, files
+    /// and entry points (the stored bytes are the caller's to delete).
+    pub async fn delete_conversation(&self, conversation_id: &str) -> Result<(), MetadataError> {
+        let done = sqlx::query("DELETE FROM conversations WHERE id = ?")
+            .bind(conversation_id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(MetadataError::NotFound {
+                what: "conversation",
+                id: conversation_id.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Rows in a table (tests and operations).
+    pub async fn count(&self, table: Table) -> Result<i64, MetadataError> {
+        Ok(sqlx::query(table.count_sql())
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?)
+    }
+}
+
+/// Tables [`Metadata::count`] can count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    /// `participants`.
+    Participants,
+    /// `recordings`.
+    Recordings,
+    /// `entry_points`.
+    EntryPoints,
+}
+
+impl Table {
+    fn count_sql(self) -> &'static str {
+        match self {
+            Table::Participants => "SELECT COUNT(*) FROM participants",
+            Table::Recordings => "SELECT COUNT(*) FROM recordings",
+            Table::EntryPoints => "SELECT COUNT(*) FROM entry_points",
+        }
+    }
+}
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).expect("bug: the operating system has no random source");
+    bytes
+}
+
+fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{}", hex(&random_bytes::<12>()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
