@@ -20,6 +20,8 @@ enum Command {
     /// Report tracks, durations, fragments, key frames, A/V offset, gaps and the index of an
     /// fMP4 file; exits non-zero with the byte offset where a damaged file breaks.
     Inspect(cli::inspect::InspectArgs),
+    /// Run the server on its data directory (SQLite metadata, local storage).
+    Serve(cli::serve::ServeArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -34,6 +36,7 @@ fn main() -> std::process::ExitCode {
     let result = match args.command {
         Command::Demo(a) => cli::demo::run(a),
         Command::Inspect(a) => cli::inspect::run(a),
+        Command::Serve(a) => cli::serve::run(a),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,121 @@
+//! `convrec serve` as an operator runs it: the listening line, `/health`, the environment
+//! variables, and a graceful stop on SIGTERM.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+
+fn serve(args: &[&str], env: &[(&str, &str)]) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_convrec"))
+        .arg("serve")
+        .args(args)
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start convrec serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read the first line");
+    let addr = line
+        .trim()
+        .strip_prefix("convrec listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .to_owned();
+    (child, addr)
+}
+
+fn get(addr: &str, path: &str) -> String {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    response
+}
+
+fn terminate(mut child: Child) {
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+    let exit = child.wait().expect("wait for the server");
+    assert!(exit.success(), "a SIGTERM stop is a clean exit: {exit}");
+}
+
+#[test]
+fn serve_prints_its_address_answers_health_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (child, addr) = serve(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(
+        !addr.ends_with(":0"),
+        "port 0 is replaced by the real port: {addr}"
+    );
+    let response = get(&addr, "/health");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains(r#"{"status":"ok"}"#), "{response}");
+    assert!(
+        data.join("convrec.db").is_file(),
+        "the metadata database is in the data directory"
+    );
+    terminate(child);
+}
+
+#[test]
+fn environment_variables_configure_serve_and_flags_win() {
+    let dir = tempfile::tempdir().unwrap();
+    let from_env = dir.path().join("from-env");
+    let (child, _) = serve(
+        &[],
+        &[
+            ("CONVREC_LISTEN", "127.0.0.1:0"),
+            ("CONVREC_DATA_DIR", from_env.to_str().unwrap()),
+        ],
+    );
+    assert!(from_env.join("convrec.db").is_file());
+    terminate(child);
+
+    let from_flag = dir.path().join("from-flag");
+    let (child, _) = serve(
+        &["--data-dir", from_flag.to_str().unwrap()],
+        &[
+            ("CONVREC_LISTEN", "127.0.0.1:0"),
+            (
+                "CONVREC_DATA_DIR",
+                from_env.join("unused").to_str().unwrap(),
+            ),
+        ],
+    );
+    assert!(from_flag.join("convrec.db").is_file());
+    assert!(
+        !from_env.join("unused").exists(),
+        "the flag wins over the environment"
+    );
+    terminate(child);
+}
+
+#[test]
+fn a_bad_listen_address_is_a_clear_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_convrec"))
+        .args(["serve", "--listen", "localhost:http"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--listen"), "{stderr}");
+}
