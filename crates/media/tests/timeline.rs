@@ -511,6 +511,10 @@ fn four_hours_with_a_drifting_sender_clock_stay_in_sync() {
         Duration::from_secs(4 * 3600 - 10),
     ] {
         let offset = av_offset_at(&out, &vc_after, &ac, at);
+        eprintln!(
+            "4-hour recording: A/V offset {:+.3} ms at {at:?}",
+            offset * 1000.0
+        );
         assert!(offset.abs() <= 0.020, "A/V offset {offset} s at {at:?}");
     }
     // Once synced (after the first second), the file follows the sender's media clock exactly:
