@@ -15,6 +15,9 @@ pub struct TopBox {
     pub header_size: u64,
     /// Total size, header included.
     pub size: u64,
+    /// The header said size 0: "to the end of the file". Valid only for a file's last box, so
+    /// never in a block that more may follow.
+    pub to_end: bool,
 }
 
 impl TopBox {
@@ -75,7 +78,8 @@ pub fn parse_box_header(offset: u64, header: &[u8], available: u64) -> Result<To
             "a box header needs 8 bytes but only {available} remain"
         ))
     })?;
-    let (header_size, size) = match u32::from_be_bytes(*size_bytes) {
+    let declared = u32::from_be_bytes(*size_bytes);
+    let (header_size, size) = match declared {
         0 => (8, available),
         1 => {
             let large = rest.get(4..12).filter(|_| available >= 16).ok_or_else(|| {
@@ -111,6 +115,7 @@ pub fn parse_box_header(offset: u64, header: &[u8], available: u64) -> Result<To
         box_type,
         header_size,
         size,
+        to_end: declared == 0,
     })
 }
 
@@ -148,6 +153,16 @@ pub enum BlockKind {
 /// and says which.
 pub fn classify_block(bytes: &[u8]) -> Result<BlockKind, LayoutError> {
     let boxes = boxes_in(bytes).collect::<Result<Vec<_>, _>>()?;
+    if let Some(b) = boxes.iter().find(|b| b.to_end) {
+        // Appended to a file, it would swallow every later block.
+        return Err(LayoutError::Corrupt {
+            offset: b.offset,
+            what: format!(
+                "box '{}' has size 0 (\"to the end of the file\"), which no block may use",
+                fourcc(b.box_type)
+            ),
+        });
+    }
     let types: Vec<&[u8; 4]> = boxes.iter().map(|b| &b.box_type).collect();
     match types.as_slice() {
         [b"ftyp", b"moov"] => Ok(BlockKind::Init),
@@ -195,6 +210,10 @@ mod tests {
         let err = classify_block(&[boxed(b"mdat", 4), boxed(b"moof", 4)].concat()).unwrap_err();
         assert!(err.to_string().contains("not [mdat, moof]"), "{err}");
         assert!(classify_block(&[]).is_err());
+        let mut to_end = fragment.clone();
+        to_end[28..32].copy_from_slice(&[0, 0, 0, 0]);
+        let err = classify_block(&to_end).unwrap_err();
+        assert!(err.to_string().contains("size 0"), "{err}");
     }
 
     #[test]

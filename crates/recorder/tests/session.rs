@@ -104,6 +104,9 @@ async fn a_recorder_records_a_publication_into_a_durable_playable_file() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let stop_at = tokio::time::Instant::now() + Duration::from_secs(4);
     let mut stop_sent = false;
+    // The acknowledgement of the last block (the index) is held back: `done` must wait for it.
+    let mut held_ack: Option<(u32, u64, tokio::time::Instant)> = None;
+    let mut last_ack_sent = false;
     let reply = |message: FromServer| {
         let recorder = recorder.clone();
         async move {
@@ -116,6 +119,12 @@ async fn a_recorder_records_a_publication_into_a_durable_playable_file() {
     loop {
         let message = tokio::select! {
             m = messages.recv() => m.expect("recorder messages"),
+            () = async { tokio::time::sleep_until(held_ack.unwrap().2).await }, if held_ack.is_some() => {
+                let (file, seq, _) = held_ack.take().unwrap();
+                last_ack_sent = true;
+                reply(FromServer::Ack { file, seq }).await;
+                continue;
+            }
             () = tokio::time::sleep_until(stop_at), if !stop_sent => {
                 stop_sent = true;
                 reply(FromServer::Stop { reason: "NORMAL".into() }).await;
@@ -175,9 +184,23 @@ async fn a_recorder_records_a_publication_into_a_durable_playable_file() {
                     .expect("fileStarted comes first")
                     .append(seq, &bytes)
                     .unwrap();
-                reply(FromServer::Ack { file, seq: ack.seq }).await;
+                if convrec_media::layout::classify_block(&bytes)
+                    == Ok(convrec_media::layout::BlockKind::Index)
+                {
+                    held_ack = Some((
+                        file,
+                        ack.seq,
+                        tokio::time::Instant::now() + Duration::from_millis(300),
+                    ));
+                } else {
+                    reply(FromServer::Ack { file, seq: ack.seq }).await;
+                }
             }
             FromRecorder::Done { files } => {
+                assert!(
+                    last_ack_sent,
+                    "done came before the last block was acknowledged"
+                );
                 assert_eq!(files.len(), 1);
                 let spool = spool.as_ref().unwrap();
                 assert_eq!(files[0].blocks, spool.next_seq());

@@ -14,6 +14,8 @@ use crate::room::{Datagram, Room, RoomEvent};
 
 /// Largest datagram read (above any WebRTC packet on a normal path).
 const MAX_DATAGRAM: usize = 2048;
+/// The shortest sleep between two timeouts.
+const MIN_WAKEUP: Duration = Duration::from_millis(1);
 /// How long the task sleeps when the endpoint has nothing scheduled.
 const IDLE_WAKEUP: Duration = Duration::from_millis(500);
 
@@ -150,9 +152,12 @@ async fn run<E: Endpoint>(
         while let Some(event) = endpoint.poll_event() {
             let _ = events.send(event);
         }
+        // Never a deadline in the past: an endpoint that does not move it must not spin the loop.
+        let now = Instant::now();
         let deadline = endpoint
             .poll_timeout()
-            .unwrap_or_else(|| Instant::now() + IDLE_WAKEUP);
+            .unwrap_or(now + IDLE_WAKEUP)
+            .max(now + MIN_WAKEUP);
         tokio::select! {
             received = socket.recv_from(&mut buf) => match received {
                 Ok((n, source)) => endpoint.handle_receive(Instant::now(), source, &buf[..n]),

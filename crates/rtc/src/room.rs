@@ -8,8 +8,9 @@
 //!
 //! Forwarding: a publisher's frames go, as they are, to every connected subscriber of that
 //! publication. A subscriber's key-frame request (PLI/FIR) is passed to its publisher, at most
-//! one per [`KEYFRAME_REQUEST_SPACING`] per publisher so many subscribers cannot flood it; a
-//! subscriber that connects asks for one at once so its picture starts quickly.
+//! one per [`KEYFRAME_REQUEST_SPACING`] per publisher so many subscribers cannot flood it (a
+//! request within the spacing is dropped; the subscriber repeats it). When a subscriber connects,
+//! the room asks the publisher for a key frame itself, under the same spacing.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;

@@ -28,6 +28,9 @@ pub enum MetadataError {
     /// The schema could not be brought up to date.
     #[error("database migration: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
+    /// The change would break a rule of the model.
+    #[error("{0}")]
+    Conflict(String),
     /// An object that must exist does not.
     #[error("no {what} with id {id}")]
     NotFound {
@@ -266,7 +269,8 @@ impl Metadata {
         .transpose()
     }
 
-    /// Creates a recording in `INITIALIZING`; returns its id.
+    /// Creates a recording in `INITIALIZING`; returns its id. Refused (`Conflict`) while another
+    /// recording of the conversation has not ended.
     pub async fn create_recording(
         &self,
         conversation_id: &str,
@@ -276,7 +280,7 @@ impl Metadata {
         now_ms: i64,
     ) -> Result<String, MetadataError> {
         let id = new_id("rec");
-        sqlx::query(
+        let result = sqlx::query(
             "INSERT INTO recordings (id, conversation_id, recording_type, layout, trigger, status, created_at_ms) \
              VALUES (?, ?, ?, ?, ?, 'INITIALIZING', ?)",
         )
@@ -287,11 +291,42 @@ impl Metadata {
         .bind(trigger)
         .bind(now_ms)
         .execute(&self.pool)
-        .await?;
-        Ok(id)
+        .await;
+        match result {
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(MetadataError::Conflict(format!(
+                    "a recording of conversation {conversation_id} is still running"
+                )))
+            }
+            other => other.map(|_| id).map_err(MetadataError::from),
+        }
     }
 
-    /// Makes a single-use entry point for one attempt of a recording, valid for `ttl_ms`.
+    /// Ends a recording with its end reason (SPEC §5).
+    pub async fn end_recording(
+        &self,
+        recording_id: &str,
+        end_reason: &str,
+        now_ms: i64,
+    ) -> Result<(), MetadataError> {
+        let done = sqlx::query("UPDATE recordings SET ended_at_ms = ?, end_reason = ? WHERE id = ? AND ended_at_ms IS NULL")
+            .bind(now_ms)
+            .bind(end_reason)
+            .bind(recording_id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(MetadataError::NotFound {
+                what: "running recording",
+                id: recording_id.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Makes a single-use entry point for one attempt of a recording, valid for `ttl_ms`. The
+    /// recording's earlier entry points that were not used expire at once: only one recorder
+    /// may join an attempt, and only the newest attempt may be joined.
     pub async fn create_entry_point(
         &self,
         recording_id: &str,
@@ -300,13 +335,20 @@ impl Metadata {
         now_ms: i64,
     ) -> Result<Secret, MetadataError> {
         let token = Secret::random();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE entry_points SET expires_at_ms = MIN(expires_at_ms, ?) WHERE recording_id = ? AND used_at_ms IS NULL")
+            .bind(now_ms)
+            .bind(recording_id)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("INSERT INTO entry_points (token_hash, recording_id, attempt, expires_at_ms) VALUES (?, ?, ?, ?)")
             .bind(hash(token.expose()))
             .bind(recording_id)
             .bind(attempt)
             .bind(now_ms.saturating_add(ttl_ms))
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(token)
     }
 

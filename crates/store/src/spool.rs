@@ -237,6 +237,10 @@ fn whole_blocks(file: &File, file_len: u64) -> std::io::Result<(u64, u64, bool)>
         let Ok(b) = parse_box_header(offset, &header[..n], file_len - offset) else {
             break;
         };
+        // The spool never wrote a "to the end" box (blocks with one are refused).
+        if b.to_end {
+            break;
+        }
         if &b.box_type == b"mfra" && position == 0 && blocks > 0 {
             return Ok((blocks + 1, b.end(), true));
         }

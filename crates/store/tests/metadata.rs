@@ -121,6 +121,66 @@ async fn entry_points_are_single_use_and_expire() {
         db.redeem_entry_point(late.expose(), 31_000).await.unwrap(),
         Err(EntryPointRefusal::Expired)
     );
+    // Valid until its last millisecond.
+    let edge = db
+        .create_entry_point(&recording, 3, 30_000, 1_000)
+        .await
+        .unwrap();
+    assert!(
+        db.redeem_entry_point(edge.expose(), 30_999)
+            .await
+            .unwrap()
+            .is_ok()
+    );
+    // A new attempt retires the unused entry point of the one before.
+    let attempt4 = db
+        .create_entry_point(&recording, 4, 30_000, 40_000)
+        .await
+        .unwrap();
+    let attempt5 = db
+        .create_entry_point(&recording, 5, 30_000, 41_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        db.redeem_entry_point(attempt4.expose(), 41_001)
+            .await
+            .unwrap(),
+        Err(EntryPointRefusal::Expired)
+    );
+    assert_eq!(
+        db.redeem_entry_point(attempt5.expose(), 41_001)
+            .await
+            .unwrap()
+            .unwrap()
+            .attempt,
+        5
+    );
+}
+
+#[tokio::test]
+async fn a_conversation_has_one_running_recording_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir).await;
+    let account = db.create_account("Bank", 0).await.unwrap();
+    let conversation = db.create_conversation(&account, "topic", 0).await.unwrap();
+    let first = db
+        .create_recording(&conversation, "AUDIO_VIDEO", "RAW_TRACKS", "AUTOMATIC", 0)
+        .await
+        .unwrap();
+    let err = db
+        .create_recording(&conversation, "AUDIO_VIDEO", "RAW_TRACKS", "MANUAL", 1)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MetadataError::Conflict(_)), "{err}");
+    assert!(err.to_string().contains("still running"), "{err}");
+    db.end_recording(&first, "NORMAL", 2).await.unwrap();
+    db.create_recording(&conversation, "AUDIO_VIDEO", "RAW_TRACKS", "MANUAL", 3)
+        .await
+        .unwrap();
+    assert!(matches!(
+        db.end_recording(&first, "NORMAL", 4).await,
+        Err(MetadataError::NotFound { .. })
+    ));
 }
 
 #[tokio::test]

@@ -35,7 +35,7 @@ fn acknowledged_blocks_are_on_disk_and_the_file_plays() {
         assert_eq!(
             std::fs::metadata(&path).unwrap().len(),
             expected_len,
-            "on disk when acknowledged"
+            "written when acknowledged (that fsync came first cannot be observed without cutting power)"
         );
     }
     assert!(spool.is_finished());
@@ -89,6 +89,12 @@ fn bad_misplaced_and_missing_blocks_are_refused_and_change_nothing() {
             .contains("block 1 refused: truncated at byte"),
         "{err}"
     );
+    // An mdat claiming to run "to the end of the file" would swallow every later block.
+    let mut to_end = blocks[1].clone();
+    let moof_size = u32::from_be_bytes(to_end[..4].try_into().unwrap()) as usize;
+    to_end[moof_size..moof_size + 4].copy_from_slice(&[0, 0, 0, 0]);
+    let err = spool.append(1, &to_end).unwrap_err();
+    assert!(err.to_string().contains("size 0"), "{err}");
     let err = spool.append(1, b"definitely not a box").unwrap_err();
     assert!(matches!(err, SpoolError::BadBlock { seq: 1, .. }), "{err}");
     assert_eq!(

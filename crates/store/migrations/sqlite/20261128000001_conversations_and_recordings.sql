@@ -49,6 +49,7 @@ CREATE TABLE publications (
     ended_at_ms    INTEGER
 );
 CREATE INDEX publications_by_interaction ON publications (interaction_id);
+CREATE INDEX publications_by_participant ON publications (participant_id);
 
 CREATE TABLE recordings (
     id              TEXT PRIMARY KEY,
@@ -63,6 +64,9 @@ CREATE TABLE recordings (
     created_at_ms   INTEGER NOT NULL
 );
 CREATE INDEX recordings_by_conversation ON recordings (conversation_id, created_at_ms);
+-- A conversation has many recordings, one after another, never two at once (SPEC §1).
+CREATE UNIQUE INDEX one_running_recording_per_conversation ON recordings (conversation_id)
+    WHERE ended_at_ms IS NULL;
 
 -- The files of a recording (one composed file, or one per publication plus the manifest in raw
 -- mode), with how much of each is durable in the spool.
@@ -77,6 +81,7 @@ CREATE TABLE recording_files (
     started_at_ms  INTEGER NOT NULL,
     PRIMARY KEY (recording_id, file)
 );
+CREATE INDEX recording_files_by_publication ON recording_files (publication_id);
 
 -- Single-use, expiring entry points of recorders (SPEC §4).
 CREATE TABLE entry_points (
@@ -86,3 +91,4 @@ CREATE TABLE entry_points (
     expires_at_ms INTEGER NOT NULL,
     used_at_ms    INTEGER
 );
+CREATE INDEX entry_points_by_recording ON entry_points (recording_id);
