@@ -152,10 +152,12 @@ impl Client {
     }
 
     /// Sends one frame (publishers): an H.264 access unit in Annex B, or an Opus packet, with
-    /// its RTP time (90 kHz or 48 kHz, extended to 64 bits by the caller).
+    /// its RTP time (90 kHz or 48 kHz, extended to 64 bits by the caller) and the time it was
+    /// captured, which the sender reports tie to the RTP time (so an encoder that delays video
+    /// does not shift it against audio).
     pub fn write(
         &mut self,
-        now: Instant,
+        captured: Instant,
         kind: MediaKind,
         rtp_time: u64,
         data: &[u8],
@@ -180,7 +182,12 @@ impl Client {
             .map(|p| p.pt())
             .ok_or(ClientError::NotNegotiated(kind))?;
         writer
-            .write(pt, now, MediaTime::new(rtp_time, frequency), data.to_vec())
+            .write(
+                pt,
+                captured,
+                MediaTime::new(rtp_time, frequency),
+                data.to_vec(),
+            )
             .map_err(|e| ClientError::Write(e.to_string()))?;
         self.drain();
         Ok(())

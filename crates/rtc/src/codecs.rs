@@ -18,9 +18,17 @@ const H264_PROFILES: [(u32, u8, u8); 3] = [
 /// The profile part (first two bytes) of the accepted profile-level-ids, as SDP writes them.
 const H264_PROFILE_PREFIXES: [&str; 3] = ["42e0", "4200", "4d00"];
 
+/// How often a sender report goes out per stream. str0m's default for audio is 5 s, which left
+/// the first seconds of audio aligned by arrival only; recordings align within a second.
+const SENDER_REPORT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// A str0m configuration with only convrec's codecs.
 pub fn rtc_config() -> RtcConfig {
-    let mut config = RtcConfig::new().clear_codecs().enable_opus(true, false);
+    let mut config = RtcConfig::new()
+        .clear_codecs()
+        .enable_opus(true, false)
+        .set_rtcp_report_interval_audio(SENDER_REPORT_INTERVAL)
+        .set_rtcp_report_interval_video(SENDER_REPORT_INTERVAL);
     let codecs = config.codec_config();
     for (profile_level_id, pt, rtx) in H264_PROFILES {
         codecs.add_h264(pt.into(), Some(rtx.into()), true, profile_level_id);

@@ -16,10 +16,12 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use convrec_media::rtp_time::{nearest_extended, ticks_to_nanos};
 use convrec_media::timeline::MediaKind;
 use str0m::change::SdpOffer;
 use str0m::media::{Direction, KeyframeRequestKind, MediaData, Mid};
 use str0m::net::{Protocol, Receive};
+use str0m::rtp::rtcp::SenderInfo;
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use thiserror::Error;
 
@@ -110,9 +112,38 @@ struct Peer {
     connected: bool,
     /// Publishers: when a key frame was last asked of it.
     last_keyframe_request: Option<Instant>,
+    /// Publishers: per section, the latest sender report and when it arrived.
+    sender_reports: Vec<(Mid, SenderInfo, Instant)>,
 }
 
 impl Peer {
+    /// When a publisher's frame was captured, on the room's clock: its RTP time placed through
+    /// the publisher's latest sender report for that section (audio and video reports share the
+    /// sender's clock, so this keeps their alignment for subscribers), or its arrival before any
+    /// report came.
+    fn capture_time(&self, data: &MediaData) -> Instant {
+        let Some((_, report, received)) = self
+            .sender_reports
+            .iter()
+            .find(|(mid, _, _)| *mid == data.mid)
+        else {
+            return data.network_time;
+        };
+        let rate = data.time.frequency().get();
+        // Both are extended RTP times, extended separately: compare them modulo 2^32.
+        let frame = i64::try_from(data.time.numer()).unwrap_or(i64::MAX);
+        let reported = nearest_extended(report.rtp_time.numer() as u32, frame);
+        let offset_ns = ticks_to_nanos(frame - reported, rate);
+        let offset =
+            Duration::from_nanos(u64::try_from(offset_ns.unsigned_abs()).unwrap_or(u64::MAX));
+        let placed = if offset_ns >= 0 {
+            received.checked_add(offset)
+        } else {
+            received.checked_sub(offset)
+        };
+        placed.unwrap_or(data.network_time)
+    }
+
     fn mid_of(&self, kind: MediaKind, sending: bool) -> Option<Mid> {
         self.media
             .iter()
@@ -137,7 +168,8 @@ impl Peer {
 
 /// Work that crosses from one peer to others, done after the first peer is drained.
 enum Propagation {
-    Media(PeerId, MediaKind, Box<MediaData>),
+    /// A publisher's frame, with the wallclock (capture time) to send it with.
+    Media(PeerId, MediaKind, Box<MediaData>, Instant),
     KeyframeRequest(PeerId, KeyframeRequestKind),
     SubscriberConnected(PeerId, PeerId),
 }
@@ -305,6 +337,7 @@ impl Room {
             timeout: now,
             connected: false,
             last_keyframe_request: None,
+            sender_reports: Vec::new(),
         });
         let index = self.peers.len() - 1;
         let mut work = VecDeque::new();
@@ -350,8 +383,23 @@ impl Room {
                     }
                     Event::MediaData(data) if peer.role == Role::Publisher => {
                         if let Some(kind) = peer.kind_of(data.mid) {
-                            work.push_back(Propagation::Media(peer.id, kind, Box::new(data)));
+                            let wallclock = peer.capture_time(&data);
+                            work.push_back(Propagation::Media(
+                                peer.id,
+                                kind,
+                                Box::new(data),
+                                wallclock,
+                            ));
                         }
+                    }
+                    Event::SenderFeedback(feedback) if peer.role == Role::Publisher => {
+                        peer.sender_reports
+                            .retain(|(mid, _, _)| *mid != feedback.mid);
+                        peer.sender_reports.push((
+                            feedback.mid,
+                            feedback.sender_info,
+                            feedback.received_at,
+                        ));
                     }
                     Event::KeyframeRequest(request) => {
                         if let Role::Subscriber { publisher } = peer.role {
@@ -372,13 +420,13 @@ impl Room {
     fn propagate(&mut self, now: Instant, mut work: VecDeque<Propagation>) {
         while let Some(item) = work.pop_front() {
             match item {
-                Propagation::Media(from, kind, data) => {
+                Propagation::Media(from, kind, data, wallclock) => {
                     for index in 0..self.peers.len() {
                         let peer = &mut self.peers[index];
                         if peer.role != (Role::Subscriber { publisher: from }) || !peer.connected {
                             continue;
                         }
-                        forward(peer, kind, &data);
+                        forward(peer, kind, &data, wallclock);
                         self.drain(index, &mut work);
                     }
                 }
@@ -450,8 +498,9 @@ impl Room {
     }
 }
 
-/// Writes a publisher's frame to a subscriber's matching send section.
-fn forward(peer: &mut Peer, kind: MediaKind, data: &MediaData) {
+/// Writes a publisher's frame to a subscriber's matching send section. `wallclock` becomes the
+/// frame's time in the sender reports the room sends to the subscriber.
+fn forward(peer: &mut Peer, kind: MediaKind, data: &MediaData, wallclock: Instant) {
     let Some(mid) = peer.mid_of(kind, true) else {
         return;
     };
@@ -472,7 +521,7 @@ fn forward(peer: &mut Peer, kind: MediaKind, data: &MediaData) {
     let Some(writer) = peer.rtc.writer(mid) else {
         return;
     };
-    if let Err(e) = writer.write(pt, data.network_time, data.time, data.data.clone()) {
+    if let Err(e) = writer.write(pt, wallclock, data.time, data.data.clone()) {
         tracing::debug!(peer = ?peer.id, error = %e, "could not forward a frame");
     }
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use convrec_media::inspect::inspect;
 use convrec_media::recording::{PublicationRecorder, RecorderConfig, RecorderOutput};
 use convrec_media::source::synthetic::{SourceEvent, SyntheticConfig, SyntheticSource};
-use convrec_media::timeline::MediaKind;
+use convrec_media::timeline::{MediaFrame, MediaKind};
 use convrec_rtc::client::{Client, ClientEvent};
 use convrec_rtc::driver::{self, DriverHandle};
 use convrec_rtc::room::{Room, RoomError, RoomEvent};
@@ -78,8 +78,19 @@ async fn connect_client(
     (handle, events, peer)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_publication_reaches_a_subscriber_and_records_to_a_playable_file() {
+/// What one call through the room produced.
+struct Call {
+    file: Vec<u8>,
+    /// Key-frame requests the subscriber's recorder made.
+    keyframe_asks: u32,
+    /// Key-frame requests that reached the publisher.
+    publisher_saw: u32,
+}
+
+/// Publishes the fixtures through a room for `SECONDS` to a subscriber that records them. Video
+/// leaves the publisher `video_encoder_delay` after it was captured (audio at once); both are
+/// sent with their capture time.
+async fn call_through_room(video_encoder_delay: Duration) -> Call {
     let room_socket = bind().await;
     let room_addr = room_socket.local_addr().unwrap();
     let (room, mut room_events) = driver::spawn(room_socket, Room::new(room_addr)).unwrap();
@@ -110,6 +121,14 @@ async fn a_publication_reaches_a_subscriber_and_records_to_a_playable_file() {
         let mut source = SyntheticSource::new(SyntheticConfig::default(), video, opus_fixture());
         let start = tokio::time::Instant::now();
         let mut keyframe_requests = 0;
+        // Video frames wait here for their encoder delay while audio goes out on time.
+        let mut encoding: std::collections::VecDeque<(Duration, MediaFrame)> =
+            std::collections::VecDeque::new();
+        let send = |kind: MediaKind, captured: Duration, frame: MediaFrame| {
+            let captured = start.into_std() + captured;
+            publisher
+                .call(move |c, _| c.write(captured, kind, u64::from(frame.rtp_time), &frame.data))
+        };
         loop {
             while let Ok(event) = publisher_events.try_recv() {
                 if event == ClientEvent::KeyframeRequested {
@@ -118,20 +137,31 @@ async fn a_publication_reaches_a_subscriber_and_records_to_a_playable_file() {
                 }
             }
             let (at, event) = source.next_event();
-            if at >= Duration::from_secs(SECONDS) {
+            let end = at >= Duration::from_secs(SECONDS);
+            let until = if end { Duration::MAX } else { at };
+            while let Some((captured, _)) = encoding
+                .front()
+                .filter(|(c, _)| *c + video_encoder_delay <= until)
+            {
+                tokio::time::sleep_until(start + *captured + video_encoder_delay).await;
+                let (captured, frame) = encoding.pop_front().unwrap();
+                send(MediaKind::Video, captured, frame)
+                    .await
+                    .unwrap()
+                    .unwrap();
+            }
+            if end {
                 return keyframe_requests;
             }
-            tokio::time::sleep_until(start + at).await;
-            let (kind, frame) = match event {
-                SourceEvent::Frame(kind, frame) => (kind, frame),
+            match event {
+                SourceEvent::Frame(MediaKind::Video, frame) => encoding.push_back((at, frame)),
+                SourceEvent::Frame(kind, frame) => {
+                    tokio::time::sleep_until(start + at).await;
+                    send(kind, at, frame).await.unwrap().unwrap();
+                }
                 // str0m sends its own sender reports.
-                SourceEvent::SenderReport(..) => continue,
-            };
-            publisher
-                .call(move |c, now| c.write(now, kind, u64::from(frame.rtp_time), &frame.data))
-                .await
-                .unwrap()
-                .unwrap();
+                SourceEvent::SenderReport(..) => {}
+            }
         }
     });
 
@@ -171,6 +201,20 @@ async fn a_publication_reaches_a_subscriber_and_records_to_a_playable_file() {
         file.extend_from_slice(block.bytes());
     }
     let publisher_saw = publishing.await.unwrap();
+    Call {
+        file,
+        keyframe_asks,
+        publisher_saw,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publication_reaches_a_subscriber_and_records_to_a_playable_file() {
+    let Call {
+        file,
+        keyframe_asks,
+        publisher_saw,
+    } = call_through_room(Duration::ZERO).await;
     assert!(
         keyframe_asks >= 1,
         "the recorder asks for a key frame when it starts"
@@ -240,5 +284,24 @@ async fn offers_without_usable_codecs_are_refused_with_what_they_offered() {
     assert_eq!(
         err,
         RoomError::UnknownPublisher(convrec_rtc::room::PeerId(42))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publishers_encoder_delay_does_not_shift_video_against_audio() {
+    // Video leaves the publisher 150 ms after capture. The room passes each frame on with its
+    // capture time (from the publisher's sender reports), so the recording keeps them aligned:
+    // both tracks end together, as they were captured.
+    let Call { file, .. } = call_through_room(Duration::from_millis(150)).await;
+    let report = inspect(file.as_slice()).expect("the recording reads back");
+    let (video, audio) = (&report.tracks[0], &report.tracks[1]);
+    let skew = video.end_seconds - audio.end_seconds;
+    eprintln!(
+        "with a 150 ms encoder delay: video ends {:+.1} ms after audio",
+        skew * 1000.0
+    );
+    assert!(
+        skew.abs() < 0.050,
+        "video ends {skew:.3} s after audio: the encoder delay leaked into the sync"
     );
 }
