@@ -1,5 +1,5 @@
 //! One recorder's work, free of I/O: it speaks the entry-point protocol with the server,
-//! subscribes to every publication (one WebRTC session each, on one UDP socket), records each
+//! subscribes to every publication (one WebRTC session and UDP socket each), records each
 //! publication into its own fMP4 file (raw mode, SPEC §6) with the media core, and streams the
 //! files' blocks, numbered, for the server to make durable and acknowledge.
 //!
@@ -13,12 +13,6 @@
 //! its welcome and each of those WebRTC sessions is connected. On `stop` it finishes every file
 //! (writing its index) and says `done` when every block has been acknowledged.
 //!
-//! **Known limit (to be lifted next):** sessions that share one local UDP address with the same
-//! room cannot be told apart once their DTLS/SRTP traffic flows (it is routed by address alone),
-//! so a session records **one** publication correctly. Several need either one WebRTC session
-//! carrying every publication (renegotiated as publications come and go) or one socket per
-//! session. `tests/session.rs` covers the single-publication case.
-//!
 //! [`poll_message`]: RecorderSession::poll_message
 
 use std::collections::VecDeque;
@@ -30,8 +24,8 @@ use convrec_core::recorder_protocol::{
 };
 use convrec_media::recording::{PublicationRecorder, RecorderConfig, RecorderOutput};
 use convrec_media::timeline::{MediaKind, TimelineConfig};
+use convrec_rtc::Datagram;
 use convrec_rtc::client::{Client, ClientEvent};
-use convrec_rtc::room::Datagram;
 
 /// Where a recorder session stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,8 +63,11 @@ struct Publication {
 
 /// One recorder's session. See the [module docs](self).
 pub struct RecorderSession {
-    local_addr: SocketAddr,
     phase: Phase,
+    /// Publications waiting for their socket: (request, info, counts for ready).
+    waiting_for_socket: Vec<(u64, PublicationInfo, bool)>,
+    socket_requests: VecDeque<u64>,
+    next_request: u64,
     publications: Vec<Publication>,
     next_file: u32,
     messages: VecDeque<FromRecorder>,
@@ -78,11 +75,15 @@ pub struct RecorderSession {
 }
 
 impl RecorderSession {
-    /// A session whose WebRTC sessions use the UDP socket at `local_addr`; it greets the server.
-    pub fn new(local_addr: SocketAddr) -> Self {
+    /// A new session; it greets the server. Each publication's WebRTC session gets a UDP socket of
+    /// its own (asked for with [`poll_socket_request`](Self::poll_socket_request)): sessions that
+    /// share an address pair with the room could not be told apart.
+    pub fn new() -> Self {
         Self {
-            local_addr,
             phase: Phase::Greeting,
+            waiting_for_socket: Vec::new(),
+            socket_requests: VecDeque::new(),
+            next_request: 0,
             publications: Vec::new(),
             next_file: 0,
             messages: VecDeque::from([FromRecorder::Hello {
@@ -103,7 +104,7 @@ impl RecorderSession {
             FromServer::Welcome { publications, .. } if self.phase == Phase::Greeting => {
                 self.phase = Phase::Subscribing;
                 for info in publications {
-                    self.subscribe(now, info, true);
+                    self.subscribe(info, true);
                 }
                 self.check_ready();
             }
@@ -130,7 +131,7 @@ impl RecorderSession {
                 // One that appears before ready exists "at that moment" too (SPEC §4).
                 let initial = self.phase == Phase::Subscribing;
                 if matches!(self.phase, Phase::Subscribing | Phase::Recording) {
-                    self.subscribe(now, publication, initial);
+                    self.subscribe(publication, initial);
                 }
             }
             FromServer::PublicationEnded { publication_id } => {
@@ -167,13 +168,40 @@ impl RecorderSession {
         self.pump(now);
     }
 
-    /// A datagram arrived at the session's UDP socket.
-    pub fn handle_receive(&mut self, now: Instant, source: SocketAddr, contents: &[u8]) {
-        for p in &mut self.publications {
-            if p.client.try_receive(now, source, contents) {
-                break;
-            }
+    /// A datagram arrived at the socket bound to `local`.
+    pub fn handle_receive(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        source: SocketAddr,
+        contents: &[u8],
+    ) {
+        if let Some(p) = self
+            .publications
+            .iter_mut()
+            .find(|p| p.client.local_addr() == local)
+        {
+            p.client.handle_receive(now, source, contents);
         }
+        self.pump(now);
+    }
+
+    /// The next socket wanted (a request number for [`handle_socket`](Self::handle_socket)).
+    pub fn poll_socket_request(&mut self) -> Option<u64> {
+        self.socket_requests.pop_front()
+    }
+
+    /// The socket for `request` is bound at `local`: the publication waiting for it subscribes.
+    pub fn handle_socket(&mut self, now: Instant, request: u64, local: SocketAddr) {
+        let Some(index) = self
+            .waiting_for_socket
+            .iter()
+            .position(|(r, _, _)| *r == request)
+        else {
+            return;
+        };
+        let (_, info, initial) = self.waiting_for_socket.remove(index);
+        self.start_subscription(now, info, initial, local);
         self.pump(now);
     }
 
@@ -209,7 +237,7 @@ impl RecorderSession {
             .min()
     }
 
-    fn subscribe(&mut self, now: Instant, info: PublicationInfo, initial: bool) {
+    fn subscribe(&mut self, info: PublicationInfo, initial: bool) {
         if self
             .publications
             .iter()
@@ -221,7 +249,27 @@ impl RecorderSession {
             tracing::warn!(publication = %info.publication_id, "a publication without audio or video has nothing to record");
             return;
         }
-        let (client, offer) = match Client::subscriber(now, self.local_addr) {
+        let waiting = self
+            .waiting_for_socket
+            .iter()
+            .any(|(_, w, _)| w.publication_id == info.publication_id);
+        if waiting {
+            return;
+        }
+        let request = self.next_request;
+        self.next_request += 1;
+        self.socket_requests.push_back(request);
+        self.waiting_for_socket.push((request, info, initial));
+    }
+
+    fn start_subscription(
+        &mut self,
+        now: Instant,
+        info: PublicationInfo,
+        initial: bool,
+        local: SocketAddr,
+    ) {
+        let (client, offer) = match Client::subscriber(now, local) {
             Ok(made) => made,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot make a WebRTC session");
@@ -276,7 +324,11 @@ impl RecorderSession {
             .publications
             .iter()
             .filter(|p| p.initial && !p.finished)
-            .all(|p| p.subscribed && p.client.is_connected());
+            .all(|p| p.subscribed && p.client.is_connected())
+            && !self
+                .waiting_for_socket
+                .iter()
+                .any(|(_, _, initial)| *initial);
         if self.phase == Phase::Subscribing && all_connected {
             self.phase = Phase::Recording;
             self.messages.push_back(FromRecorder::Ready {});
@@ -356,8 +408,14 @@ impl RecorderSession {
 impl convrec_rtc::driver::Endpoint for RecorderSession {
     /// Messages for the server.
     type Event = FromRecorder;
-    fn handle_receive(&mut self, now: Instant, source: SocketAddr, contents: &[u8]) {
-        RecorderSession::handle_receive(self, now, source, contents)
+    fn handle_receive(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        source: SocketAddr,
+        contents: &[u8],
+    ) {
+        RecorderSession::handle_receive(self, now, local, source, contents)
     }
     fn handle_timeout(&mut self, now: Instant) {
         RecorderSession::handle_timeout(self, now)
@@ -370,5 +428,17 @@ impl convrec_rtc::driver::Endpoint for RecorderSession {
     }
     fn poll_timeout(&self) -> Option<Instant> {
         RecorderSession::poll_timeout(self)
+    }
+    fn poll_socket_request(&mut self) -> Option<u64> {
+        RecorderSession::poll_socket_request(self)
+    }
+    fn handle_socket(&mut self, now: Instant, request: u64, local: SocketAddr) {
+        RecorderSession::handle_socket(self, now, request, local)
+    }
+}
+
+impl Default for RecorderSession {
+    fn default() -> Self {
+        Self::new()
     }
 }

@@ -1,6 +1,7 @@
 //! A recorder session against the real parts of the server side: the SFU room answers its
-//! subscriptions, a spool makes each block durable before it is acknowledged, and a synthetic
-//! participant publishes over real WebRTC. The file in the spool must play, and the session must
+//! subscriptions, a spool makes each block durable before it is acknowledged, and two synthetic
+//! participants publish over real WebRTC (two publications: two WebRTC sessions, which must not
+//! get mixed up). The file in the spool must play, and the session must
 //! go greeting → ready → recording → done. (The server crate will own this glue; until it
 //! exists, the test plays the server's part of the entry-point protocol with those parts.)
 #![expect(
@@ -26,87 +27,97 @@ async fn bind() -> UdpSocket {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_recorder_records_a_publication_into_a_durable_playable_file() {
-    // The room and a publishing participant.
+async fn a_recorder_records_two_publications_into_durable_playable_files() {
     let room_socket = bind().await;
     let room_addr = room_socket.local_addr().unwrap();
     let (room, mut room_events) = driver::spawn(room_socket, Room::new(room_addr)).unwrap();
-    let publisher_socket = bind().await;
-    let (client, offer) = Client::publisher(
-        Instant::now(),
-        publisher_socket.local_addr().unwrap(),
-        &[MediaKind::Audio, MediaKind::Video],
-    )
-    .unwrap();
-    let (publisher_id, answer) = room
-        .call(move |r, now| r.publish(now, &offer))
-        .await
-        .unwrap()
+
+    // Two participants publish: different pictures, so the files can be told apart.
+    let fixtures = ["cbp-320x240-30fps.h264", "main-resolution-change.h264"];
+    let mut publisher_ids = Vec::new();
+    let mut publishing = Vec::new();
+    for fixture in fixtures {
+        let socket = bind().await;
+        let (client, offer) = Client::publisher(
+            Instant::now(),
+            socket.local_addr().unwrap(),
+            &[MediaKind::Audio, MediaKind::Video],
+        )
         .unwrap();
-    let (publisher, mut publisher_events) = driver::spawn(publisher_socket, client).unwrap();
-    publisher
-        .call(move |c, _| c.accept_answer(&answer))
-        .await
-        .unwrap()
-        .unwrap();
-    while let Some(event) = room_events.recv().await {
-        if matches!(event, RoomEvent::PublicationStarted { .. }) {
-            break;
+        let (publisher_id, answer) = room
+            .call(move |r, now| r.publish(now, &offer))
+            .await
+            .unwrap()
+            .unwrap();
+        let (publisher, mut events) = driver::spawn(socket, client).unwrap();
+        publisher
+            .call(move |c, _| c.accept_answer(&answer))
+            .await
+            .unwrap()
+            .unwrap();
+        while let Some(event) = room_events.recv().await {
+            if matches!(event, RoomEvent::PublicationStarted { publisher, .. } if publisher == publisher_id)
+            {
+                break;
+            }
         }
-    }
-    let publishing = tokio::spawn(async move {
-        let mut source = SyntheticSource::new(
-            SyntheticConfig::default(),
-            video_fixture("cbp-320x240-30fps.h264"),
-            opus_fixture(),
-        );
-        let start = tokio::time::Instant::now();
-        loop {
-            while let Ok(event) = publisher_events.try_recv() {
-                if event == ClientEvent::KeyframeRequested {
-                    source.request_keyframe();
+        publisher_ids.push(publisher_id);
+        publishing.push(tokio::spawn(async move {
+            let mut source = SyntheticSource::new(
+                SyntheticConfig::default(),
+                video_fixture(fixture),
+                opus_fixture(),
+            );
+            let start = tokio::time::Instant::now();
+            loop {
+                while let Ok(event) = events.try_recv() {
+                    if event == ClientEvent::KeyframeRequested {
+                        source.request_keyframe();
+                    }
+                }
+                let (at, event) = source.next_event();
+                if at >= Duration::from_secs(6) {
+                    return;
+                }
+                tokio::time::sleep_until(start + at).await;
+                if let SourceEvent::Frame(kind, frame) = event {
+                    let captured = start.into_std() + at;
+                    publisher
+                        .call(move |c, _| {
+                            c.write(captured, kind, u64::from(frame.rtp_time), &frame.data)
+                        })
+                        .await
+                        .unwrap()
+                        .unwrap();
                 }
             }
-            let (at, event) = source.next_event();
-            if at >= Duration::from_secs(6) {
-                return;
-            }
-            tokio::time::sleep_until(start + at).await;
-            if let SourceEvent::Frame(kind, frame) = event {
-                publisher
-                    .call(move |c, now| c.write(now, kind, u64::from(frame.rtp_time), &frame.data))
-                    .await
-                    .unwrap()
-                    .unwrap();
-            }
-        }
-    });
+        }));
+    }
 
-    // The recorder, on its own socket.
-    let recorder_socket = bind().await;
-    let session = RecorderSession::new(recorder_socket.local_addr().unwrap());
-    let (recorder, mut messages) = driver::spawn(recorder_socket, session).unwrap();
+    // The recorder; its driver binds a socket per WebRTC session.
+    let (recorder, mut messages) = driver::spawn(bind().await, RecorderSession::new()).unwrap();
 
     // The server's side of the entry point.
     let dir = tempfile::tempdir().unwrap();
-    let publication = PublicationInfo {
-        publication_id: "pub-1".into(),
+    let publication = |n: usize| PublicationInfo {
+        publication_id: format!("pub-{n}"),
         interaction_id: "call-1".into(),
         interaction_type: "CALL".into(),
-        participant_id: "participant-1".into(),
+        participant_id: format!("participant-{n}"),
         audio: true,
         video: true,
         started_at_ms: 0,
     };
-    let mut spool: Option<SpoolFile> = None;
+    let mut spools: std::collections::BTreeMap<u32, (String, SpoolFile)> = Default::default();
     let mut seen = Vec::new();
-    let mut ready_at = None;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut ready = false;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let stop_at = tokio::time::Instant::now() + Duration::from_secs(4);
     let mut stop_sent = false;
-    // The acknowledgement of the last block (the index) is held back: `done` must wait for it.
-    let mut held_ack: Option<(u32, u64, tokio::time::Instant)> = None;
-    let mut last_ack_sent = false;
+    // The acknowledgement of each file's last block (its index) is held back: `done` must wait.
+    let mut held_acks: Vec<(u32, u64)> = Vec::new();
+    let mut release_at: Option<tokio::time::Instant> = None;
+    let mut last_acks_sent = false;
     let reply = |message: FromServer| {
         let recorder = recorder.clone();
         async move {
@@ -119,10 +130,12 @@ async fn a_recorder_records_a_publication_into_a_durable_playable_file() {
     loop {
         let message = tokio::select! {
             m = messages.recv() => m.expect("recorder messages"),
-            () = async { tokio::time::sleep_until(held_ack.unwrap().2).await }, if held_ack.is_some() => {
-                let (file, seq, _) = held_ack.take().unwrap();
-                last_ack_sent = true;
-                reply(FromServer::Ack { file, seq }).await;
+            () = async { tokio::time::sleep_until(release_at.unwrap()).await }, if release_at.is_some() => {
+                release_at = None;
+                last_acks_sent = true;
+                for (file, seq) in std::mem::take(&mut held_acks) {
+                    reply(FromServer::Ack { file, seq }).await;
+                }
                 continue;
             }
             () = tokio::time::sleep_until(stop_at), if !stop_sent => {
@@ -150,7 +163,7 @@ async fn a_recorder_records_a_publication_into_a_durable_playable_file() {
                     recording_id: "rec-1".into(),
                     conversation_id: "conv-1".into(),
                     recording_type: "AUDIO_VIDEO".into(),
-                    publications: vec![publication.clone()],
+                    publications: vec![publication(0), publication(1)],
                 })
                 .await;
             }
@@ -158,7 +171,12 @@ async fn a_recorder_records_a_publication_into_a_durable_playable_file() {
                 publication_id,
                 offer,
             } => {
-                assert_eq!(publication_id, "pub-1");
+                let n: usize = publication_id
+                    .strip_prefix("pub-")
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                let publisher_id = publisher_ids[n];
                 let (_, answer) = room
                     .call(move |r, now| r.subscribe(now, publisher_id, &offer))
                     .await
@@ -170,70 +188,77 @@ async fn a_recorder_records_a_publication_into_a_durable_playable_file() {
                 })
                 .await;
             }
-            FromRecorder::Ready {} => ready_at = Some(Instant::now()),
+            FromRecorder::Ready {} => ready = true,
             FromRecorder::FileStarted {
                 file,
                 publication_id,
             } => {
-                assert_eq!((file, publication_id.as_str()), (0, "pub-1"));
-                spool = Some(SpoolFile::create(&dir.path().join("file-0.mp4")).unwrap());
+                let spool =
+                    SpoolFile::create(&dir.path().join(format!("file-{file}.mp4"))).unwrap();
+                spools.insert(file, (publication_id, spool));
             }
             FromRecorder::Block { file, seq, bytes } => {
-                let ack = spool
-                    .as_mut()
-                    .expect("fileStarted comes first")
-                    .append(seq, &bytes)
-                    .unwrap();
+                let (_, spool) = spools.get_mut(&file).expect("fileStarted comes first");
+                let ack = spool.append(seq, &bytes).unwrap();
                 if convrec_media::layout::classify_block(&bytes)
                     == Ok(convrec_media::layout::BlockKind::Index)
                 {
-                    held_ack = Some((
-                        file,
-                        ack.seq,
-                        tokio::time::Instant::now() + Duration::from_millis(300),
-                    ));
+                    held_acks.push((file, ack.seq));
+                    release_at
+                        .get_or_insert(tokio::time::Instant::now() + Duration::from_millis(300));
                 } else {
                     reply(FromServer::Ack { file, seq: ack.seq }).await;
                 }
             }
             FromRecorder::Done { files } => {
                 assert!(
-                    last_ack_sent,
-                    "done came before the last block was acknowledged"
+                    last_acks_sent,
+                    "done came before the last blocks were acknowledged"
                 );
-                assert_eq!(files.len(), 1);
-                let spool = spool.as_ref().unwrap();
-                assert_eq!(files[0].blocks, spool.next_seq());
-                assert_eq!(files[0].bytes, spool.len());
-                assert!(spool.is_finished(), "the index was written");
+                assert_eq!(files.len(), 2);
+                for summary in &files {
+                    let (_, spool) = &spools[&summary.file];
+                    assert_eq!(summary.blocks, spool.next_seq());
+                    assert_eq!(summary.bytes, spool.len());
+                    assert!(spool.is_finished(), "file {} has its index", summary.file);
+                }
                 break;
             }
             FromRecorder::Failed { reason } => panic!("the recorder failed: {reason}"),
         }
     }
-    publishing.abort();
-    assert!(ready_at.is_some(), "the recorder reported ready");
+    for task in publishing {
+        task.abort();
+    }
+    assert!(ready, "the recorder reported ready");
     assert_eq!(recorder.call(|s, _| s.phase()).await.unwrap(), Phase::Done);
     assert_eq!(
-        seen[..5],
-        ["Hello", "Subscribe", "Ready", "FileStarted", "block"],
+        seen[..4],
+        ["Hello", "Subscribe", "Ready", "FileStarted"],
         "{seen:?}"
     );
 
-    let path = dir.path().join("file-0.mp4");
-    assert_eq!(ffmpeg_decode_errors(&path), "");
-    let probe = ffprobe(&path);
-    let (video, audio) = (stream(&probe, "video"), stream(&probe, "audio"));
-    assert_eq!(video["codec_name"], "h264");
-    assert_eq!(audio["codec_name"], "opus");
-    assert!(
-        media_length(video) > 3.0,
-        "video lasts {} s",
-        media_length(video)
-    );
-    assert!(
-        media_length(audio) > 3.0,
-        "audio lasts {} s",
-        media_length(audio)
-    );
+    // Each file holds its own publication: 320 pixels wide throughout, or 320 then 480.
+    for (file, (publication_id, _)) in &spools {
+        let path = dir.path().join(format!("file-{file}.mp4"));
+        assert_eq!(ffmpeg_decode_errors(&path), "", "{publication_id}");
+        let probe = ffprobe(&path);
+        let (video, audio) = (stream(&probe, "video"), stream(&probe, "audio"));
+        assert!(
+            media_length(video) > 3.0,
+            "{publication_id}: video lasts {} s",
+            media_length(video)
+        );
+        assert!(
+            media_length(audio) > 3.0,
+            "{publication_id}: audio lasts {} s",
+            media_length(audio)
+        );
+        let widths = decoded_frame_widths(&path);
+        let wide = widths.iter().filter(|&&w| w == 480).count();
+        match publication_id.as_str() {
+            "pub-0" => assert_eq!(wide, 0, "pub-0 is the 320x240 fixture"),
+            _ => assert!(wide > 0, "pub-1 switches to 480x270 after 2 s"),
+        }
+    }
 }

@@ -18,8 +18,8 @@ use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use thiserror::Error;
 
+use crate::Datagram;
 use crate::codecs::client_rtc;
-use crate::room::Datagram;
 
 /// Seconds from the NTP epoch (1900) to the Unix epoch (1970).
 const NTP_UNIX_OFFSET_SECS: i128 = 2_208_988_800;
@@ -139,6 +139,11 @@ impl Client {
             .map_err(|e| ClientError::Answer(e.to_string()))?;
         self.drain();
         Ok(())
+    }
+
+    /// The local address (socket) this session uses.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
     }
 
     /// Whether ICE and DTLS are up.
@@ -273,6 +278,7 @@ impl Client {
                     break;
                 }
                 Ok(Output::Transmit(t)) => self.transmits.push_back(Datagram {
+                    source: t.source,
                     destination: t.destination,
                     contents: t.contents.to_vec(),
                 }),

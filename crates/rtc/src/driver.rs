@@ -1,16 +1,20 @@
 //! The only place in the WebRTC layer that touches a socket or reads the clock: a tokio task
-//! that owns one UDP socket and one sans-IO endpoint (a [`Room`] or a [`Client`]), feeds it
-//! datagrams and timeouts, sends what it transmits, and forwards its events on a channel.
-//! Callers change the endpoint with [`DriverHandle::call`], which runs inside the task.
+//! that owns the UDP sockets of one sans-IO endpoint (a [`Room`], a [`Client`], a recorder),
+//! feeds it datagrams and timeouts, sends what it transmits from the socket it names, binds
+//! further sockets when the endpoint asks (one per WebRTC session of a recorder: sessions that
+//! share an address pair cannot be told apart), and forwards its events on a channel. Callers
+//! change the endpoint with [`DriverHandle::call`], which runs inside the task.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::Datagram;
 use crate::client::{Client, ClientEvent};
-use crate::room::{Datagram, Room, RoomEvent};
+use crate::room::{Room, RoomEvent};
 
 /// Largest datagram read (above any WebRTC packet on a normal path).
 const MAX_DATAGRAM: usize = 2048;
@@ -23,8 +27,14 @@ const IDLE_WAKEUP: Duration = Duration::from_millis(500);
 pub trait Endpoint: Send + 'static {
     /// What it reports.
     type Event: Send + 'static;
-    /// A datagram arrived.
-    fn handle_receive(&mut self, now: Instant, source: SocketAddr, contents: &[u8]);
+    /// A datagram arrived at the socket bound to `local`.
+    fn handle_receive(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        source: SocketAddr,
+        contents: &[u8],
+    );
     /// Time passed.
     fn handle_timeout(&mut self, now: Instant);
     /// The next datagram to send.
@@ -33,11 +43,23 @@ pub trait Endpoint: Send + 'static {
     fn poll_event(&mut self) -> Option<Self::Event>;
     /// When to call `handle_timeout` next.
     fn poll_timeout(&self) -> Option<Instant>;
+    /// A new socket wanted, named by a request number (none by default).
+    fn poll_socket_request(&mut self) -> Option<u64> {
+        None
+    }
+    /// The socket for request `request` is bound at `local`.
+    fn handle_socket(&mut self, _now: Instant, _request: u64, _local: SocketAddr) {}
 }
 
 impl Endpoint for Room {
     type Event = RoomEvent;
-    fn handle_receive(&mut self, now: Instant, source: SocketAddr, contents: &[u8]) {
+    fn handle_receive(
+        &mut self,
+        now: Instant,
+        _local: SocketAddr,
+        source: SocketAddr,
+        contents: &[u8],
+    ) {
         Room::handle_receive(self, now, source, contents)
     }
     fn handle_timeout(&mut self, now: Instant) {
@@ -56,7 +78,13 @@ impl Endpoint for Room {
 
 impl Endpoint for Client {
     type Event = ClientEvent;
-    fn handle_receive(&mut self, now: Instant, source: SocketAddr, contents: &[u8]) {
+    fn handle_receive(
+        &mut self,
+        now: Instant,
+        _local: SocketAddr,
+        source: SocketAddr,
+        contents: &[u8],
+    ) {
         Client::handle_receive(self, now, source, contents)
     }
     fn handle_timeout(&mut self, now: Instant) {
@@ -139,9 +167,46 @@ async fn run<E: Endpoint>(
     mut commands: mpsc::UnboundedReceiver<Command<E>>,
     events: mpsc::UnboundedSender<E::Event>,
 ) {
-    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let (arrived, mut received) = mpsc::channel::<(SocketAddr, SocketAddr, Vec<u8>)>(1024);
+    let mut sockets = Vec::new();
+    // The reader tasks end with the driver.
+    let mut readers = Readers(Vec::new());
+    match listen(socket, arrived.clone()) {
+        Ok((socket, reader)) => {
+            sockets.push(socket);
+            readers.0.push(reader);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "the media socket has no address");
+            return;
+        }
+    }
     loop {
+        while let Some(request) = endpoint.poll_socket_request() {
+            let ip = sockets[0].local_addr().map(|a| a.ip());
+            let bound = match ip {
+                Ok(ip) => UdpSocket::bind((ip, 0))
+                    .await
+                    .and_then(|s| listen(s, arrived.clone())),
+                Err(e) => Err(e),
+            };
+            match bound {
+                Ok((socket, reader)) => {
+                    let local = socket
+                        .local_addr()
+                        .expect("bug: listen checked the address");
+                    sockets.push(socket);
+                    readers.0.push(reader);
+                    endpoint.handle_socket(Instant::now(), request, local);
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot bind another media socket"),
+            }
+        }
         while let Some(datagram) = endpoint.poll_transmit() {
+            let socket = sockets
+                .iter()
+                .find(|s| s.local_addr().is_ok_and(|a| a == datagram.source))
+                .unwrap_or(&sockets[0]);
             if let Err(e) = socket
                 .send_to(&datagram.contents, datagram.destination)
                 .await
@@ -159,16 +224,54 @@ async fn run<E: Endpoint>(
             .unwrap_or(now + IDLE_WAKEUP)
             .max(now + MIN_WAKEUP);
         tokio::select! {
-            received = socket.recv_from(&mut buf) => match received {
-                Ok((n, source)) => endpoint.handle_receive(Instant::now(), source, &buf[..n]),
-                // ICMP errors (a peer's port closed) surface here on Linux; they are not fatal.
-                Err(e) => tracing::debug!(error = %e, "receive failed"),
-            },
+            Some((local, source, contents)) = received.recv() => {
+                endpoint.handle_receive(Instant::now(), local, source, &contents);
+            }
             () = tokio::time::sleep_until(deadline.into()) => endpoint.handle_timeout(Instant::now()),
             command = commands.recv() => match command {
                 Some(command) => command(&mut endpoint, Instant::now()),
                 None => return,
             },
+        }
+    }
+}
+
+/// Reads `socket` in a task of its own, passing (local, source, bytes) on.
+fn listen(
+    socket: UdpSocket,
+    arrived: mpsc::Sender<(SocketAddr, SocketAddr, Vec<u8>)>,
+) -> std::io::Result<(Arc<UdpSocket>, tokio::task::JoinHandle<()>)> {
+    let local = socket.local_addr()?;
+    let socket = Arc::new(socket);
+    let reader = Arc::clone(&socket);
+    let task = tokio::spawn(async move {
+        let mut buf = vec![0u8; MAX_DATAGRAM];
+        loop {
+            match reader.recv_from(&mut buf).await {
+                Ok((n, source)) => {
+                    if arrived
+                        .send((local, source, buf[..n].to_vec()))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                // ICMP errors (a peer's port closed) surface here on Linux; they are not fatal.
+                Err(e) => tracing::debug!(error = %e, "receive failed"),
+            }
+        }
+    });
+    Ok((socket, task))
+}
+
+/// Aborts the reader tasks when dropped.
+struct Readers(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for Readers {
+    fn drop(&mut self) {
+        for reader in &self.0 {
+            reader.abort();
         }
     }
 }

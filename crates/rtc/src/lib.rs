@@ -7,6 +7,19 @@ pub mod codecs;
 pub mod driver;
 pub mod room;
 
+use std::net::SocketAddr;
+
+/// A datagram to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Datagram {
+    /// The local address (socket) to send it from.
+    pub source: SocketAddr,
+    /// Where to.
+    pub destination: SocketAddr,
+    /// The bytes.
+    pub contents: Vec<u8>,
+}
+
 /// str0m's media kind for the media core's.
 pub(crate) fn str0m_kind(kind: convrec_media::timeline::MediaKind) -> str0m::media::MediaKind {
     match kind {

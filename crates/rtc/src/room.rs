@@ -25,6 +25,7 @@ use str0m::rtp::rtcp::SenderInfo;
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use thiserror::Error;
 
+use crate::Datagram;
 use crate::codecs::{OfferError, check_offer, server_rtc};
 
 /// The shortest time between two key-frame requests passed to one publisher.
@@ -44,15 +45,6 @@ pub enum Role {
         /// The publication it receives.
         publisher: PeerId,
     },
-}
-
-/// A datagram to send from the room's socket.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Datagram {
-    /// Where to.
-    pub destination: SocketAddr,
-    /// The bytes.
-    pub contents: Vec<u8>,
 }
 
 /// What happened in the room.
@@ -362,6 +354,7 @@ impl Room {
                     return;
                 }
                 Ok(Output::Transmit(t)) => transmits.push_back(Datagram {
+                    source: t.source,
                     destination: t.destination,
                     contents: t.contents.to_vec(),
                 }),
