@@ -69,53 +69,29 @@ impl ReadAt for std::fs::File {
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum InspectError {
-    /// The file ends inside a box.
-    #[error("truncated at byte {offset}: {what}")]
-    Truncated {
-        /// Where the incomplete box starts.
-        offset: u64,
-        /// What is missing.
-        what: String,
-    },
-    /// A box is malformed or out of place.
-    #[error("corrupt at byte {offset}: {what}")]
-    Corrupt {
-        /// Where the bad box starts.
-        offset: u64,
-        /// What is wrong.
-        what: String,
-    },
+    /// The file is truncated or corrupt at a byte offset.
+    #[error(transparent)]
+    Format(#[from] LayoutError),
     /// Reading failed.
     #[error("cannot read the file: {0}")]
     Io(#[from] io::Error),
-}
-
-impl From<LayoutError> for InspectError {
-    fn from(e: LayoutError) -> Self {
-        match e {
-            LayoutError::Truncated { offset, what } => InspectError::Truncated { offset, what },
-            LayoutError::Corrupt { offset, what } => InspectError::Corrupt { offset, what },
-        }
-    }
 }
 
 impl InspectError {
     /// Byte offset where the file breaks, if it is a format error.
     pub fn offset(&self) -> Option<u64> {
         match self {
-            InspectError::Truncated { offset, .. } | InspectError::Corrupt { offset, .. } => {
-                Some(*offset)
-            }
+            InspectError::Format(e) => Some(e.offset()),
             InspectError::Io(_) => None,
         }
     }
 }
 
 fn corrupt(offset: u64, what: impl Into<String>) -> InspectError {
-    InspectError::Corrupt {
+    InspectError::Format(LayoutError::Corrupt {
         offset,
         what: what.into(),
-    }
+    })
 }
 
 /// What [`inspect`] found.
@@ -245,7 +221,7 @@ fn read_top_box<S: ReadAt>(
     let mut header = [0u8; 16];
     let n = usize::try_from(available.min(16)).expect("bug: at most 16");
     source.read_exact_at(offset, &mut header[..n])?;
-    parse_box_header(offset, &header[..n], available).map_err(InspectError::from)
+    Ok(parse_box_header(offset, &header[..n], available)?)
 }
 
 fn read_box_bytes<S: ReadAt>(source: &mut S, b: &TopBox) -> Result<Vec<u8>, InspectError> {
@@ -364,10 +340,10 @@ pub fn inspect<S: ReadAt>(mut source: S) -> Result<Report, InspectError> {
     let major_brand = major_brand.ok_or_else(|| corrupt(0, "empty file"))?;
     let tracks = tracks.ok_or_else(|| corrupt(file_size, "the file has no moov box"))?;
     if let Some((moof_box, _)) = pending_moof {
-        return Err(InspectError::Truncated {
+        return Err(InspectError::Format(LayoutError::Truncated {
             offset: moof_box.offset,
             what: "the last moof has no mdat".into(),
-        });
+        }));
     }
     let tracks: Vec<TrackReport> = tracks
         .into_iter()

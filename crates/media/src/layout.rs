@@ -49,6 +49,15 @@ pub enum LayoutError {
     },
 }
 
+impl LayoutError {
+    /// Where the bad or cut box starts.
+    pub fn offset(&self) -> u64 {
+        match self {
+            LayoutError::Truncated { offset, .. } | LayoutError::Corrupt { offset, .. } => *offset,
+        }
+    }
+}
+
 /// A four-character code for messages (non-printable bytes as `?`).
 pub fn fourcc(t: [u8; 4]) -> String {
     t.iter()

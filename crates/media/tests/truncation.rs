@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use convrec_media::inspect::{InspectError, inspect};
+use convrec_media::layout::LayoutError;
 
 #[test]
 fn every_prefix_ending_on_a_fragment_boundary_decodes() {
@@ -60,7 +61,10 @@ fn a_cut_inside_a_fragment_is_reported_at_that_fragments_offset() {
             fragment.offset + fragment.size - 1,
         ] {
             let err = inspect(&rec.file[..cut as usize]).expect_err("a cut fragment is an error");
-            assert!(matches!(err, InspectError::Truncated { .. }), "{err}");
+            assert!(
+                matches!(err, InspectError::Format(LayoutError::Truncated { .. })),
+                "{err}"
+            );
             let at = err.offset().unwrap();
             // The break is the fragment's moof, or its mdat once the moof is whole.
             assert!(
@@ -81,7 +85,7 @@ fn damaged_headers_are_corrupt_not_panics() {
     bad[first_fragment..first_fragment + 4].copy_from_slice(&3u32.to_be_bytes());
     let err = inspect(bad.as_slice()).unwrap_err();
     assert!(
-        matches!(err, InspectError::Corrupt { offset, .. } if offset == first_fragment as u64),
+        matches!(err, InspectError::Format(LayoutError::Corrupt { offset, .. }) if offset == first_fragment as u64),
         "{err}"
     );
     // Not an MP4 at all.

@@ -98,10 +98,7 @@ pub struct SpoolFile {
 impl SpoolFile {
     /// Creates a new, empty spool file (it must not exist) and makes its directory entry durable.
     pub fn create(path: &Path) -> Result<Self, SpoolError> {
-        let io = |source| SpoolError::Io {
-            path: path.to_owned(),
-            source,
-        };
+        let io = io_error(path);
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -120,10 +117,7 @@ impl SpoolFile {
 
     /// Reopens a spool file after a crash: keeps its whole blocks, cuts off a torn last one.
     pub fn recover(path: &Path) -> Result<(Self, Recovery), SpoolError> {
-        let io = |source| SpoolError::Io {
-            path: path.to_owned(),
-            source,
-        };
+        let io = io_error(path);
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -184,10 +178,7 @@ impl SpoolFile {
                 });
             }
         }
-        let io = |source| SpoolError::Io {
-            path: self.path.clone(),
-            source,
-        };
+        let io = io_error(&self.path);
         self.file.write_all_at(block, self.len).map_err(io)?;
         self.file.sync_data().map_err(io)?;
         self.len += block.len() as u64;
@@ -222,6 +213,14 @@ impl SpoolFile {
     /// The file's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// Turns an I/O error on the spool file at `path` into a [`SpoolError`] that names the file.
+fn io_error(path: &Path) -> impl Fn(std::io::Error) -> SpoolError + Copy + '_ {
+    move |source| SpoolError::Io {
+        path: path.to_owned(),
+        source,
     }
 }
 
