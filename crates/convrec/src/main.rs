@@ -14,14 +14,18 @@ struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Record a synthetic publication (the embedded fixtures) through the media core and show
-    /// the result. Step 1 of the roadmap: no server or WebRTC yet.
+    /// Run the main job on embedded defaults: a server, a recorded call between synthetic
+    /// participants over real WebRTC, and the files it made.
     Demo(cli::demo::DemoArgs),
     /// Report tracks, durations, fragments, key frames, A/V offset, gaps and the index of an
     /// fMP4 file; exits non-zero with the byte offset where a damaged file breaks.
     Inspect(cli::inspect::InspectArgs),
     /// Run the server on its data directory (SQLite metadata, local storage).
     Serve(cli::serve::ServeArgs),
+    /// The recorder process a server launches (entry point in CONVREC_ENTRY_POINT).
+    Recorder(cli::recorder::RecorderArgs),
+    /// A synthetic participant: publishes the embedded fixtures into a call over WebRTC.
+    Participant(cli::participant::ParticipantArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -37,6 +41,8 @@ fn main() -> std::process::ExitCode {
         Command::Demo(a) => cli::demo::run(a),
         Command::Inspect(a) => cli::inspect::run(a),
         Command::Serve(a) => cli::serve::run(a),
+        Command::Recorder(a) => cli::recorder::run(a),
+        Command::Participant(a) => cli::participant::run(a),
     };
     match result {
         Ok(code) => code,

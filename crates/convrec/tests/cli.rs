@@ -2,38 +2,22 @@
 
 use std::process::Command;
 
+use convrec_testkit::{Scenario, record, write_temp};
+
 fn convrec() -> Command {
     Command::new(env!("CARGO_BIN_EXE_convrec"))
 }
 
-fn demo_file(dir: &tempfile::TempDir, seconds: &str) -> std::path::PathBuf {
-    let out = convrec()
-        .args(["demo", "--seconds", seconds, "--json", "--out"])
-        .arg(dir.path())
-        .output()
-        .expect("run convrec demo");
-    assert!(
-        out.status.success(),
-        "demo failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: serde_json::Value =
-        serde_json::from_slice(&out.stdout).expect("demo --json prints JSON");
-    let file = &json["recordings"][0]["files"][0];
-    let duration = file["durationSeconds"].as_f64().expect("durationSeconds");
-    let expected: f64 = seconds.parse().expect("seconds is a number");
-    assert!(
-        (duration - expected).abs() < 0.05,
-        "demo recorded {duration} s for {expected} s"
-    );
-    assert_eq!(file["tracks"].as_array().expect("tracks").len(), 2);
-    file["path"].as_str().expect("path").into()
+/// A recording made by the media core (virtual clock) of `seconds` of the 320x240 fixture.
+fn recorded_file(dir: &tempfile::TempDir, seconds: f64) -> std::path::PathBuf {
+    let recording = record(&Scenario::new("cbp-320x240-30fps.h264", seconds));
+    write_temp(dir, "recording.mp4", &recording.file)
 }
 
 #[test]
-fn inspect_reports_a_demo_recording_as_text_and_json() {
+fn inspect_reports_a_recording_as_text_and_json() {
     let dir = tempfile::tempdir().unwrap();
-    let path = demo_file(&dir, "5");
+    let path = recorded_file(&dir, 5.0);
 
     let out = convrec().arg("inspect").arg(&path).output().unwrap();
     assert!(out.status.success());
@@ -60,7 +44,7 @@ fn inspect_reports_a_demo_recording_as_text_and_json() {
 #[test]
 fn inspect_of_a_truncated_file_names_the_byte_and_fails() {
     let dir = tempfile::tempdir().unwrap();
-    let path = demo_file(&dir, "3");
+    let path = recorded_file(&dir, 3.0);
     let bytes = std::fs::read(&path).unwrap();
     let cut = dir.path().join("cut.mp4");
     std::fs::write(&cut, &bytes[..bytes.len() - 5000]).unwrap();

@@ -1,5 +1,6 @@
-//! convrec's domain, free of I/O. For now the [`recorder_protocol`]: what a recorder and the
-//! server say to each other over the entry-point WebSocket. Configuration scopes and the
-//! recording orchestrator join it in step 3.
+//! convrec's domain, free of I/O: the [`recorder_protocol`] (what a recorder and the server say
+//! to each other over the entry-point WebSocket) and the [`config`] property table. The
+//! recording orchestrator joins them in step 3.
 
+pub mod config;
 pub mod recorder_protocol;

@@ -1,5 +1,6 @@
 //! The recorder: a separate process that joins one recording as a hidden participant. Its core,
-//! [`session::RecorderSession`], is sans-IO; the process around it (entry-point WebSocket, UDP
-//! socket, clock) arrives with the server in step 2.
+//! [`session::RecorderSession`], is sans-IO; [`process`] is the process around it: the
+//! entry-point WebSocket, the UDP sockets and the clock.
 
+pub mod process;
 pub mod session;

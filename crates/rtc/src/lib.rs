@@ -1,11 +1,14 @@
 //! WebRTC for convrec, on str0m: the SFU room of a conversation ([`room`]), the client side of a
 //! session for recorders and synthetic participants ([`client`]), the codecs negotiated
-//! ([`codecs`]), and the one place that touches sockets and clocks ([`driver`]).
+//! ([`codecs`]), the one place that touches sockets and clocks ([`driver`]), local addresses
+//! ([`net`]) and a real-time synthetic publisher ([`synthetic`]).
 
 pub mod client;
 pub mod codecs;
 pub mod driver;
+pub mod net;
 pub mod room;
+pub mod synthetic;
 
 use std::net::SocketAddr;
 

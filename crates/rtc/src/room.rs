@@ -229,6 +229,13 @@ impl Room {
             .collect()
     }
 
+    /// The kinds of media a peer's session negotiated (empty for an unknown peer).
+    pub fn media_kinds(&self, peer: PeerId) -> Vec<MediaKind> {
+        self.index_of(peer)
+            .map(|i| self.peers[i].media.iter().map(|(_, k, _)| *k).collect())
+            .unwrap_or_default()
+    }
+
     /// A datagram arrived at the room's socket.
     pub fn handle_receive(&mut self, now: Instant, source: SocketAddr, contents: &[u8]) {
         let Ok(receive) = Receive::new(Protocol::Udp, source, self.local_addr, contents) else {

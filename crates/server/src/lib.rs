@@ -1,14 +1,28 @@
-//! The convrec server. So far: start-up on its data directory (SQLite metadata), the HTTP
-//! listener with `/health`, and graceful shutdown. The web API, the SFU endpoints (WHIP, WHEP,
-//! events) and the recorder entry point are added to [`router`] as step 2 goes on.
+//! The convrec server: the web API ([`api`]), the SFU ([`sfu`]) that calls and layers run on,
+//! the recordings ([`recording`]: starting recorders, their entry point, finishing files), and
+//! where bytes go ([`storage`]). [`live`] holds what is happening now; the metadata store
+//! (`convrec_store::metadata`) what happened.
 
+pub mod api;
+pub mod auth;
+pub mod live;
+pub mod recording;
 pub mod router;
+pub mod sfu;
+pub mod storage;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
+use convrec_rtc::driver::{self, DriverHandle};
+use convrec_rtc::room::Room;
 use convrec_store::metadata::{Metadata, MetadataError};
 use thiserror::Error;
+
+use crate::live::Live;
+use crate::recording::launcher::{Launcher, LocalProcess};
+use crate::storage::Storage;
 
 /// How the server is started (SPEC §7).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,6 +31,16 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Where the metadata database, the spool and the local object store live.
     pub data_dir: PathBuf,
+    /// The UDP address of the SFU (all media; port 0: any free port). `None`: the HTTP
+    /// address's IP with a free port.
+    pub media_listen: Option<SocketAddr>,
+    /// The URL recorders reach the server at (`identifier.recordingEntryPointBaseUrl`).
+    /// `None`: `http://` + the listening address.
+    pub public_url: Option<String>,
+    /// The program launched as `PROGRAM recorder` (the `convrec` binary).
+    pub recorder_program: PathBuf,
+    /// The global admin key (`CONVREC_BOOTSTRAP_ADMIN_KEY`); `None`: the stored or a new one.
+    pub bootstrap_admin_key: Option<String>,
 }
 
 /// Why the server could not start or run.
@@ -34,7 +58,10 @@ pub enum ServerError {
     /// The metadata store could not be opened.
     #[error("cannot open the metadata database: {0}")]
     Metadata(#[from] MetadataError),
-    /// The listening socket could not be bound.
+    /// The storage could not be prepared.
+    #[error("cannot prepare storage: {0}")]
+    Storage(#[from] storage::StorageError),
+    /// A listening socket could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         /// The address.
@@ -42,47 +69,135 @@ pub enum ServerError {
         /// The cause.
         source: std::io::Error,
     },
+    /// A setting is missing or wrong.
+    #[error("{0}")]
+    Config(String),
     /// Serving failed.
     #[error("the HTTP server failed: {0}")]
     Serve(std::io::Error),
 }
 
-/// What handlers share.
-#[derive(Debug, Clone)]
-pub struct AppState {
+/// What handlers share. Cloning is cheap.
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+/// The parts of the server.
+pub struct Shared {
     /// The metadata store.
     pub metadata: Metadata,
+    /// What is happening now.
+    pub live: Live,
+    /// The SFU.
+    pub room: DriverHandle<Room>,
+    /// Spool and object store.
+    pub storage: Storage,
+    /// Starts recorders.
+    pub launcher: Box<dyn Launcher>,
+    /// `identifier.recordingEntryPointBaseUrl`, without a trailing slash.
+    pub base_url: String,
+    admin_key_digest: [u8; 32],
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Whether `token` is the global admin key.
+    pub fn is_admin_key(&self, token: &str) -> bool {
+        auth::same_digest(&auth::digest(token), &self.admin_key_digest)
+    }
 }
 
 /// A server that is bound and ready to serve.
 pub struct Server {
     listener: tokio::net::TcpListener,
     state: AppState,
+    generated_admin_key: Option<String>,
+    media_addr: SocketAddr,
 }
 
 impl Server {
-    /// Prepares the data directory, opens the metadata store and binds the listener.
+    /// Prepares the data directory, opens the metadata store, binds the HTTP listener and the
+    /// SFU's UDP socket.
     pub async fn bind(config: &ServerConfig) -> Result<Self, ServerError> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|source| ServerError::DataDir {
+        let data_dir_error = |source| ServerError::DataDir {
             path: config.data_dir.clone(),
             source,
-        })?;
+        };
+        std::fs::create_dir_all(&config.data_dir).map_err(data_dir_error)?;
         let metadata = Metadata::open_sqlite(&config.data_dir.join("convrec.db")).await?;
+        let (admin_key, generated) =
+            auth::admin_key(&config.data_dir, config.bootstrap_admin_key.as_deref())
+                .map_err(data_dir_error)?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| ServerError::Listen {
                 addr: config.listen,
                 source,
             })?;
+        let local = listener.local_addr().map_err(ServerError::Serve)?;
+        let base_url = match &config.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None if local.ip().is_unspecified() => {
+                return Err(ServerError::Config(format!(
+                    "listening on the wildcard address {local}: set the URL recorders reach this server at (--public-url or CONVREC_PUBLIC_URL, identifier.recordingEntryPointBaseUrl)"
+                )));
+            }
+            None => format!("http://{local}"),
+        };
+        let media_listen = config
+            .media_listen
+            .unwrap_or(SocketAddr::new(local.ip(), 0));
+        if media_listen.ip().is_unspecified() {
+            return Err(ServerError::Config(format!(
+                "the media address {media_listen} is a wildcard; WebRTC peers need the concrete IP they reach it at (--media-listen or CONVREC_MEDIA_LISTEN)"
+            )));
+        }
+        let media_socket = tokio::net::UdpSocket::bind(media_listen)
+            .await
+            .map_err(|source| ServerError::Listen {
+                addr: media_listen,
+                source,
+            })?;
+        let media_addr = media_socket.local_addr().map_err(ServerError::Serve)?;
+        let (room, room_events) =
+            driver::spawn(media_socket, Room::new(media_addr)).map_err(ServerError::Serve)?;
+        let storage = Storage::local(&config.data_dir)?;
+        let state = AppState(Arc::new(Shared {
+            metadata,
+            live: Live::default(),
+            room,
+            storage,
+            launcher: Box::new(LocalProcess::new(config.recorder_program.clone())),
+            base_url,
+            admin_key_digest: auth::digest(&admin_key),
+        }));
+        tokio::spawn(sfu::run_events(state.clone(), room_events));
         Ok(Self {
             listener,
-            state: AppState { metadata },
+            state,
+            generated_admin_key: generated.then_some(admin_key),
+            media_addr,
         })
     }
 
     /// The address it listens on (with the real port when 0 was asked for).
     pub fn local_addr(&self) -> Result<SocketAddr, ServerError> {
         self.listener.local_addr().map_err(ServerError::Serve)
+    }
+
+    /// The SFU's UDP address.
+    pub fn media_addr(&self) -> SocketAddr {
+        self.media_addr
+    }
+
+    /// The admin key, if it was generated by this start (to be shown once).
+    pub fn generated_admin_key(&self) -> Option<&str> {
+        self.generated_admin_key.as_deref()
     }
 
     /// Serves until `shutdown` completes, then finishes the requests in flight.
@@ -95,4 +210,12 @@ impl Server {
             .await
             .map_err(ServerError::Serve)
     }
+}
+
+/// Now, in Unix milliseconds (the one clock of the API layer).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }

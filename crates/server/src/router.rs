@@ -1,4 +1,5 @@
-//! The HTTP routes. `/health` and `/metrics` sit outside the `/v1` API prefix (SPEC §5).
+//! The HTTP routes: the API under `/v1`, the recorder entry point, and `/health` (outside the
+//! prefix, SPEC §5).
 
 use axum::Router;
 use axum::extract::State;
@@ -12,6 +13,11 @@ use crate::AppState;
 pub fn build(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
+        .route(
+            "/recording/entry/{token}",
+            get(crate::recording::entry::entry),
+        )
+        .nest("/v1", crate::api::routes())
         .with_state(state)
 }
 

@@ -413,6 +413,348 @@ impl Metadata {
     }
 }
 
+/// An account (tenant).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// When it was made (Unix ms).
+    pub created_at_ms: i64,
+}
+
+/// A conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conversation {
+    /// Its id.
+    pub id: String,
+    /// The account it belongs to.
+    pub account_id: String,
+    /// Its topic.
+    pub topic: String,
+    /// When it was made (Unix ms).
+    pub created_at_ms: i64,
+}
+
+/// A recording as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recording {
+    /// Its id.
+    pub id: String,
+    /// Its conversation.
+    pub conversation_id: String,
+    /// `AUDIO` or `AUDIO_VIDEO`.
+    pub recording_type: String,
+    /// `COMPOSED` or `RAW_TRACKS`.
+    pub layout: String,
+    /// `AUTOMATIC` or `MANUAL`.
+    pub trigger: String,
+    /// `INITIALIZING`, `PENDING` or `COMPLETE`.
+    pub status: String,
+    /// When its first fragment was made durable (Unix ms).
+    pub started_at_ms: Option<i64>,
+    /// When it ended (Unix ms).
+    pub ended_at_ms: Option<i64>,
+    /// Why it ended.
+    pub end_reason: Option<String>,
+}
+
+/// One file of a recording and how much of it is durable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordingFile {
+    /// Its recording.
+    pub recording_id: String,
+    /// Its number within the recording.
+    pub file: u32,
+    /// The publication it records (raw mode).
+    pub publication_id: Option<String>,
+    /// Where the object store keeps it.
+    pub object_key: String,
+    /// Bytes made durable (acknowledged).
+    pub durable_bytes: u64,
+    /// Blocks made durable.
+    pub blocks: u64,
+    /// Its index was written.
+    pub finished: bool,
+    /// When its publication's recording began (Unix ms).
+    pub started_at_ms: i64,
+}
+
+/// Calls, collaboration layers, publications, recordings and their files, and configuration.
+impl Metadata {
+    /// An account.
+    pub async fn account(&self, id: &str) -> Result<Option<Account>, MetadataError> {
+        let row = sqlx::query("SELECT id, name, created_at_ms FROM accounts WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row
+            .map(|r| -> Result<Account, sqlx::Error> {
+                Ok(Account {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    created_at_ms: r.try_get("created_at_ms")?,
+                })
+            })
+            .transpose()?)
+    }
+
+    /// A conversation.
+    pub async fn conversation(&self, id: &str) -> Result<Option<Conversation>, MetadataError> {
+        let row = sqlx::query(
+            "SELECT id, account_id, topic, created_at_ms FROM conversations WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row
+            .map(|r| -> Result<Conversation, sqlx::Error> {
+                Ok(Conversation {
+                    id: r.try_get("id")?,
+                    account_id: r.try_get("account_id")?,
+                    topic: r.try_get("topic")?,
+                    created_at_ms: r.try_get("created_at_ms")?,
+                })
+            })
+            .transpose()?)
+    }
+
+    /// The properties set in an account's scope: (short name, JSON value).
+    pub async fn account_properties(
+        &self,
+        account_id: &str,
+    ) -> Result<Vec<(String, String)>, MetadataError> {
+        let rows = sqlx::query(
+            "SELECT property, value FROM configuration WHERE scope = 'ACCOUNT' AND scope_id = ? ORDER BY property",
+        )
+        .bind(account_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Ok((r.try_get("property")?, r.try_get("value")?)))
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    /// Sets properties in an account's scope, all or none.
+    pub async fn set_account_properties(
+        &self,
+        account_id: &str,
+        properties: &[(String, String)],
+    ) -> Result<(), MetadataError> {
+        let mut tx = self.pool.begin().await?;
+        for (property, value) in properties {
+            sqlx::query(
+                "INSERT INTO configuration (scope, scope_id, property, value) VALUES ('ACCOUNT', ?, ?, ?) \
+                 ON CONFLICT (scope, scope_id, property) DO UPDATE SET value = excluded.value",
+            )
+            .bind(account_id)
+            .bind(property)
+            .bind(value)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Starts a call or collaboration layer; returns its id.
+    pub async fn create_interaction(
+        &self,
+        conversation_id: &str,
+        source: &str,
+        kind: &str,
+        now_ms: i64,
+    ) -> Result<String, MetadataError> {
+        let id = new_id(if source == "CALL" { "call" } else { "layer" });
+        sqlx::query("INSERT INTO interactions (id, conversation_id, source, type, started_at_ms) VALUES (?, ?, ?, ?, ?)")
+            .bind(&id)
+            .bind(conversation_id)
+            .bind(source)
+            .bind(kind)
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(id)
+    }
+
+    /// Ends an interaction (once; later calls change nothing).
+    pub async fn end_interaction(&self, id: &str, now_ms: i64) -> Result<(), MetadataError> {
+        sqlx::query("UPDATE interactions SET ended_at_ms = ? WHERE id = ? AND ended_at_ms IS NULL")
+            .bind(now_ms)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records a publication; returns its id.
+    pub async fn create_publication(
+        &self,
+        interaction_id: &str,
+        participant_id: &str,
+        audio: bool,
+        video: bool,
+        now_ms: i64,
+    ) -> Result<String, MetadataError> {
+        let id = new_id("pub");
+        sqlx::query("INSERT INTO publications (id, interaction_id, participant_id, audio, video, started_at_ms) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(&id)
+            .bind(interaction_id)
+            .bind(participant_id)
+            .bind(audio)
+            .bind(video)
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(id)
+    }
+
+    /// Ends a publication (once).
+    pub async fn end_publication(&self, id: &str, now_ms: i64) -> Result<(), MetadataError> {
+        sqlx::query("UPDATE publications SET ended_at_ms = ? WHERE id = ? AND ended_at_ms IS NULL")
+            .bind(now_ms)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// A recording.
+    pub async fn recording(&self, id: &str) -> Result<Option<Recording>, MetadataError> {
+        let row = sqlx::query(
+            "SELECT id, conversation_id, recording_type, layout, trigger, status, started_at_ms, ended_at_ms, end_reason \
+             FROM recordings WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row
+            .map(|r| -> Result<Recording, sqlx::Error> {
+                Ok(Recording {
+                    id: r.try_get("id")?,
+                    conversation_id: r.try_get("conversation_id")?,
+                    recording_type: r.try_get("recording_type")?,
+                    layout: r.try_get("layout")?,
+                    trigger: r.try_get("trigger")?,
+                    status: r.try_get("status")?,
+                    started_at_ms: r.try_get("started_at_ms")?,
+                    ended_at_ms: r.try_get("ended_at_ms")?,
+                    end_reason: r.try_get("end_reason")?,
+                })
+            })
+            .transpose()?)
+    }
+
+    /// Marks the moment a recording's first fragment became durable (once).
+    pub async fn mark_recording_started(&self, id: &str, now_ms: i64) -> Result<(), MetadataError> {
+        sqlx::query(
+            "UPDATE recordings SET started_at_ms = ? WHERE id = ? AND started_at_ms IS NULL",
+        )
+        .bind(now_ms)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Sets a recording's status (`INITIALIZING`, `PENDING`, `COMPLETE`).
+    pub async fn set_recording_status(&self, id: &str, status: &str) -> Result<(), MetadataError> {
+        sqlx::query("UPDATE recordings SET status = ? WHERE id = ?")
+            .bind(status)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Registers a file of a recording.
+    pub async fn add_recording_file(&self, file: &RecordingFile) -> Result<(), MetadataError> {
+        sqlx::query(
+            "INSERT INTO recording_files (recording_id, file, publication_id, object_key, durable_bytes, blocks, finished, started_at_ms) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&file.recording_id)
+        .bind(file.file)
+        .bind(&file.publication_id)
+        .bind(&file.object_key)
+        .bind(i64::try_from(file.durable_bytes).unwrap_or(i64::MAX))
+        .bind(i64::try_from(file.blocks).unwrap_or(i64::MAX))
+        .bind(file.finished)
+        .bind(file.started_at_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records how much of a file is durable.
+    pub async fn set_file_durable(
+        &self,
+        recording_id: &str,
+        file: u32,
+        durable_bytes: u64,
+        blocks: u64,
+        finished: bool,
+    ) -> Result<(), MetadataError> {
+        sqlx::query(
+            "UPDATE recording_files SET durable_bytes = ?, blocks = ?, finished = ? WHERE recording_id = ? AND file = ?",
+        )
+        .bind(i64::try_from(durable_bytes).unwrap_or(i64::MAX))
+        .bind(i64::try_from(blocks).unwrap_or(i64::MAX))
+        .bind(finished)
+        .bind(recording_id)
+        .bind(file)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The files of a recording, in order.
+    pub async fn recording_files(
+        &self,
+        recording_id: &str,
+    ) -> Result<Vec<RecordingFile>, MetadataError> {
+        let rows = sqlx::query(
+            "SELECT recording_id, file, publication_id, object_key, durable_bytes, blocks, finished, started_at_ms \
+             FROM recording_files WHERE recording_id = ? ORDER BY file",
+        )
+        .bind(recording_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| -> Result<RecordingFile, sqlx::Error> {
+                Ok(RecordingFile {
+                    recording_id: r.try_get("recording_id")?,
+                    file: r.try_get("file")?,
+                    publication_id: r.try_get("publication_id")?,
+                    object_key: r.try_get("object_key")?,
+                    durable_bytes: u64::try_from(r.try_get::<i64, _>("durable_bytes")?)
+                        .unwrap_or(0),
+                    blocks: u64::try_from(r.try_get::<i64, _>("blocks")?).unwrap_or(0),
+                    finished: r.try_get("finished")?,
+                    started_at_ms: r.try_get("started_at_ms")?,
+                })
+            })
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// The ids of a conversation's recordings, oldest first.
+    pub async fn recording_ids(&self, conversation_id: &str) -> Result<Vec<String>, MetadataError> {
+        let rows = sqlx::query(
+            "SELECT id FROM recordings WHERE conversation_id = ? ORDER BY created_at_ms, id",
+        )
+        .bind(conversation_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get("id"))
+            .collect::<Result<_, _>>()?)
+    }
+}
+
 /// Tables [`Metadata::count`] can count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Table {

@@ -1,28 +1,39 @@
-//! `convrec demo`: until the server exists (step 2), it records a synthetic publication made of
-//! the embedded fixtures through the media core, on a virtual clock, and inspects the result.
+//! `convrec demo`: the main job on embedded defaults. It starts a server on a temporary (or
+//! given) data directory, creates an account with recording enabled and a conversation, lets
+//! synthetic participants talk over real WebRTC (optionally sharing a screen), ends the call,
+//! waits for the recording, and shows its files and their `inspect` summaries.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use convrec_media::inspect::inspect;
-use convrec_media::recording::{PublicationRecorder, RecorderConfig, RecorderOutput};
-use convrec_media::source::synthetic::{SourceEvent, SyntheticConfig, SyntheticSource};
-use convrec_media::timeline::MediaKind;
+use convrec_server::{Server, ServerConfig};
+use reqwest::Method;
+use serde_json::{Value, json};
 
-use super::fixtures;
+use super::api_client::ApiClient;
+use super::participant::{ParticipantArgs, participate, report_json};
+
+/// How long the demo waits for the recorder to be ready, and for the files after the call.
+const WAIT: Duration = Duration::from_secs(60);
 
 /// Arguments of `convrec demo`.
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
-    /// Seconds of media to record.
-    #[arg(long, default_value_t = 10)]
-    seconds: u64,
-    /// Directory for the file (default: a new directory under the system temp dir).
+    /// Synthetic participants in the call.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=16))]
+    participants: u32,
+    /// Seconds they talk.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// The first participant also shares a screen.
     #[arg(long)]
-    out: Option<PathBuf>,
+    screen_share: bool,
+    /// Data directory of the demo's server (default: a new directory under the system temp dir).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -30,93 +41,234 @@ pub struct DemoArgs {
 
 /// Runs the demo.
 pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
-    let dir = match args.out {
-        Some(dir) => dir,
-        None => std::env::temp_dir().join(format!("convrec-demo-{}", std::process::id())),
-    };
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let path = dir.join("publication-1.mp4");
-    let mut file = std::fs::File::create(&path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-
-    let config = SyntheticConfig {
-        // Start near the 32-bit limit so the recording crosses an RTP wrap-around.
-        video_rtp_start: u32::MAX - 90_000,
-        ..SyntheticConfig::default()
-    };
-    let mut source = SyntheticSource::new(config, fixtures::video(), fixtures::audio()?);
-    let start = Instant::now();
-    let mut recorder = PublicationRecorder::new(RecorderConfig::default(), start);
-    let end = Duration::from_secs(args.seconds);
-    let mut keyframe_requests = 0;
-    loop {
-        let (captured, event) = source.next_event();
-        if captured >= end {
-            break;
-        }
-        // Network delay: video a little later than audio, as on a real path.
-        match event {
-            SourceEvent::Frame(MediaKind::Video, frame) => {
-                recorder.handle_video(start + captured + Duration::from_millis(40), frame)
-            }
-            SourceEvent::Frame(MediaKind::Audio, frame) => {
-                recorder.handle_audio(start + captured + Duration::from_millis(20), frame)
-            }
-            SourceEvent::SenderReport(kind, report) => recorder.handle_sender_report(
-                start + captured + Duration::from_millis(20),
-                kind,
-                report,
-            ),
-        }
-        recorder.handle_timeout(start + captured);
-        keyframe_requests += write_outputs(&mut recorder, &mut file)?;
-    }
-    recorder.finish(start + end);
-    keyframe_requests += write_outputs(&mut recorder, &mut file)?;
-    file.sync_all()?;
-    drop(file);
-
-    let report = inspect(std::fs::File::open(&path)?)
-        .context("the demo wrote a file it cannot read back")?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let result = runtime.block_on(demo(&args))?;
     if args.json {
-        let json = serde_json::json!({
-            "recordings": [{
-                "id": "demo",
-                "files": [{
-                    "path": path,
-                    "durationSeconds": report.tracks.iter().map(|t| t.duration_seconds).fold(0.0, f64::max),
-                    "tracks": report.tracks,
-                }],
-            }],
-            "keyFrameRequests": keyframe_requests,
-            "stats": recorder.stats(),
-        });
-        println!("{}", serde_json::to_string_pretty(&json)?);
-    } else {
-        println!(
-            "recorded {} s of a synthetic publication into {}",
-            args.seconds,
-            path.display()
-        );
-        println!("key-frame requests: {keyframe_requests}");
-        print!("{}", super::inspect::summary(&report));
+        println!("{}", serde_json::to_string_pretty(&result)?);
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Appends the recorder's bytes to the file; returns how many key frames it asked for.
-fn write_outputs(
-    recorder: &mut PublicationRecorder,
-    file: &mut std::fs::File,
-) -> anyhow::Result<u32> {
-    let mut requests = 0;
-    while let Some(output) = recorder.poll_output() {
-        match output {
-            RecorderOutput::Write(block) => file.write_all(block.bytes())?,
-            // The synthetic source sends key frames on its own schedule; a real recorder sends
-            // a PLI here.
-            RecorderOutput::RequestKeyFrame(_) => requests += 1,
-        }
+/// Progress, on standard error so `--json` output stays clean.
+macro_rules! progress {
+    ($($arg:tt)*) => { eprintln!("demo: {}", format!($($arg)*)) };
+}
+
+async fn demo(args: &DemoArgs) -> anyhow::Result<Value> {
+    let data_dir = match &args.data_dir {
+        Some(dir) => dir.clone(),
+        None => std::env::temp_dir().join(format!(
+            "convrec-demo-{}-{}",
+            std::process::id(),
+            convrec_server::now_ms()
+        )),
+    };
+    let admin_key = random_key()?;
+    let config = ServerConfig {
+        listen: "127.0.0.1:0".parse().expect("bug: a valid address"),
+        data_dir: data_dir.clone(),
+        media_listen: None,
+        public_url: None,
+        recorder_program: std::env::current_exe()
+            .context("cannot find this program to launch recorders with")?,
+        bootstrap_admin_key: Some(admin_key.clone()),
+    };
+    let server = Server::bind(&config).await?;
+    let base = format!("http://{}", server.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(server.serve(async {
+        let _ = stopped.await;
+    }));
+    progress!("server on {base}, data in {}", data_dir.display());
+
+    let admin = ApiClient::new(&base, &admin_key);
+    let account = admin
+        .json(
+            Method::POST,
+            "/v1/accounts",
+            Some(json!({ "name": "demo" })),
+        )
+        .await?;
+    let account_id = text(&account, "id")?;
+    admin
+        .json(
+            Method::PUT,
+            &format!("/v1/accounts/{account_id}/configuration"),
+            Some(json!({ "properties": {
+                "messenger.recordingEnabled": true,
+                "conversation.recording.recordingEnabled": true,
+            }})),
+        )
+        .await?;
+    let conversation = admin
+        .json(
+            Method::POST,
+            "/v1/conversations",
+            Some(json!({ "accountId": account_id, "topic": "convrec demo" })),
+        )
+        .await?;
+    let conversation_id = text(&conversation, "id")?;
+    let mut tokens = Vec::new();
+    for n in 0..args.participants {
+        let role = if n == 0 { "ASSIGNED_AGENT" } else { "VISITOR" };
+        let p = admin
+            .json(
+                Method::POST,
+                &format!("/v1/conversations/{conversation_id}/participants"),
+                Some(json!({ "name": format!("participant {}", n + 1), "role": role })),
+            )
+            .await?;
+        tokens.push(text(&p, "token")?);
     }
-    Ok(requests)
+
+    // The agent starts the call; the recording starts with it.
+    let started = Instant::now();
+    let agent = ApiClient::new(&base, &tokens[0]);
+    agent
+        .json(
+            Method::POST,
+            &format!("/v1/conversations/{conversation_id}/calls"),
+            Some(json!({ "type": "AUDIO_VIDEO" })),
+        )
+        .await?;
+    wait_for_state(&agent, &conversation_id, &["READY", "STARTED"]).await?;
+    let ready_ms = started.elapsed().as_secs_f64() * 1000.0;
+    progress!("call started; the recorder was ready after {ready_ms:.0} ms");
+
+    progress!(
+        "{} participant(s) talk for {} s{}",
+        args.participants,
+        args.seconds,
+        if args.screen_share {
+            ", the first sharing a screen"
+        } else {
+            ""
+        }
+    );
+    let talks = tokens.iter().enumerate().map(|(n, token)| {
+        participate(ParticipantArgs {
+            server: base.clone(),
+            conversation: conversation_id.clone(),
+            token: token.clone(),
+            seconds: args.seconds,
+            screen_share: args.screen_share && n == 0,
+        })
+    });
+    let reports = futures_util::future::try_join_all(talks).await?;
+    progress!("everyone left; the call ended; waiting for the recording");
+
+    let recordings = wait_for_recordings(&agent, &conversation_id).await?;
+    let mut out = Vec::new();
+    for recording in &recordings {
+        let id = text(recording, "id")?;
+        let mut files = Vec::new();
+        for file in recording["files"].as_array().into_iter().flatten() {
+            let key = text(file, "objectKey")?;
+            let path = data_dir.join("objects").join(&key);
+            let report = inspect(
+                std::fs::File::open(&path)
+                    .with_context(|| format!("cannot open {}", path.display()))?,
+            )
+            .with_context(|| format!("{} is not a readable fMP4 file", path.display()))?;
+            let duration = report
+                .tracks
+                .iter()
+                .map(|t| t.duration_seconds)
+                .fold(0.0, f64::max);
+            if !args.json {
+                println!("{}", path.display());
+                print!("{}", super::inspect::summary(&report));
+            }
+            files.push(json!({
+                "path": path,
+                "publicationId": file["publicationId"],
+                "durationSeconds": duration,
+                "tracks": report.tracks,
+            }));
+        }
+        let manifest = data_dir
+            .join("objects")
+            .join(convrec_server::storage::manifest_key(&id));
+        if !args.json {
+            println!("manifest: {}", manifest.display());
+        }
+        out.push(json!({
+            "id": id,
+            "status": recording["status"],
+            "endReason": recording["endReason"],
+            "manifest": manifest,
+            "files": files,
+        }));
+    }
+    let _ = stop.send(());
+    serving.await??;
+    Ok(json!({
+        "dataDir": data_dir,
+        "conversationId": conversation_id,
+        "recorderReadyMs": ready_ms,
+        "participants": reports.iter().map(report_json).collect::<Vec<_>>(),
+        "recordings": out,
+    }))
+}
+
+fn text(value: &Value, field: &str) -> anyhow::Result<String> {
+    value[field]
+        .as_str()
+        .map(str::to_owned)
+        .with_context(|| format!("the server's answer has no '{field}': {value}"))
+}
+
+async fn wait_for_state(
+    api: &ApiClient,
+    conversation_id: &str,
+    states: &[&str],
+) -> anyhow::Result<String> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let state = api
+            .json(
+                Method::POST,
+                &format!("/v1/conversations/{conversation_id}/getRecordingState"),
+                None,
+            )
+            .await?;
+        let current = state["recordingState"].as_str().unwrap_or("");
+        if states.contains(&current) {
+            return Ok(current.to_owned());
+        }
+        if current == "FAILED" {
+            bail!("the recording failed to start; see the log above");
+        }
+        if Instant::now() > deadline {
+            bail!("the recording is still {current} after {WAIT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn wait_for_recordings(api: &ApiClient, conversation_id: &str) -> anyhow::Result<Vec<Value>> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let list = api
+            .json(
+                Method::GET,
+                &format!("/v1/conversationhistory/{conversation_id}/getConversationRecordings"),
+                None,
+            )
+            .await?;
+        let items = list["items"].as_array().cloned().unwrap_or_default();
+        if !items.is_empty() && items.iter().all(|r| r["status"] == "COMPLETE") {
+            return Ok(items);
+        }
+        if Instant::now() > deadline {
+            bail!("the recording is not complete after {WAIT:?}: {list}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn random_key() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 24];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no random source: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }

@@ -1,0 +1,228 @@
+//! `convrec participant`: a synthetic participant. It joins its conversation's call (starting
+//! one if none is active), publishes the embedded H.264 + Opus fixtures over real WebRTC with
+//! WHIP (looped, with continuous timestamps) and, with `--screen-share`, a screen-sharing layer
+//! too; after `--seconds` it ends its sessions.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use convrec_media::source::synthetic::{SyntheticConfig, SyntheticSource};
+use convrec_media::timeline::MediaKind;
+use convrec_rtc::client::Client;
+use convrec_rtc::driver;
+use convrec_rtc::synthetic::{PlayStats, play};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::api_client::{ApiClient, Refused};
+use super::fixtures;
+
+/// Arguments of `convrec participant`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ParticipantArgs {
+    /// The server's URL, e.g. `http://127.0.0.1:8080`.
+    #[arg(long)]
+    pub server: String,
+    /// The conversation to join.
+    #[arg(long)]
+    pub conversation: String,
+    /// The participant token (from `POST /v1/conversations/{id}/participants`).
+    #[arg(long, env = "CONVREC_PARTICIPANT_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// How long to publish, in seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub seconds: f64,
+    /// Also share a screen (a SCREEN_SHARING layer, video only).
+    #[arg(long)]
+    pub screen_share: bool,
+}
+
+/// What a participant did.
+#[derive(Debug, Clone)]
+pub struct ParticipantReport {
+    /// Its call publication.
+    pub publication: String,
+    /// Its screen-share publication.
+    pub screen_publication: Option<String>,
+    /// What its call publication sent.
+    pub stats: PlayStats,
+    /// How long its call publication's media flowed.
+    pub published_for: Duration,
+}
+
+/// Runs `convrec participant`.
+pub fn run(args: ParticipantArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let report = runtime.block_on(participate(args))?;
+    eprintln!(
+        "published {} for {:.1} s: {} video frames, {} audio packets, {} key-frame requests answered",
+        report.publication,
+        report.published_for.as_secs_f64(),
+        report.stats.video_frames,
+        report.stats.audio_packets,
+        report.stats.keyframe_requests
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Joins, publishes for `args.seconds`, and leaves.
+pub async fn participate(args: ParticipantArgs) -> anyhow::Result<ParticipantReport> {
+    if !(args.seconds.is_finite() && args.seconds > 0.0 && args.seconds <= 86_400.0) {
+        anyhow::bail!(
+            "--seconds must be more than 0 and at most 86400, not {}",
+            args.seconds
+        );
+    }
+    let api = ApiClient::new(&args.server, &args.token);
+    let length = Duration::from_secs_f64(args.seconds);
+    let conversation = &args.conversation;
+    let call = join_or_start(&api, conversation, "calls", "CALL", "AUDIO_VIDEO").await?;
+    let camera = Publishing::start(
+        &api,
+        &format!("/v1/conversations/{conversation}/calls/{call}/whip"),
+        &[MediaKind::Audio, MediaKind::Video],
+    )
+    .await?;
+    let screen = if args.screen_share {
+        let layer = join_or_start(
+            &api,
+            conversation,
+            "layers",
+            "COLLABORATION_LAYER",
+            "SCREEN_SHARING",
+        )
+        .await?;
+        Some(
+            Publishing::start(
+                &api,
+                &format!("/v1/conversations/{conversation}/layers/{layer}/whip"),
+                &[MediaKind::Video],
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+    let started = Instant::now();
+    let (camera_result, screen_result) = tokio::join!(camera.play(length), async {
+        match &screen {
+            Some(s) => Some(s.play(length).await),
+            None => None,
+        }
+    });
+    let published_for = started.elapsed();
+    let camera_location = camera.location.clone();
+    api.delete(&camera_location).await?;
+    if let Some(s) = &screen {
+        api.delete(&s.location).await?;
+    }
+    let stats = camera_result?;
+    if let Some(r) = screen_result {
+        r?;
+    }
+    Ok(ParticipantReport {
+        publication: last_segment(&camera_location),
+        screen_publication: screen.map(|s| last_segment(&s.location)),
+        stats,
+        published_for,
+    })
+}
+
+fn last_segment(location: &str) -> String {
+    location.rsplit('/').next().unwrap_or(location).to_owned()
+}
+
+/// The active interaction of `source` (and type), or a new one.
+async fn join_or_start(
+    api: &ApiClient,
+    conversation: &str,
+    collection: &str,
+    source: &str,
+    kind: &str,
+) -> anyhow::Result<String> {
+    let found = api
+        .json(
+            Method::GET,
+            &format!("/v1/conversations/{conversation}"),
+            None,
+        )
+        .await?["activeInteractions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|i| i["source"] == source && (source == "CALL" || i["type"] == kind))
+        .and_then(|i| i["id"].as_str().map(str::to_owned));
+    if let Some(id) = found {
+        return Ok(id);
+    }
+    let started = api
+        .json(
+            Method::POST,
+            &format!("/v1/conversations/{conversation}/{collection}"),
+            Some(json!({ "type": kind })),
+        )
+        .await;
+    match started {
+        Ok(v) => v["id"]
+            .as_str()
+            .map(str::to_owned)
+            .context("the server did not say the interaction's id"),
+        // Another participant started it first.
+        Err(e) => match e.downcast_ref::<Refused>() {
+            Some(r) if r.code == "INTERACTION_ACTIVE" => r.details["interactionId"]
+                .as_str()
+                .map(str::to_owned)
+                .context("the conflict did not name the interaction"),
+            _ => Err(e),
+        },
+    }
+}
+
+/// One WHIP session and its media.
+struct Publishing {
+    location: String,
+    handle: driver::DriverHandle<Client>,
+    events:
+        tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<convrec_rtc::client::ClientEvent>>,
+    kinds: Vec<MediaKind>,
+}
+
+impl Publishing {
+    async fn start(api: &ApiClient, whip: &str, kinds: &[MediaKind]) -> anyhow::Result<Self> {
+        let ip = convrec_rtc::net::local_ip_towards(api.base()).await?;
+        let socket = tokio::net::UdpSocket::bind((ip, 0)).await?;
+        let (client, offer) = Client::publisher(Instant::now(), socket.local_addr()?, kinds)?;
+        let (location, answer) = api.offer(whip, offer).await?;
+        let (handle, events) = driver::spawn(socket, client)?;
+        handle.call(move |c, _| c.accept_answer(&answer)).await??;
+        Ok(Self {
+            location,
+            handle,
+            events: tokio::sync::Mutex::new(events),
+            kinds: kinds.to_vec(),
+        })
+    }
+
+    async fn play(&self, length: Duration) -> anyhow::Result<PlayStats> {
+        let source = SyntheticSource::new(
+            SyntheticConfig::default(),
+            fixtures::video(),
+            fixtures::audio()?,
+        );
+        let mut events = self.events.lock().await;
+        Ok(play(&self.handle, &mut events, source, &self.kinds, length).await?)
+    }
+}
+
+/// The JSON of a report, for `demo --json`.
+pub fn report_json(report: &ParticipantReport) -> Value {
+    json!({
+        "publicationId": report.publication,
+        "screenPublicationId": report.screen_publication,
+        "publishedSeconds": report.published_for.as_secs_f64(),
+        "videoFrames": report.stats.video_frames,
+        "audioPackets": report.stats.audio_packets,
+        "keyFrameRequests": report.stats.keyframe_requests,
+    })
+}

@@ -1,0 +1,125 @@
+//! Conversations and their participants.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use convrec_store::metadata::{MetadataError, Role};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::{ApiError, ApiJson};
+use super::visible_conversation;
+use crate::AppState;
+use crate::auth::Caller;
+
+/// `POST /v1/conversations` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NewConversation {
+    account_id: String,
+    topic: String,
+}
+
+/// Creates a conversation (admin).
+pub async fn create(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<NewConversation>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require_admin()?;
+    if body.topic.len() > 1000 {
+        return Err(ApiError::bad_request(
+            "'topic' is longer than 1000 characters",
+        ));
+    }
+    let now = crate::now_ms();
+    let id = match app
+        .metadata
+        .create_conversation(&body.account_id, &body.topic, now)
+        .await
+    {
+        Ok(id) => id,
+        Err(MetadataError::NotFound { .. }) => {
+            return Err(ApiError::not_found("account", &body.account_id));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            json!({ "id": id, "accountId": body.account_id, "topic": body.topic, "createdAt": now }),
+        ),
+    ))
+}
+
+/// Reads a conversation with its active calls and layers.
+pub async fn read(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let (conversation, _) = visible_conversation(&app, &caller, &id).await?;
+    let interactions = app
+        .live
+        .with_existing(&id, |c| {
+            c.interactions
+                .iter()
+                .map(|i| {
+                    json!({
+                        "id": i.id,
+                        "source": i.source.as_str(),
+                        "type": i.kind,
+                        "startedAt": i.started_at_ms,
+                    })
+                })
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    Ok(Json(json!({
+        "id": conversation.id,
+        "accountId": conversation.account_id,
+        "topic": conversation.topic,
+        "createdAt": conversation.created_at_ms,
+        "activeInteractions": interactions,
+    })))
+}
+
+/// `POST /v1/conversations/{id}/participants` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewParticipant {
+    name: String,
+    role: String,
+}
+
+/// Adds a participant (admin); the token is shown once.
+pub async fn add_participant(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<NewParticipant>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    visible_conversation(&app, &caller, &id).await?;
+    caller.require_admin()?;
+    let role: Role = body
+        .role
+        .parse()
+        .map_err(|e: String| ApiError::bad_request(format!("'role': {e}")))?;
+    if body.name.trim().is_empty() || body.name.len() > 200 {
+        return Err(ApiError::bad_request("'name' must be 1 to 200 characters"));
+    }
+    let (participant, token) = app
+        .metadata
+        .add_participant(&id, &body.name, role, crate::now_ms())
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "id": participant.id,
+            "conversationId": id,
+            "name": participant.name,
+            "role": role.as_str(),
+            "token": token.expose(),
+        })),
+    ))
+}

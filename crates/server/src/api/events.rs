@@ -1,0 +1,52 @@
+//! `GET /v1/conversations/{id}/events`: server-sent events. A new listener first gets what is
+//! active (calls, layers, publications, the recording's state), then every change.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::Stream;
+use futures_util::stream;
+use tokio::sync::broadcast;
+
+use super::error::ApiError;
+use super::visible_conversation;
+use crate::AppState;
+use crate::auth::Caller;
+use crate::live::ConversationEvent;
+
+/// The event stream of a conversation.
+pub async fn stream(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let (conversation, _) = visible_conversation(&app, &caller, &id).await?;
+    let (snapshot, receiver) = app
+        .live
+        .with(&id, &conversation.account_id, |c| c.subscribe());
+    let first = stream::iter(snapshot.into_iter().map(|e| Ok(sse(&e))));
+    let rest = stream::unfold(receiver, |mut receiver| async move {
+        let event = match receiver.recv().await {
+            Ok(event) => sse(&event),
+            // A slow listener missed some: tell it to reload rather than hide the gap.
+            Err(broadcast::error::RecvError::Lagged(missed)) => Event::default()
+                .event("lagged")
+                .data(format!("{{\"type\":\"lagged\",\"missed\":{missed}}}")),
+            Err(broadcast::error::RecvError::Closed) => return None,
+        };
+        Some((Ok(event), receiver))
+    });
+    Ok(Sse::new(futures_util::StreamExt::chain(first, rest))
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+fn sse(event: &ConversationEvent) -> Event {
+    let data = serde_json::to_string(event).expect("bug: events serialize");
+    let name = serde_json::to_value(event)
+        .ok()
+        .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_owned))
+        .unwrap_or_default();
+    Event::default().event(name).data(data)
+}

@@ -1,0 +1,180 @@
+//! Calls and collaboration layers: started and ended through the API, and ended when their last
+//! publication leaves (SPEC §1). Starting one may start a recording; ending the last one stops it.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::{ApiError, ApiJson};
+use super::visible_conversation;
+use crate::AppState;
+use crate::auth::Caller;
+use crate::live::{ConversationEvent, Interaction, Source};
+
+/// `POST …/calls` and `POST …/layers` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewInteraction {
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+/// Starts a call (`AUDIO` or `AUDIO_VIDEO`).
+pub async fn start_call(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<NewInteraction>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    if !matches!(body.kind.as_str(), "AUDIO" | "AUDIO_VIDEO") {
+        return Err(ApiError::bad_request(format!(
+            "'type' cannot be '{}' for a call; allowed: AUDIO, AUDIO_VIDEO",
+            body.kind
+        )));
+    }
+    start(&app, &caller, &id, Source::Call, body.kind).await
+}
+
+/// Starts a collaboration layer (`SCREEN_SHARING`; co-browsing is refused until it is built).
+pub async fn start_layer(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<NewInteraction>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    match body.kind.as_str() {
+        "SCREEN_SHARING" => {}
+        "DOCUMENT_COBROWSING" | "EMBEDDED_COBROWSING" | "UNIVERSAL_COBROWSING" => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "NOT_SUPPORTED",
+                format!(
+                    "collaboration layer type {} is not supported yet; supported: SCREEN_SHARING",
+                    body.kind
+                ),
+            ));
+        }
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "'type' cannot be '{other}' for a layer; allowed: SCREEN_SHARING"
+            )));
+        }
+    }
+    start(&app, &caller, &id, Source::CollaborationLayer, body.kind).await
+}
+
+async fn start(
+    app: &AppState,
+    caller: &Caller,
+    conversation_id: &str,
+    source: Source,
+    kind: String,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let (conversation, _) = visible_conversation(app, caller, conversation_id).await?;
+    // One call, and one layer of each type, at a time.
+    let active = app
+        .live
+        .with(conversation_id, &conversation.account_id, |c| {
+            c.interactions
+                .iter()
+                .find(|i| i.source == source && (source == Source::Call || i.kind == kind))
+                .map(|i| i.id.clone())
+        });
+    if let Some(active) = active {
+        return Err(ApiError::conflict(
+            "INTERACTION_ACTIVE",
+            format!(
+                "{} {active} is already active in this conversation",
+                source.as_str()
+            ),
+        )
+        .with_details(json!({ "interactionId": active })));
+    }
+    let now = crate::now_ms();
+    let id = app
+        .metadata
+        .create_interaction(conversation_id, source.as_str(), &kind, now)
+        .await?;
+    app.live
+        .with(conversation_id, &conversation.account_id, |c| {
+            c.interactions.push(Interaction {
+                id: id.clone(),
+                source,
+                kind: kind.clone(),
+                started_at_ms: now,
+            });
+            c.publish(ConversationEvent::InteractionStarted {
+                interaction_id: id.clone(),
+                source: source.as_str().to_owned(),
+                interaction_type: kind.clone(),
+            });
+        });
+    tracing::info!(conversation = conversation_id, interaction = %id, "{} started", source.as_str());
+    crate::recording::interaction_started(app, conversation_id, &conversation.account_id).await;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": id, "source": source.as_str(), "type": kind, "startedAt": now })),
+    ))
+}
+
+/// Ends a call or layer.
+pub async fn end(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((id, interaction)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    visible_conversation(&app, &caller, &id).await?;
+    let active = app
+        .live
+        .with_existing(&id, |c| c.interactions.iter().any(|i| i.id == interaction))
+        .unwrap_or(false);
+    if !active {
+        return Err(ApiError::not_found("active call or layer", &interaction));
+    }
+    end_interaction(&app, &id, &interaction).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Ends an interaction: its publications' sessions close, and the recording stops if nothing is
+/// left to record.
+pub async fn end_interaction(app: &AppState, conversation_id: &str, interaction_id: &str) {
+    let peers = app.live.with_existing(conversation_id, |c| {
+        let before = c.interactions.len();
+        c.interactions.retain(|i| i.id != interaction_id);
+        if c.interactions.len() == before {
+            return None;
+        }
+        c.publish(ConversationEvent::InteractionEnded {
+            interaction_id: interaction_id.to_owned(),
+        });
+        Some(
+            c.publications
+                .iter()
+                .filter(|p| p.interaction_id == interaction_id)
+                .map(|p| p.peer)
+                .collect::<Vec<_>>(),
+        )
+    });
+    let Some(Some(peers)) = peers else {
+        return;
+    };
+    tracing::info!(
+        conversation = conversation_id,
+        interaction = interaction_id,
+        "ended"
+    );
+    if let Err(e) = app
+        .metadata
+        .end_interaction(interaction_id, crate::now_ms())
+        .await
+    {
+        tracing::error!(error = %e, "cannot end an interaction");
+    }
+    for peer in peers {
+        // Their PeerClosed events close the publications.
+        let _ = app.room.call(move |room, now| room.remove(now, peer)).await;
+    }
+    crate::recording::interactions_changed(app, conversation_id);
+}

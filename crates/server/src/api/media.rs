@@ -1,0 +1,238 @@
+//! WHIP and WHEP (RFC 9725 and its receiving counterpart): a participant publishes its media
+//! into a call or layer with an SDP offer and receives another's publication the same way. The
+//! `Location` of a session is what `DELETE` ends.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use convrec_media::timeline::MediaKind;
+use convrec_rtc::room::RoomError;
+use convrec_store::metadata::Participant;
+
+use super::error::ApiError;
+use super::visible_conversation;
+use crate::AppState;
+use crate::auth::Caller;
+use crate::live::Publication;
+
+const SDP: &str = "application/sdp";
+
+/// `POST …/calls/{id}/whip` and `POST …/layers/{id}/whip`: publish.
+pub async fn publish(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((id, interaction)): Path<(String, String)>,
+    headers: HeaderMap,
+    offer: String,
+) -> Result<Response, ApiError> {
+    let participant = media_participant(&app, &caller, &id, &headers).await?;
+    let active = app
+        .live
+        .with_existing(&id, |c| c.interactions.iter().any(|i| i.id == interaction))
+        .unwrap_or(false);
+    if !active {
+        return Err(ApiError::not_found("active call or layer", &interaction));
+    }
+    let (peer, answer, kinds) = app
+        .room
+        .call(move |room, now| {
+            room.publish(now, &offer)
+                .map(|(peer, answer)| (peer, answer, room.media_kinds(peer)))
+        })
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(offer_refused)?;
+    let now = crate::now_ms();
+    let audio = kinds.contains(&MediaKind::Audio);
+    let video = kinds.contains(&MediaKind::Video);
+    let publication_id = match app
+        .metadata
+        .create_publication(&interaction, &participant.id, audio, video, now)
+        .await
+    {
+        Ok(id) => id,
+        Err(e) => {
+            let _ = app.room.call(move |room, now| room.remove(now, peer)).await;
+            return Err(e.into());
+        }
+    };
+    let registered = app.live.with_existing(&id, |c| {
+        // The call may have ended while the offer was negotiated.
+        if !c.interactions.iter().any(|i| i.id == interaction) {
+            return false;
+        }
+        c.publications.push(Publication {
+            id: publication_id.clone(),
+            interaction_id: interaction.clone(),
+            participant_id: participant.id.clone(),
+            peer,
+            audio,
+            video,
+            started_at_ms: now,
+            connected: false,
+        });
+        true
+    });
+    if registered != Some(true) {
+        let _ = app.room.call(move |room, now| room.remove(now, peer)).await;
+        return Err(ApiError::not_found("active call or layer", &interaction));
+    }
+    tracing::info!(conversation = %id, publication = %publication_id, participant = %participant.id, "publishing");
+    let location = format!("/v1/conversations/{id}/publications/{publication_id}");
+    Ok(created(location, answer))
+}
+
+/// `DELETE …/publications/{id}`: ends a WHIP session (its publisher, or an admin).
+pub async fn unpublish(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((id, publication)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let (_, participant) = visible_conversation(&app, &caller, &id).await?;
+    let found = app
+        .live
+        .with_existing(&id, |c| {
+            c.publications
+                .iter()
+                .find(|p| p.id == publication)
+                .map(|p| (p.peer, p.participant_id.clone()))
+        })
+        .flatten();
+    let Some((peer, owner)) = found else {
+        return Err(ApiError::not_found("publication", &publication));
+    };
+    if participant.is_some_and(|p| p.id != owner) {
+        return Err(ApiError::forbidden(
+            "only its publisher may end a publication",
+        ));
+    }
+    end_session(&app, peer).await?;
+    Ok(StatusCode::OK)
+}
+
+/// `POST …/publications/{id}/whep`: receive a publication.
+pub async fn subscribe(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((id, publication)): Path<(String, String)>,
+    headers: HeaderMap,
+    offer: String,
+) -> Result<Response, ApiError> {
+    let participant = media_participant(&app, &caller, &id, &headers).await?;
+    let publisher = app
+        .live
+        .with_existing(&id, |c| {
+            c.publications
+                .iter()
+                .find(|p| p.id == publication)
+                .map(|p| p.peer)
+        })
+        .flatten()
+        .ok_or_else(|| ApiError::not_found("publication", &publication))?;
+    let (peer, answer) = app
+        .room
+        .call(move |room, now| room.subscribe(now, publisher, &offer))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(offer_refused)?;
+    let subscription = format!("sub_{}", peer.0);
+    let registered = app.live.with_existing(&id, |c| {
+        c.subscriptions
+            .push((subscription.clone(), peer, participant.id.clone()))
+    });
+    if registered.is_none() {
+        let _ = end_session(&app, peer).await;
+        return Err(ApiError::not_found("publication", &publication));
+    }
+    let location = format!("/v1/conversations/{id}/subscriptions/{subscription}");
+    Ok(created(location, answer))
+}
+
+/// `DELETE …/subscriptions/{id}`: ends a WHEP session.
+pub async fn unsubscribe(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((id, subscription)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let (_, participant) = visible_conversation(&app, &caller, &id).await?;
+    let found = app
+        .live
+        .with_existing(&id, |c| {
+            c.subscriptions
+                .iter()
+                .find(|(s, _, _)| *s == subscription)
+                .map(|(_, peer, owner)| (*peer, owner.clone()))
+        })
+        .flatten();
+    let Some((peer, owner)) = found else {
+        return Err(ApiError::not_found("subscription", &subscription));
+    };
+    if participant.is_some_and(|p| p.id != owner) {
+        return Err(ApiError::forbidden(
+            "only its subscriber may end a subscription",
+        ));
+    }
+    end_session(&app, peer).await?;
+    Ok(StatusCode::OK)
+}
+
+/// The participant making a media session in its conversation, with an SDP body.
+async fn media_participant(
+    app: &AppState,
+    caller: &Caller,
+    conversation_id: &str,
+    headers: &HeaderMap,
+) -> Result<Participant, ApiError> {
+    let (_, participant) = visible_conversation(app, caller, conversation_id).await?;
+    let participant = participant.ok_or_else(|| {
+        ApiError::forbidden("media sessions are made with a participant token, not an API key")
+    })?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type.starts_with(SDP) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            format!(
+                "the body must be an SDP offer with 'Content-Type: {SDP}', not '{content_type}'"
+            ),
+        ));
+    }
+    Ok(participant)
+}
+
+async fn end_session(app: &AppState, peer: convrec_rtc::room::PeerId) -> Result<(), ApiError> {
+    app.room
+        .call(move |room, now| room.remove(now, peer))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", e.to_string()))
+}
+
+fn offer_refused(e: RoomError) -> ApiError {
+    let code = match e {
+        RoomError::Offer(_) => "UNSUPPORTED_CODECS",
+        RoomError::UnknownPublisher(_) | RoomError::UnknownPeer(_) => "NOT_FOUND",
+        _ => "SDP_REFUSED",
+    };
+    let status = if code == "NOT_FOUND" {
+        StatusCode::NOT_FOUND
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    ApiError::new(status, code, e.to_string())
+}
+
+fn created(location: String, answer: String) -> Response {
+    (
+        StatusCode::CREATED,
+        [
+            (header::LOCATION, location),
+            (header::CONTENT_TYPE, SDP.to_owned()),
+        ],
+        answer,
+    )
+        .into_response()
+}

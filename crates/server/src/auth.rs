@@ -1,0 +1,110 @@
+//! Who is calling: the global admin (the bootstrap key, SPEC §7) or a participant (its token).
+//! Account-scoped API keys come with step 4.
+
+use std::path::Path;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use convrec_store::metadata::Participant;
+use sha2::{Digest, Sha256};
+
+use crate::AppState;
+use crate::api::error::ApiError;
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// The global admin: every account.
+    Admin,
+    /// A participant: its own conversation only.
+    Participant(Participant),
+}
+
+impl Caller {
+    /// The caller, if it may see `conversation_id`; otherwise the 404 that hides it.
+    pub fn participant_in(&self, conversation_id: &str) -> Result<Option<&Participant>, ApiError> {
+        match self {
+            Caller::Admin => Ok(None),
+            Caller::Participant(p) if p.conversation_id == conversation_id => Ok(Some(p)),
+            Caller::Participant(_) => Err(ApiError::not_found("conversation", conversation_id)),
+        }
+    }
+
+    /// Only the admin may do this.
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        match self {
+            Caller::Admin => Ok(()),
+            Caller::Participant(_) => Err(ApiError::forbidden("only an administrator may do this")),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(parts).ok_or_else(ApiError::unauthorized)?;
+        if state.is_admin_key(token) {
+            return Ok(Caller::Admin);
+        }
+        match state.metadata.participant_by_token(token).await? {
+            Some(p) => Ok(Caller::Participant(p)),
+            None => Err(ApiError::unauthorized()),
+        }
+    }
+}
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let token = value.strip_prefix("Bearer ")?.trim();
+    (!token.is_empty()).then_some(token)
+}
+
+/// SHA-256 of a secret, to compare in constant time.
+pub fn digest(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+/// Compares two digests without an early exit.
+pub fn same_digest(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Where the generated admin key is kept.
+pub const ADMIN_KEY_FILE: &str = "admin-key";
+
+/// The global admin key: `given` (from `CONVREC_BOOTSTRAP_ADMIN_KEY`), else the one stored in
+/// the data directory, else a new one, stored there with mode 0600. Returns the key and
+/// whether it was just generated (then it is shown once).
+pub fn admin_key(data_dir: &Path, given: Option<&str>) -> std::io::Result<(String, bool)> {
+    if let Some(key) = given {
+        return Ok((key.to_owned(), false));
+    }
+    let path = data_dir.join(ADMIN_KEY_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(key) if !key.trim().is_empty() => return Ok((key.trim().to_owned(), false)),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(std::io::Error::other)?;
+    let key = format!(
+        "crk_{}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    );
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)?;
+    file.write_all(key.as_bytes())?;
+    file.sync_all()?;
+    Ok((key, true))
+}

@@ -1,0 +1,347 @@
+//! What is happening now in each conversation: its active calls and collaboration layers, the
+//! publications (WHIP sessions) and subscriptions (WHEP sessions) in the SFU, the recording that
+//! runs, and the channel its events reach clients on (SSE). Lost with the process, as the media
+//! sessions are; the metadata store keeps the history.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use convrec_core::recorder_protocol::{FromServer, PublicationInfo};
+use convrec_rtc::room::PeerId;
+use serde::Serialize;
+use tokio::sync::{broadcast, mpsc};
+
+use crate::recording::launcher::RecorderProcess;
+
+/// Events a conversation's clients receive (`GET /v1/conversations/{id}/events`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum ConversationEvent {
+    /// A call or collaboration layer started.
+    InteractionStarted {
+        /// Its id.
+        interaction_id: String,
+        /// `CALL` or `COLLABORATION_LAYER`.
+        source: String,
+        /// `AUDIO`, `AUDIO_VIDEO` or `SCREEN_SHARING`.
+        interaction_type: String,
+    },
+    /// It ended.
+    InteractionEnded {
+        /// Its id.
+        interaction_id: String,
+    },
+    /// A publication's media flows: subscribe to it with WHEP.
+    PublicationStarted {
+        /// Its id.
+        publication_id: String,
+        /// Its call or layer.
+        interaction_id: String,
+        /// Who publishes.
+        participant_id: String,
+        /// It sends audio.
+        audio: bool,
+        /// It sends video.
+        video: bool,
+    },
+    /// A publication ended.
+    PublicationEnded {
+        /// Its id.
+        publication_id: String,
+    },
+    /// The conversation's recording state changed (SPEC §4).
+    RecordingState {
+        /// The recording.
+        recording_id: String,
+        /// `INITIALIZING`, `WAITING_READY`, `READY`, `STARTED`, `STOPPED` or `FAILED`.
+        recording_state: String,
+    },
+    /// A recording's files are complete and stored.
+    RecordingAvailable {
+        /// The recording.
+        recording_id: String,
+    },
+}
+
+/// `CALL` or `COLLABORATION_LAYER`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// An audio or audio/video call.
+    Call,
+    /// A screen share (co-browsing layers come later).
+    CollaborationLayer,
+}
+
+impl Source {
+    /// As in the API and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Call => "CALL",
+            Source::CollaborationLayer => "COLLABORATION_LAYER",
+        }
+    }
+}
+
+/// An active call or layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interaction {
+    /// Its id.
+    pub id: String,
+    /// Call or layer.
+    pub source: Source,
+    /// Its type.
+    pub kind: String,
+    /// When it started (Unix ms).
+    pub started_at_ms: i64,
+}
+
+/// A WHIP session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publication {
+    /// Its id.
+    pub id: String,
+    /// Its call or layer.
+    pub interaction_id: String,
+    /// Who publishes.
+    pub participant_id: String,
+    /// Its session in the SFU.
+    pub peer: PeerId,
+    /// It sends audio.
+    pub audio: bool,
+    /// It sends video.
+    pub video: bool,
+    /// When it was accepted (Unix ms).
+    pub started_at_ms: i64,
+    /// Its media flows.
+    pub connected: bool,
+}
+
+/// Where a recording stands (SPEC §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordingState {
+    /// Recorder launched, not ready yet.
+    WaitingReady,
+    /// Recorder ready, nothing durable yet.
+    Ready,
+    /// A fragment is durable.
+    Started,
+    /// Asked to stop; finishing.
+    Stopping,
+}
+
+impl RecordingState {
+    /// As in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordingState::WaitingReady => "WAITING_READY",
+            RecordingState::Ready => "READY",
+            RecordingState::Started => "STARTED",
+            // Still finishing, but stopped as far as users are concerned (SPEC §4 has no
+            // separate state for it).
+            RecordingState::Stopping => "STOPPED",
+        }
+    }
+}
+
+/// The recording that runs in a conversation.
+pub struct RunningRecording {
+    /// Its id.
+    pub id: String,
+    /// Where it stands.
+    pub state: RecordingState,
+    /// Messages to its recorder (once connected).
+    pub link: Option<mpsc::UnboundedSender<FromServer>>,
+    /// Its recorder process.
+    pub process: Option<Box<dyn RecorderProcess>>,
+    /// When it was launched (for the ready latency).
+    pub launched: std::time::Instant,
+    /// Set when the server gave up on it: the end reason to finish it with.
+    pub abort_reason: Option<&'static str>,
+}
+
+/// One conversation's live state.
+pub struct LiveConversation {
+    /// Its account.
+    pub account_id: String,
+    /// Active calls and layers.
+    pub interactions: Vec<Interaction>,
+    /// WHIP sessions.
+    pub publications: Vec<Publication>,
+    /// WHEP sessions: (subscription id, peer, participant).
+    pub subscriptions: Vec<(String, PeerId, String)>,
+    /// The recording that runs.
+    pub recording: Option<RunningRecording>,
+    events: broadcast::Sender<ConversationEvent>,
+}
+
+impl LiveConversation {
+    fn new(account_id: String) -> Self {
+        Self {
+            account_id,
+            interactions: Vec::new(),
+            publications: Vec::new(),
+            subscriptions: Vec::new(),
+            recording: None,
+            events: broadcast::channel(256).0,
+        }
+    }
+
+    /// Tells the conversation's clients.
+    pub fn publish(&self, event: ConversationEvent) {
+        // No receiver is fine: nobody listens.
+        let _ = self.events.send(event);
+    }
+
+    /// Sends a message to the recording's recorder, if one is connected.
+    pub fn tell_recorder(&self, message: FromServer) {
+        if let Some(link) = self.recording.as_ref().and_then(|r| r.link.as_ref()) {
+            let _ = link.send(message);
+        }
+    }
+
+    /// The events so far as a snapshot for a new listener, and a receiver for what follows.
+    pub fn subscribe(
+        &self,
+    ) -> (
+        Vec<ConversationEvent>,
+        broadcast::Receiver<ConversationEvent>,
+    ) {
+        let mut snapshot: Vec<ConversationEvent> = self
+            .interactions
+            .iter()
+            .map(|i| ConversationEvent::InteractionStarted {
+                interaction_id: i.id.clone(),
+                source: i.source.as_str().to_owned(),
+                interaction_type: i.kind.clone(),
+            })
+            .collect();
+        snapshot.extend(
+            self.publications
+                .iter()
+                .filter(|p| p.connected)
+                .map(publication_started),
+        );
+        if let Some(r) = &self.recording {
+            snapshot.push(ConversationEvent::RecordingState {
+                recording_id: r.id.clone(),
+                recording_state: r.state.as_str().to_owned(),
+            });
+        }
+        (snapshot, self.events.subscribe())
+    }
+
+    /// The publications whose media flows, as the recorder is told of them.
+    pub fn recordable(&self) -> Vec<PublicationInfo> {
+        self.publications
+            .iter()
+            .filter(|p| p.connected)
+            .map(|p| self.publication_info(p))
+            .collect()
+    }
+
+    /// How the recorder is told of a publication.
+    pub fn publication_info(&self, p: &Publication) -> PublicationInfo {
+        let interaction_type = self
+            .interactions
+            .iter()
+            .find(|i| i.id == p.interaction_id)
+            .map(|i| i.kind.clone())
+            .unwrap_or_default();
+        PublicationInfo {
+            publication_id: p.id.clone(),
+            interaction_id: p.interaction_id.clone(),
+            interaction_type,
+            participant_id: p.participant_id.clone(),
+            audio: p.audio,
+            video: p.video,
+            started_at_ms: p.started_at_ms,
+        }
+    }
+}
+
+/// The event announcing a publication.
+pub fn publication_started(p: &Publication) -> ConversationEvent {
+    ConversationEvent::PublicationStarted {
+        publication_id: p.id.clone(),
+        interaction_id: p.interaction_id.clone(),
+        participant_id: p.participant_id.clone(),
+        audio: p.audio,
+        video: p.video,
+    }
+}
+
+/// Every conversation's live state.
+#[derive(Default)]
+pub struct Live {
+    conversations: Mutex<HashMap<String, LiveConversation>>,
+}
+
+impl Live {
+    /// Runs `f` on a conversation's live state (made on first use).
+    pub fn with<R>(
+        &self,
+        conversation_id: &str,
+        account_id: &str,
+        f: impl FnOnce(&mut LiveConversation) -> R,
+    ) -> R {
+        let mut all = self.lock();
+        let conversation = all
+            .entry(conversation_id.to_owned())
+            .or_insert_with(|| LiveConversation::new(account_id.to_owned()));
+        f(conversation)
+    }
+
+    /// Runs `f` on a conversation's live state if it has one.
+    pub fn with_existing<R>(
+        &self,
+        conversation_id: &str,
+        f: impl FnOnce(&mut LiveConversation) -> R,
+    ) -> Option<R> {
+        self.lock().get_mut(conversation_id).map(f)
+    }
+
+    /// The conversation and publication of a peer of the SFU.
+    pub fn find_peer(&self, peer: PeerId) -> Option<(String, PeerOf)> {
+        self.lock().iter().find_map(|(id, c)| {
+            c.publications
+                .iter()
+                .find(|p| p.peer == peer)
+                .map(|p| PeerOf::Publication(p.id.clone()))
+                .or_else(|| {
+                    c.subscriptions
+                        .iter()
+                        .find(|(_, s, _)| *s == peer)
+                        .map(|(sub, _, _)| PeerOf::Subscription(sub.clone()))
+                })
+                .map(|of| (id.clone(), of))
+        })
+    }
+
+    /// Every conversation that has a running recording: (conversation, recording).
+    pub fn running_recordings(&self) -> Vec<(String, String)> {
+        self.lock()
+            .iter()
+            .filter_map(|(id, c)| c.recording.as_ref().map(|r| (id.clone(), r.id.clone())))
+            .collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, LiveConversation>> {
+        // A panic while holding the lock leaves plain data behind; carry on with it.
+        self.conversations
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// What a peer of the SFU is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerOf {
+    /// A WHIP session.
+    Publication(String),
+    /// A WHEP session.
+    Subscription(String),
+}

@@ -1,0 +1,461 @@
+//! The recorder entry point: `GET /recording/entry/{token}` upgraded to a WebSocket (SPEC §4).
+//! The token is single-use and expires; a wrong, reused or expired one is refused and logged.
+//! Then the server plays its part of `convrec_core::recorder_protocol`: it welcomes the recorder
+//! with the publications to record, answers its subscriptions from the SFU, spools each block
+//! (append + fsync) before acknowledging it, and tells it of publications that come and go.
+
+use std::collections::BTreeMap;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use convrec_core::recorder_protocol::{
+    BLOCK_HEADER_LEN, Frame, FromRecorder, FromServer, MAX_BLOCK, PROTOCOL_VERSION,
+    decode_from_recorder,
+};
+use convrec_store::metadata::RecordingFile;
+use convrec_store::spool::{SpoolError, SpoolFile};
+use tokio::sync::mpsc;
+
+use super::{SpooledFile, finalize, state_event};
+use crate::AppState;
+use crate::api::error::ApiError;
+use crate::live::RecordingState;
+use crate::storage::object_key;
+
+/// Upgrades a recorder's connection once its entry point is redeemed.
+pub async fn entry(
+    State(app): State<AppState>,
+    Path(token): Path<String>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let redeemed = match app
+        .metadata
+        .redeem_entry_point(&token, crate::now_ms())
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return ApiError::internal(e).into_response(),
+    };
+    let entry = match redeemed {
+        Ok(entry) => entry,
+        Err(refusal) => {
+            // The token itself is never logged.
+            tracing::warn!(%refusal, "a recorder's entry point was refused");
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "ENTRY_POINT_REFUSED",
+                refusal.to_string(),
+            )
+            .into_response();
+        }
+    };
+    let recording = match app.metadata.recording(&entry.recording_id).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return ApiError::not_found("recording", &entry.recording_id).into_response(),
+        Err(e) => return ApiError::internal(e).into_response(),
+    };
+    let (link, orders) = mpsc::unbounded_channel();
+    let attached =
+        app.live
+            .with_existing(&recording.conversation_id, |c| match c.recording.as_mut() {
+                Some(r) if r.id == recording.id && r.link.is_none() => {
+                    r.link = Some(link);
+                    true
+                }
+                _ => false,
+            });
+    if attached != Some(true) {
+        tracing::warn!(recording = %recording.id, "a recorder joined a recording that does not wait for one");
+        return ApiError::conflict(
+            "RECORDING_NOT_WAITING",
+            "this recording does not wait for a recorder",
+        )
+        .into_response();
+    }
+    upgrade
+        .max_message_size(BLOCK_HEADER_LEN + MAX_BLOCK)
+        .max_frame_size(BLOCK_HEADER_LEN + MAX_BLOCK)
+        .on_upgrade(move |socket| async move {
+            let connection = Connection {
+                app,
+                conversation_id: recording.conversation_id,
+                recording_id: recording.id,
+                recording_type: recording.recording_type,
+                files: BTreeMap::new(),
+                started: false,
+                joined_at_ms: crate::now_ms(),
+            };
+            connection.run(socket, orders).await
+        })
+}
+
+/// Why a recorder connection ended.
+enum Ending {
+    /// `done`: every file finished and acknowledged.
+    Done,
+    /// The recorder failed, broke the protocol or went away.
+    Lost,
+    /// The spool could not be written.
+    Storage,
+}
+
+struct Connection {
+    app: AppState,
+    conversation_id: String,
+    recording_id: String,
+    recording_type: String,
+    files: BTreeMap<u32, SpooledFile>,
+    /// A block is durable (the recording is STARTED).
+    started: bool,
+    /// When the recorder connected (Unix ms).
+    joined_at_ms: i64,
+}
+
+impl Connection {
+    async fn run(mut self, mut socket: WebSocket, mut orders: mpsc::UnboundedReceiver<FromServer>) {
+        let ending = loop {
+            let frame = tokio::select! {
+                received = socket.recv() => match received {
+                    Some(Ok(Message::Text(text))) => Frame::Text(text.to_string()),
+                    Some(Ok(Message::Binary(bytes))) => Frame::Binary(bytes.to_vec()),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Close(_))) | None => break Ending::Lost,
+                    Some(Err(e)) => {
+                        tracing::warn!(recording = %self.recording_id, error = %e, "the recorder connection failed");
+                        break Ending::Lost;
+                    }
+                },
+                Some(order) = orders.recv() => {
+                    if send(&mut socket, &order).await.is_err() {
+                        break Ending::Lost;
+                    }
+                    continue;
+                }
+            };
+            let message = match decode_from_recorder(&frame) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(recording = %self.recording_id, error = %e, "the recorder broke the protocol");
+                    let _ = send(&mut socket, &refusal("PROTOCOL", e.to_string())).await;
+                    break Ending::Lost;
+                }
+            };
+            match self.handle(message).await {
+                Ok(Step::Reply(replies)) => {
+                    for reply in replies {
+                        if send(&mut socket, &reply).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+                Ok(Step::End(ending)) => break ending,
+                Err((ending, reply)) => {
+                    let _ = send(&mut socket, &reply).await;
+                    break ending;
+                }
+            }
+        };
+        let _ = socket.send(Message::Close(None)).await;
+        let aborted = self.app.live.with_existing(&self.conversation_id, |c| {
+            c.recording
+                .as_ref()
+                .filter(|r| r.id == self.recording_id)
+                .and_then(|r| r.abort_reason)
+        });
+        let reason = match ending {
+            Ending::Done => "NORMAL",
+            Ending::Storage => "ABORT_BLOBSTORE_FAILURE",
+            Ending::Lost => aborted.flatten().unwrap_or("ABORT_UNEXPECTED"),
+        };
+        let files = std::mem::take(&mut self.files).into_values().collect();
+        finalize(
+            &self.app,
+            &self.conversation_id,
+            &self.recording_id,
+            reason,
+            files,
+        )
+        .await;
+    }
+
+    async fn handle(&mut self, message: FromRecorder) -> Result<Step, (Ending, FromServer)> {
+        let lost = |code: &str, message: String| (Ending::Lost, refusal(code, message));
+        match message {
+            FromRecorder::Hello { protocol } => {
+                if protocol != PROTOCOL_VERSION {
+                    return Err(lost(
+                        "PROTOCOL",
+                        format!(
+                            "protocol {protocol} is not spoken here; this server speaks {PROTOCOL_VERSION}"
+                        ),
+                    ));
+                }
+                let publications = self
+                    .app
+                    .live
+                    .with_existing(&self.conversation_id, |c| c.recordable())
+                    .unwrap_or_default();
+                Ok(Step::Reply(vec![FromServer::Welcome {
+                    recording_id: self.recording_id.clone(),
+                    conversation_id: self.conversation_id.clone(),
+                    recording_type: self.recording_type.clone(),
+                    publications,
+                }]))
+            }
+            FromRecorder::Subscribe {
+                publication_id,
+                offer,
+            } => {
+                let peer = self
+                    .app
+                    .live
+                    .with_existing(&self.conversation_id, |c| {
+                        c.publications
+                            .iter()
+                            .find(|p| p.id == publication_id)
+                            .map(|p| p.peer)
+                    })
+                    .flatten();
+                let Some(peer) = peer else {
+                    return Ok(Step::Reply(vec![FromServer::PublicationEnded {
+                        publication_id,
+                    }]));
+                };
+                let answer = self
+                    .app
+                    .room
+                    .call(move |room, now| room.subscribe(now, peer, &offer))
+                    .await
+                    .map_err(|e| lost("INTERNAL", e.to_string()))?;
+                match answer {
+                    Ok((_, answer)) => Ok(Step::Reply(vec![FromServer::Subscribed {
+                        publication_id,
+                        answer,
+                    }])),
+                    // It ended in between.
+                    Err(convrec_rtc::room::RoomError::UnknownPublisher(_)) => {
+                        Ok(Step::Reply(vec![FromServer::PublicationEnded {
+                            publication_id,
+                        }]))
+                    }
+                    Err(e) => Err(lost("SUBSCRIPTION_REFUSED", e.to_string())),
+                }
+            }
+            FromRecorder::Ready {} => {
+                self.app.live.with_existing(&self.conversation_id, |c| {
+                    if let Some(r) = c.recording.as_mut().filter(|r| r.id == self.recording_id)
+                        && r.state == RecordingState::WaitingReady
+                    {
+                        r.state = RecordingState::Ready;
+                        tracing::info!(
+                            recording = %r.id,
+                            ready_ms = r.launched.elapsed().as_secs_f64() * 1000.0,
+                            "recorder ready"
+                        );
+                        c.publish(state_event(&self.recording_id, "READY"));
+                    }
+                });
+                Ok(Step::Reply(Vec::new()))
+            }
+            FromRecorder::FileStarted {
+                file,
+                publication_id,
+            } => self.start_file(file, publication_id).await,
+            FromRecorder::Block { file, seq, bytes } => self.append(file, seq, bytes).await,
+            FromRecorder::Done { files } => {
+                for summary in files {
+                    let matches = self.files.get(&summary.file).is_some_and(|f| {
+                        f.spool.next_seq() == summary.blocks && f.spool.len() == summary.bytes
+                    });
+                    if !matches {
+                        tracing::warn!(recording = %self.recording_id, file = summary.file, "the recorder's summary differs from what was spooled");
+                    }
+                }
+                Ok(Step::End(Ending::Done))
+            }
+            FromRecorder::Failed { reason } => {
+                tracing::warn!(recording = %self.recording_id, %reason, "the recorder failed");
+                Ok(Step::End(Ending::Lost))
+            }
+        }
+    }
+
+    async fn start_file(
+        &mut self,
+        file: u32,
+        publication_id: String,
+    ) -> Result<Step, (Ending, FromServer)> {
+        let lost = |message: String| (Ending::Lost, refusal("PROTOCOL", message));
+        if self.files.contains_key(&file) {
+            return Err(lost(format!("file {file} was started already")));
+        }
+        let known = self
+            .app
+            .live
+            .with_existing(&self.conversation_id, |c| {
+                c.publications
+                    .iter()
+                    .find(|p| p.id == publication_id)
+                    .map(|p| p.started_at_ms)
+            })
+            .flatten();
+        let Some(publication_started) = known else {
+            return Err(lost(format!(
+                "publication '{publication_id}' is not one of this conversation's"
+            )));
+        };
+        // The file begins when its publication began, or when the recorder joined if later.
+        let started_at_ms = publication_started.max(self.joined_at_ms);
+        let path = self.app.storage.spool_path(&self.recording_id, file);
+        let created = tokio::task::spawn_blocking(move || {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| SpoolError::Io {
+                    path: dir.to_owned(),
+                    source: e,
+                })?;
+            }
+            SpoolFile::create(&path)
+        })
+        .await;
+        let spool = match created {
+            Ok(Ok(spool)) => spool,
+            Ok(Err(e)) => {
+                tracing::error!(recording = %self.recording_id, error = %e, "cannot create a spool file");
+                return Err((
+                    Ending::Storage,
+                    refusal("STORAGE", "the server cannot store the file".into()),
+                ));
+            }
+            Err(e) => return Err((Ending::Storage, refusal("INTERNAL", e.to_string()))),
+        };
+        let row = RecordingFile {
+            recording_id: self.recording_id.clone(),
+            file,
+            publication_id: Some(publication_id.clone()),
+            object_key: object_key(&self.recording_id, file),
+            durable_bytes: 0,
+            blocks: 0,
+            finished: false,
+            started_at_ms,
+        };
+        if let Err(e) = self.app.metadata.add_recording_file(&row).await {
+            tracing::error!(error = %e, "cannot register a recording file");
+            return Err((
+                Ending::Storage,
+                refusal("STORAGE", "the server cannot store the file".into()),
+            ));
+        }
+        self.files.insert(
+            file,
+            SpooledFile {
+                file,
+                publication_id,
+                started_at_ms,
+                spool,
+            },
+        );
+        Ok(Step::Reply(Vec::new()))
+    }
+
+    async fn append(
+        &mut self,
+        file: u32,
+        seq: u64,
+        bytes: Vec<u8>,
+    ) -> Result<Step, (Ending, FromServer)> {
+        let Some(mut spooled) = self.files.remove(&file) else {
+            return Err((
+                Ending::Lost,
+                refusal(
+                    "PROTOCOL",
+                    format!("block for file {file}, which was never started"),
+                ),
+            ));
+        };
+        // append() fsyncs: off the async threads.
+        let (spool, result) = match tokio::task::spawn_blocking(move || {
+            let result = spooled.spool.append(seq, &bytes);
+            (spooled, result)
+        })
+        .await
+        {
+            Ok(done) => done,
+            Err(e) => return Err((Ending::Storage, refusal("INTERNAL", e.to_string()))),
+        };
+        let durable = (
+            spool.spool.len(),
+            spool.spool.next_seq(),
+            spool.spool.is_finished(),
+        );
+        self.files.insert(file, spool);
+        let ack = match result {
+            Ok(ack) => ack,
+            Err(SpoolError::Io { path, source }) => {
+                tracing::error!(recording = %self.recording_id, path = %path.display(), error = %source, "the spool failed");
+                return Err((
+                    Ending::Storage,
+                    refusal("STORAGE", "the server cannot store the file".into()),
+                ));
+            }
+            Err(e) => return Err((Ending::Lost, refusal("PROTOCOL", e.to_string()))),
+        };
+        if let Err(e) = self
+            .app
+            .metadata
+            .set_file_durable(&self.recording_id, file, durable.0, durable.1, durable.2)
+            .await
+        {
+            tracing::warn!(error = %e, "cannot record a file's durable length");
+        }
+        if !self.started {
+            self.started = true;
+            // The recording starts where the media of its first durable file starts.
+            let media_start = self
+                .files
+                .get(&file)
+                .map_or_else(crate::now_ms, |f| f.started_at_ms);
+            if let Err(e) = self
+                .app
+                .metadata
+                .mark_recording_started(&self.recording_id, media_start)
+                .await
+            {
+                tracing::warn!(error = %e, "cannot mark the recording started");
+            }
+            self.app.live.with_existing(&self.conversation_id, |c| {
+                if let Some(r) = c.recording.as_mut().filter(|r| r.id == self.recording_id)
+                    && r.state != RecordingState::Stopping
+                {
+                    r.state = RecordingState::Started;
+                    c.publish(state_event(&self.recording_id, "STARTED"));
+                }
+            });
+        }
+        Ok(Step::Reply(vec![FromServer::Ack { file, seq: ack.seq }]))
+    }
+}
+
+/// What the server does after a message.
+enum Step {
+    /// Answers (possibly none) and goes on.
+    Reply(Vec<FromServer>),
+    /// The connection ends.
+    End(Ending),
+}
+
+fn refusal(code: &str, message: String) -> FromServer {
+    FromServer::Error {
+        code: code.to_owned(),
+        message,
+    }
+}
+
+async fn send(socket: &mut WebSocket, message: &FromServer) -> Result<(), axum::Error> {
+    let frame = match message.encode() {
+        Frame::Text(text) => Message::Text(text.into()),
+        Frame::Binary(bytes) => Message::Binary(bytes.into()),
+    };
+    socket.send(frame).await
+}

@@ -1,0 +1,118 @@
+//! Where recordings' bytes go: the spool (local files, appended and fsynced block by block
+//! while a recording runs: `convrec_store::spool`) and, once a file is finished, the object
+//! store (`object_store`; a local directory by default). Object keys derive from the recording
+//! id; the names users see come from the filename pattern (step 4).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use tokio::io::AsyncReadExt;
+
+/// Bytes read from the spool per multipart chunk.
+const CHUNK: usize = 8 * 1024 * 1024;
+
+/// Why storing failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// The object store refused.
+    #[error("object store: {0}")]
+    Store(#[from] object_store::Error),
+    /// A local file could not be used.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// The spool directory and the object store.
+#[derive(Debug, Clone)]
+pub struct Storage {
+    objects: Arc<dyn ObjectStore>,
+    objects_root: Option<PathBuf>,
+    spool_dir: PathBuf,
+}
+
+impl Storage {
+    /// The embedded default: both under the data directory (`spool/`, `objects/`).
+    pub fn local(data_dir: &Path) -> Result<Self, StorageError> {
+        let spool_dir = data_dir.join("spool");
+        let objects_root = data_dir.join("objects");
+        for dir in [&spool_dir, &objects_root] {
+            std::fs::create_dir_all(dir).map_err(|source| StorageError::Io {
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        let objects = LocalFileSystem::new_with_prefix(&objects_root)?;
+        Ok(Self {
+            objects: Arc::new(objects),
+            objects_root: Some(objects_root),
+            spool_dir,
+        })
+    }
+
+    /// The spool file of a recording's file.
+    pub fn spool_path(&self, recording_id: &str, file: u32) -> PathBuf {
+        self.spool_dir
+            .join(recording_id)
+            .join(format!("{file:03}.mp4"))
+    }
+
+    /// A recording's spool directory.
+    pub fn spool_dir_of(&self, recording_id: &str) -> PathBuf {
+        self.spool_dir.join(recording_id)
+    }
+
+    /// Where the local-directory store keeps an object (`None` for remote stores).
+    pub fn local_object_path(&self, key: &str) -> Option<PathBuf> {
+        self.objects_root.as_ref().map(|root| root.join(key))
+    }
+
+    /// Copies a finished spool file into the store, streaming it in chunks.
+    pub async fn upload(&self, key: &str, spool: &Path) -> Result<u64, StorageError> {
+        let io = |source| StorageError::Io {
+            path: spool.to_owned(),
+            source,
+        };
+        let mut file = tokio::fs::File::open(spool).await.map_err(io)?;
+        let upload = self.objects.put_multipart(&ObjectPath::from(key)).await?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, CHUNK);
+        let mut buffer = vec![0u8; CHUNK];
+        let mut total = 0u64;
+        loop {
+            let n = file.read(&mut buffer).await.map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            writer.write(&buffer[..n]);
+            total += n as u64;
+        }
+        writer.finish().await?;
+        Ok(total)
+    }
+
+    /// Stores a small object whole.
+    pub async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), StorageError> {
+        self.objects
+            .put(&ObjectPath::from(key), PutPayload::from(bytes))
+            .await?;
+        Ok(())
+    }
+}
+
+/// The object key of a recording's file.
+pub fn object_key(recording_id: &str, file: u32) -> String {
+    format!("recordings/{recording_id}/{file:03}.mp4")
+}
+
+/// The object key of a raw recording's manifest.
+pub fn manifest_key(recording_id: &str) -> String {
+    format!("recordings/{recording_id}/manifest.json")
+}
