@@ -1,30 +1,14 @@
 //! `convrec serve` as an operator runs it: the listening line, `/health`, the environment
 //! variables, and a graceful stop on SIGTERM.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+mod common;
 
-fn serve(args: &[&str], env: &[(&str, &str)]) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_convrec"))
-        .arg("serve")
-        .args(args)
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start convrec serve");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("read the first line");
-    let addr = line
-        .trim()
-        .strip_prefix("convrec listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .to_owned();
-    (child, addr)
-}
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+use std::process::Command;
+
+use common::{serve, terminate};
 
 fn get(addr: &str, path: &str) -> String {
     let mut stream = TcpStream::connect(addr).expect("connect");
@@ -36,17 +20,6 @@ fn get(addr: &str, path: &str) -> String {
     let mut response = String::new();
     stream.read_to_string(&mut response).expect("read");
     response
-}
-
-fn terminate(mut child: Child) {
-    let status = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .expect("run kill");
-    assert!(status.success());
-    let exit = child.wait().expect("wait for the server");
-    assert!(exit.success(), "a SIGTERM stop is a clean exit: {exit}");
 }
 
 #[test]

@@ -1,0 +1,58 @@
+//! What the black-box tests share: `convrec serve` as a child process, and a graceful stop.
+#![allow(dead_code, reason = "each test binary uses a part")]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+/// The binary under test.
+pub fn convrec() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_convrec"))
+}
+
+/// Starts `convrec serve ARGS` with `env`; returns it and the `HOST:PORT` it announced. Its log
+/// goes to `log` (or nowhere).
+pub fn serve_logging(
+    args: &[&str],
+    env: &[(&str, &str)],
+    log: Option<&std::path::Path>,
+) -> (Child, String) {
+    let stderr = match log {
+        Some(path) => Stdio::from(std::fs::File::create(path).expect("create the log")),
+        None => Stdio::null(),
+    };
+    let mut child = convrec()
+        .arg("serve")
+        .args(args)
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .expect("start convrec serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read the first line");
+    let addr = line
+        .trim()
+        .strip_prefix("convrec listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .to_owned();
+    (child, addr)
+}
+
+/// [`serve_logging`] without a log.
+pub fn serve(args: &[&str], env: &[(&str, &str)]) -> (Child, String) {
+    serve_logging(args, env, None)
+}
+
+/// Stops a server with SIGTERM and checks that it exits cleanly.
+pub fn terminate(mut child: Child) {
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+    let exit = child.wait().expect("wait for the server");
+    assert!(exit.success(), "a SIGTERM stop is a clean exit: {exit}");
+}

@@ -1,0 +1,402 @@
+//! Recording end to end, black-box: `convrec serve` and `convrec participant` as real processes
+//! on loopback, real WebRTC, the recorder launched by the server, and the files checked with
+//! ffprobe/ffmpeg and `convrec inspect` as a user would.
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers fail the test by panicking"
+)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{convrec, serve_logging};
+use convrec_testkit::{ffmpeg_decode_errors, ffprobe, media_length, stream};
+use serde_json::{Value, json};
+
+const ADMIN_KEY: &str = "test-admin-key-0123456789";
+
+/// A server with an account that records, one conversation and its participants.
+struct Deployment {
+    server: Child,
+    base: String,
+    dir: tempfile::TempDir,
+    conversation: String,
+    tokens: Vec<String>,
+    http: reqwest::Client,
+}
+
+impl Drop for Deployment {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
+impl Deployment {
+    async fn start(participants: usize) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let (server, addr) = serve_logging(
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+                data.to_str().unwrap(),
+            ],
+            &[("CONVREC_BOOTSTRAP_ADMIN_KEY", ADMIN_KEY)],
+            Some(&dir.path().join("server.log")),
+        );
+        let mut d = Deployment {
+            server,
+            base: format!("http://{addr}"),
+            dir,
+            conversation: String::new(),
+            tokens: Vec::new(),
+            http: reqwest::Client::new(),
+        };
+        let account = d
+            .call("POST", "/v1/accounts", ADMIN_KEY, json!({"name": "bank"}))
+            .await;
+        let account = account["id"].as_str().unwrap().to_owned();
+        d.call(
+            "PUT",
+            &format!("/v1/accounts/{account}/configuration"),
+            ADMIN_KEY,
+            json!({"properties": {"messenger.recordingEnabled": true, "conversation.recording.recordingEnabled": true}}),
+        )
+        .await;
+        let conversation = d
+            .call(
+                "POST",
+                "/v1/conversations",
+                ADMIN_KEY,
+                json!({"accountId": account, "topic": "t"}),
+            )
+            .await;
+        d.conversation = conversation["id"].as_str().unwrap().to_owned();
+        for n in 0..participants {
+            let role = if n == 0 { "ASSIGNED_AGENT" } else { "VISITOR" };
+            let p = d
+                .call(
+                    "POST",
+                    &format!("/v1/conversations/{}/participants", d.conversation),
+                    ADMIN_KEY,
+                    json!({"name": format!("p{n}"), "role": role}),
+                )
+                .await;
+            d.tokens.push(p["token"].as_str().unwrap().to_owned());
+        }
+        d
+    }
+
+    /// A JSON request that must succeed.
+    async fn call(&self, method: &str, path: &str, token: &str, body: Value) -> Value {
+        let request = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.base))
+            .bearer_auth(token);
+        let request = if body.is_null() {
+            request
+        } else {
+            request.json(&body)
+        };
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert!(
+            status.is_success(),
+            "{method} {path}: {status} {text}\n{}",
+            self.log()
+        );
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// `convrec participant` for participant `n`, publishing for `seconds`.
+    fn participant(&self, n: usize, seconds: f64) -> Child {
+        convrec()
+            .args([
+                "participant",
+                "--server",
+                &self.base,
+                "--conversation",
+                &self.conversation,
+            ])
+            .args(["--seconds", &seconds.to_string()])
+            .env("CONVREC_PARTICIPANT_TOKEN", &self.tokens[n])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    async fn state(&self) -> String {
+        let state = self
+            .call(
+                "POST",
+                &format!("/v1/conversations/{}/getRecordingState", self.conversation),
+                &self.tokens[0],
+                Value::Null,
+            )
+            .await;
+        state["recordingState"].as_str().unwrap().to_owned()
+    }
+
+    async fn wait_for_state(&self, wanted: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.state().await != wanted {
+            assert!(
+                Instant::now() < deadline,
+                "no {wanted} state\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The recordings, once all are complete.
+    async fn complete_recordings(&self) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let list = self
+                .call(
+                    "GET",
+                    &format!(
+                        "/v1/conversationhistory/{}/getConversationRecordings",
+                        self.conversation
+                    ),
+                    &self.tokens[0],
+                    Value::Null,
+                )
+                .await;
+            let items = list["items"].as_array().unwrap().clone();
+            if !items.is_empty() && items.iter().all(|r| r["status"] == "COMPLETE") {
+                return items;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not complete: {list}\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn object(&self, key: &str) -> PathBuf {
+        self.dir.path().join("data/objects").join(key)
+    }
+
+    fn manifest(&self, recording_id: &str) -> Value {
+        let path = self.object(&format!("recordings/{recording_id}/manifest.json"));
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    }
+}
+
+/// Waits for a participant; returns (its publication, seconds it published).
+fn finished_participant(child: Child) -> (String, f64) {
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "participant failed: {stderr}");
+    // "published pub_… for 4.0 s: …"
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("published "))
+        .unwrap();
+    let mut words = line.split_whitespace();
+    let publication = words.nth(1).unwrap().to_owned();
+    let seconds = words.nth(1).unwrap().parse().unwrap();
+    (publication, seconds)
+}
+
+/// The recorder processes the server launched.
+fn recorder_pids(server: &Child) -> Vec<u32> {
+    let tasks = format!("/proc/{}/task", server.id());
+    let mut pids = Vec::new();
+    for task in std::fs::read_dir(tasks).unwrap() {
+        let children =
+            std::fs::read_to_string(task.unwrap().path().join("children")).unwrap_or_default();
+        pids.extend(
+            children
+                .split_whitespace()
+                .map(|pid| pid.parse::<u32>().unwrap()),
+        );
+    }
+    pids
+}
+
+/// Asserts a file plays: H.264 (and Opus when `audio`), decodes without errors; returns the
+/// length of its video.
+fn assert_playable(path: &Path, audio: bool) -> f64 {
+    assert_eq!(ffmpeg_decode_errors(path), "", "{}", path.display());
+    let probe = ffprobe(path);
+    let video = stream(&probe, "video");
+    assert_eq!(video["codec_name"], "h264");
+    if audio {
+        let sound = stream(&probe, "audio");
+        assert_eq!(sound["codec_name"], "opus");
+        assert!(
+            (media_length(sound) - media_length(video)).abs() < 0.5,
+            "audio {} s, video {} s",
+            media_length(sound),
+            media_length(video)
+        );
+    }
+    media_length(video)
+}
+
+#[test]
+fn the_demo_records_every_publication_into_a_playable_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = convrec()
+        .args([
+            "demo",
+            "--participants",
+            "2",
+            "--seconds",
+            "5",
+            "--screen-share",
+            "--json",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "demo failed: {stderr}");
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let recordings = result["recordings"].as_array().unwrap();
+    assert_eq!(recordings.len(), 1, "{result}");
+    let files = recordings[0]["files"].as_array().unwrap();
+    // Two cameras and one screen.
+    assert_eq!(files.len(), 3, "{result}");
+    let participants = result["participants"].as_array().unwrap();
+    for file in files {
+        let publication = &file["publicationId"];
+        let (published, screen) = participants
+            .iter()
+            .find_map(|p| {
+                if p["publicationId"] == *publication {
+                    Some((p["publishedSeconds"].as_f64().unwrap(), false))
+                } else if p["screenPublicationId"] == *publication {
+                    Some((p["publishedSeconds"].as_f64().unwrap(), true))
+                } else {
+                    None
+                }
+            })
+            .unwrap_or_else(|| panic!("{publication} is nobody's: {result}"));
+        let path = PathBuf::from(file["path"].as_str().unwrap());
+        let length = assert_playable(&path, !screen);
+        assert!(
+            (length - published).abs() < 1.0,
+            "{publication}: {length} s recorded of {published} s published"
+        );
+        assert!((file["durationSeconds"].as_f64().unwrap() - length).abs() < 0.2);
+    }
+    assert!(stderr.contains("recorder was ready"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorder_killed_mid_call_leaves_every_acknowledged_fragment_playable() {
+    let d = Deployment::start(2).await;
+    let talking = [d.participant(0, 20.0), d.participant(1, 20.0)];
+    d.wait_for_state("STARTED").await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let recorders = recorder_pids(&d.server);
+    assert_eq!(recorders.len(), 1, "one recorder runs: {recorders:?}");
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &recorders[0].to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+
+    let recordings = d.complete_recordings().await;
+    for mut child in talking {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    assert_eq!(recordings.len(), 1);
+    let recording = &recordings[0];
+    assert_eq!(recording["endReason"], "ABORT_UNEXPECTED", "{recording}");
+    let manifest = d.manifest(recording["id"].as_str().unwrap());
+    let entries = manifest["files"].as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{manifest}");
+    for entry in entries {
+        let path = d.object(entry["objectKey"].as_str().unwrap());
+        // The stored file is exactly what was acknowledged: every durable byte, no more.
+        let size = std::fs::metadata(&path).unwrap().len();
+        assert_eq!(size, entry["bytes"].as_u64().unwrap(), "{entry}");
+        let listed = recording["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["objectKey"] == entry["objectKey"])
+            .unwrap();
+        assert_eq!(listed["size"].as_u64().unwrap(), size);
+        assert_eq!(entry["indexed"], false, "no index after a crash");
+        let length = assert_playable(&path, true);
+        assert!(length > 3.0, "{length} s survived of about 5 s");
+        // inspect agrees: the fragments are all there.
+        let out = convrec()
+            .args(["inspect", "--json"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            report["fragments"].as_array().unwrap().len() as u64,
+            entry["fragments"].as_u64().unwrap()
+        );
+        assert_eq!(report["indexPresent"], false);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_participant_who_joins_late_gets_a_file_that_starts_when_they_joined() {
+    let d = Deployment::start(2).await;
+    let first = d.participant(0, 12.0);
+    d.wait_for_state("STARTED").await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let late = d.participant(1, 4.0);
+    let (late_publication, late_seconds) = finished_participant(late);
+    let (first_publication, first_seconds) = finished_participant(first);
+
+    let recordings = d.complete_recordings().await;
+    assert_eq!(recordings.len(), 1);
+    assert_eq!(recordings[0]["endReason"], "NORMAL");
+    let manifest = d.manifest(recordings[0]["id"].as_str().unwrap());
+    let entry = |publication: &str| {
+        manifest["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["publicationId"] == publication)
+            .unwrap_or_else(|| panic!("no file for {publication}: {manifest}"))
+            .clone()
+    };
+    let (first_entry, late_entry) = (entry(&first_publication), entry(&late_publication));
+    assert_eq!(first_entry["offsetMs"], 0);
+    let offset = late_entry["offsetMs"].as_i64().unwrap();
+    assert!(
+        (4500..8000).contains(&offset),
+        "the late file starts {offset} ms in"
+    );
+    for (entry, published) in [(first_entry, first_seconds), (late_entry, late_seconds)] {
+        assert_eq!(entry["indexed"], true);
+        let length = assert_playable(&d.object(entry["objectKey"].as_str().unwrap()), true);
+        assert!(
+            (length - published).abs() < 1.0,
+            "{length} s recorded of {published} s published"
+        );
+    }
+}
