@@ -4,10 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests use: ffmpeg/ffprobe (every written file is checked with them) and
-# nasm (OpenH264's assembly, from step 6 on). Installed only when missing.
+# Debian packages the tests use: ffmpeg/ffprobe (every written file is checked with them),
+# chromium (a browser participant is recorded) and nasm (OpenH264's assembly, from step 6 on).
+# Installed only when missing.
 missing=()
 { command -v ffmpeg && command -v ffprobe; } >/dev/null || missing+=(ffmpeg)
+command -v chromium >/dev/null || missing+=(chromium)
 command -v nasm >/dev/null || missing+=(nasm)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"

@@ -400,3 +400,70 @@ async fn a_participant_who_joins_late_gets_a_file_that_starts_when_they_joined()
         );
     }
 }
+
+/// Debian's Chromium, headless, with a fake camera and microphone (DESIGN.md's flags).
+fn chromium(profile: &Path, url: &str) -> Child {
+    std::process::Command::new("chromium")
+        .args([
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--use-fake-device-for-media-stream",
+            "--use-fake-ui-for-media-stream",
+            // Our SFU is on loopback in tests; WebRTC skips loopback candidates otherwise.
+            "--allow-loopback-in-peer-connection",
+            "--disable-features=WebRtcHideLocalIpsWithMdns",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run chromium (the test command installs it)")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chromium_participant_is_recorded() {
+    let d = Deployment::start(1).await;
+    let profile = tempfile::tempdir().unwrap();
+    let url = format!(
+        "{}/web/publish.html#conversation={}&token={}",
+        d.base, d.conversation, d.tokens[0]
+    );
+    let mut browser = chromium(profile.path(), &url);
+    d.wait_for_state("STARTED").await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    // The agent ends the call; the recording stops with it.
+    let conversation = d
+        .call(
+            "GET",
+            &format!("/v1/conversations/{}", d.conversation),
+            &d.tokens[0],
+            Value::Null,
+        )
+        .await;
+    let call = conversation["activeInteractions"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    d.call(
+        "POST",
+        &format!("/v1/conversations/{}/calls/{call}/end", d.conversation),
+        &d.tokens[0],
+        Value::Null,
+    )
+    .await;
+    let recordings = d.complete_recordings().await;
+    let _ = browser.kill();
+    let _ = browser.wait();
+    assert_eq!(recordings[0]["endReason"], "NORMAL");
+    let files = recordings[0]["files"].as_array().unwrap();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let length = assert_playable(&d.object(files[0]["objectKey"].as_str().unwrap()), true);
+    assert!(length > 3.0, "{length} s recorded of about 5 s");
+}

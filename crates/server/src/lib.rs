@@ -10,6 +10,7 @@ pub mod recording;
 pub mod router;
 pub mod sfu;
 pub mod storage;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

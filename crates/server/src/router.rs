@@ -17,6 +17,7 @@ pub fn build(state: AppState) -> Router {
             "/recording/entry/{token}",
             get(crate::recording::entry::entry),
         )
+        .route("/web/publish.html", get(crate::web::publish_page))
         .nest("/v1", crate::api::routes())
         .with_state(state)
 }
