@@ -7,3 +7,4 @@ pub mod inspect;
 pub mod participant;
 pub mod recorder;
 pub mod serve;
+pub mod usage;

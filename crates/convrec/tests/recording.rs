@@ -299,6 +299,11 @@ fn the_demo_records_every_publication_into_a_playable_file() {
         assert!((file["durationSeconds"].as_f64().unwrap() - length).abs() < 0.2);
     }
     assert!(stderr.contains("recorder was ready"), "{stderr}");
+    // The recorder's key-frame requests reached every publisher through the SFU.
+    for p in participants {
+        assert!(p["keyFrameRequests"].as_u64().unwrap() >= 1, "{p}");
+    }
+    assert_eq!(result["recorders"].as_array().unwrap().len(), 1, "{result}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -466,4 +471,46 @@ async fn a_chromium_participant_is_recorded() {
     assert_eq!(files.len(), 1, "{files:?}");
     let length = assert_playable(&d.object(files[0]["objectKey"].as_str().unwrap()), true);
     assert!(length > 3.0, "{length} s recorded of about 5 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entry_points_are_single_use_secret_and_wrong_ones_are_refused() {
+    let d = Deployment::start(1).await;
+    let recorder = |entry_point: Option<&str>| {
+        let mut command = convrec();
+        command.arg("recorder").env_remove("CONVREC_ENTRY_POINT");
+        if let Some(entry_point) = entry_point {
+            command.env("CONVREC_ENTRY_POINT", entry_point);
+        }
+        let out = command.output().unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert!(recorder(None).contains("CONVREC_ENTRY_POINT must hold the entry point"));
+    let wrong = format!("{}/recording/entry/not-a-token", d.base);
+    assert!(recorder(Some(&wrong)).contains("403 Forbidden"));
+
+    let talking = d.participant(0, 6.0);
+    d.wait_for_state("STARTED").await;
+    let pid = recorder_pids(&d.server)[0];
+    // The entry point is in the recorder's environment, never on its command line.
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let entry_point = environ
+        .split(|&b| b == 0)
+        .find_map(|v| v.strip_prefix(b"CONVREC_ENTRY_POINT="))
+        .map(|v| String::from_utf8(v.to_vec()).unwrap())
+        .expect("the recorder has its entry point");
+    let token = entry_point.rsplit('/').next().unwrap().to_owned();
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    assert!(!String::from_utf8_lossy(&cmdline).contains(&token));
+    // Used once already: a second recorder is turned away, and the recording goes on.
+    assert!(recorder(Some(&entry_point)).contains("403 Forbidden"));
+    finished_participant(talking);
+    let recordings = d.complete_recordings().await;
+    assert_eq!(recordings[0]["endReason"], "NORMAL");
+
+    let log = d.log();
+    assert!(log.contains("entry point already used"), "{log}");
+    assert!(log.contains("unknown entry point"), "{log}");
+    assert!(!log.contains(&token), "the token is never logged");
 }

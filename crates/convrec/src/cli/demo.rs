@@ -31,6 +31,9 @@ pub struct DemoArgs {
     /// The first participant also shares a screen.
     #[arg(long)]
     screen_share: bool,
+    /// The video the participants send.
+    #[arg(long, value_enum, default_value_t = super::fixtures::Video::Small)]
+    video: super::fixtures::Video,
     /// Data directory of the demo's server (default: a new directory under the system temp dir).
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -121,6 +124,10 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<Value> {
         tokens.push(text(&p, "token")?);
     }
 
+    // The recorder is this process's only child: watch what it uses.
+    let (stop_sampling, sampling_stopped) = tokio::sync::oneshot::channel();
+    let sampler = super::usage::sample_children(Duration::from_millis(100), sampling_stopped);
+
     // The agent starts the call; the recording starts with it.
     let started = Instant::now();
     let agent = ApiClient::new(&base, &tokens[0]);
@@ -152,12 +159,35 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<Value> {
             token: token.clone(),
             seconds: args.seconds,
             screen_share: args.screen_share && n == 0,
+            video: args.video,
         })
     });
     let reports = futures_util::future::try_join_all(talks).await?;
     progress!("everyone left; the call ended; waiting for the recording");
 
     let recordings = wait_for_recordings(&agent, &conversation_id).await?;
+    let _ = stop_sampling.send(());
+    let recorders: Vec<Value> = sampler
+        .await?
+        .into_iter()
+        .map(|(pid, s)| {
+            json!({
+                "pid": pid,
+                "cpuSeconds": s.usage.cpu_seconds,
+                "sampledSeconds": s.last_seen.duration_since(s.first_seen).as_secs_f64(),
+                "cpuPercentOfOneCore": s.cpu_share() * 100.0,
+                "peakRssMiB": s.usage.peak_rss_bytes as f64 / (1024.0 * 1024.0),
+            })
+        })
+        .collect();
+    for r in &recorders {
+        progress!(
+            "recorder {}: {:.1} % of one core, peak memory {:.1} MiB",
+            r["pid"],
+            r["cpuPercentOfOneCore"].as_f64().unwrap_or(0.0),
+            r["peakRssMiB"].as_f64().unwrap_or(0.0)
+        );
+    }
     let mut out = Vec::new();
     for recording in &recordings {
         let id = text(recording, "id")?;
@@ -207,6 +237,7 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<Value> {
         "conversationId": conversation_id,
         "recorderReadyMs": ready_ms,
         "participants": reports.iter().map(report_json).collect::<Vec<_>>(),
+        "recorders": recorders,
         "recordings": out,
     }))
 }

@@ -36,6 +36,9 @@ pub struct ParticipantArgs {
     /// Also share a screen (a SCREEN_SHARING layer, video only).
     #[arg(long)]
     pub screen_share: bool,
+    /// The embedded video to send.
+    #[arg(long, value_enum, default_value_t = fixtures::Video::Small)]
+    pub video: fixtures::Video,
 }
 
 /// What a participant did.
@@ -82,6 +85,7 @@ pub async fn participate(args: ParticipantArgs) -> anyhow::Result<ParticipantRep
         &api,
         &format!("/v1/conversations/{conversation}/calls/{call}/whip"),
         &[MediaKind::Audio, MediaKind::Video],
+        args.video,
     )
     .await?;
     let screen = if args.screen_share {
@@ -98,6 +102,7 @@ pub async fn participate(args: ParticipantArgs) -> anyhow::Result<ParticipantRep
                 &api,
                 &format!("/v1/conversations/{conversation}/layers/{layer}/whip"),
                 &[MediaKind::Video],
+                args.video,
             )
             .await?,
         )
@@ -186,10 +191,16 @@ struct Publishing {
     events:
         tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<convrec_rtc::client::ClientEvent>>,
     kinds: Vec<MediaKind>,
+    video: fixtures::Video,
 }
 
 impl Publishing {
-    async fn start(api: &ApiClient, whip: &str, kinds: &[MediaKind]) -> anyhow::Result<Self> {
+    async fn start(
+        api: &ApiClient,
+        whip: &str,
+        kinds: &[MediaKind],
+        video: fixtures::Video,
+    ) -> anyhow::Result<Self> {
         let ip = convrec_rtc::net::local_ip_towards(api.base()).await?;
         let socket = tokio::net::UdpSocket::bind((ip, 0)).await?;
         let (client, offer) = Client::publisher(Instant::now(), socket.local_addr()?, kinds)?;
@@ -201,13 +212,14 @@ impl Publishing {
             handle,
             events: tokio::sync::Mutex::new(events),
             kinds: kinds.to_vec(),
+            video,
         })
     }
 
     async fn play(&self, length: Duration) -> anyhow::Result<PlayStats> {
         let source = SyntheticSource::new(
             SyntheticConfig::default(),
-            fixtures::video(),
+            fixtures::video(self.video),
             fixtures::audio()?,
         );
         let mut events = self.events.lock().await;
