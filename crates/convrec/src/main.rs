@@ -26,6 +26,8 @@ enum Command {
     Recorder(cli::recorder::RecorderArgs),
     /// A synthetic participant: publishes the embedded fixtures into a call over WebRTC.
     Participant(cli::participant::ParticipantArgs),
+    /// Measure call start → recorder ready over repeated calls (docs/benchmarks.md).
+    BenchReady(cli::bench_ready::BenchReadyArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -43,6 +45,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(a) => cli::serve::run(a),
         Command::Recorder(a) => cli::recorder::run(a),
         Command::Participant(a) => cli::participant::run(a),
+        Command::BenchReady(a) => cli::bench_ready::run(a),
     };
     match result {
         Ok(code) => code,

@@ -82,3 +82,27 @@ fn inspect_of_a_missing_or_foreign_file_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("corrupt at byte 0"));
 }
+
+#[test]
+fn bench_ready_measures_call_start_to_recorder_ready_against_a_process_start() {
+    let out = convrec()
+        .args(["bench-ready", "--runs", "2"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(result["runs"], 2);
+    let ready = result["callStartToRecorderReadyMs"]["median"]
+        .as_f64()
+        .unwrap();
+    let process = result["baselineProcessStartMs"]["median"].as_f64().unwrap();
+    // A recorder is a launched process that then connects: it cannot beat a bare start.
+    assert!(
+        ready > process,
+        "ready {ready} ms, process start {process} ms"
+    );
+}

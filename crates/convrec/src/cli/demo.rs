@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use convrec_media::inspect::inspect;
-use convrec_server::{Server, ServerConfig};
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::api_client::ApiClient;
+use super::local::{LocalDeployment, text};
 use super::participant::{ParticipantArgs, participate, report_json};
 
 /// How long the demo waits for the recorder to be ready, and for the files after the call.
@@ -66,63 +66,11 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<Value> {
             convrec_server::now_ms()
         )),
     };
-    let admin_key = random_key()?;
-    let config = ServerConfig {
-        listen: "127.0.0.1:0".parse().expect("bug: a valid address"),
-        data_dir: data_dir.clone(),
-        media_listen: None,
-        public_url: None,
-        recorder_program: std::env::current_exe()
-            .context("cannot find this program to launch recorders with")?,
-        bootstrap_admin_key: Some(admin_key.clone()),
-    };
-    let server = Server::bind(&config).await?;
-    let base = format!("http://{}", server.local_addr()?);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(server.serve(async {
-        let _ = stopped.await;
-    }));
+    let deployment = LocalDeployment::start(data_dir.clone(), args.participants).await?;
+    let base = deployment.base.clone();
+    let conversation_id = deployment.conversation_id.clone();
+    let tokens = deployment.tokens.clone();
     progress!("server on {base}, data in {}", data_dir.display());
-
-    let admin = ApiClient::new(&base, &admin_key);
-    let account = admin
-        .json(
-            Method::POST,
-            "/v1/accounts",
-            Some(json!({ "name": "demo" })),
-        )
-        .await?;
-    let account_id = text(&account, "id")?;
-    admin
-        .json(
-            Method::PUT,
-            &format!("/v1/accounts/{account_id}/configuration"),
-            Some(json!({ "properties": {
-                "messenger.recordingEnabled": true,
-                "conversation.recording.recordingEnabled": true,
-            }})),
-        )
-        .await?;
-    let conversation = admin
-        .json(
-            Method::POST,
-            "/v1/conversations",
-            Some(json!({ "accountId": account_id, "topic": "convrec demo" })),
-        )
-        .await?;
-    let conversation_id = text(&conversation, "id")?;
-    let mut tokens = Vec::new();
-    for n in 0..args.participants {
-        let role = if n == 0 { "ASSIGNED_AGENT" } else { "VISITOR" };
-        let p = admin
-            .json(
-                Method::POST,
-                &format!("/v1/conversations/{conversation_id}/participants"),
-                Some(json!({ "name": format!("participant {}", n + 1), "role": role })),
-            )
-            .await?;
-        tokens.push(text(&p, "token")?);
-    }
 
     // The recorder is this process's only child: watch what it uses.
     let (stop_sampling, sampling_stopped) = tokio::sync::oneshot::channel();
@@ -230,8 +178,7 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<Value> {
             "files": files,
         }));
     }
-    let _ = stop.send(());
-    serving.await??;
+    deployment.shutdown().await?;
     Ok(json!({
         "dataDir": data_dir,
         "conversationId": conversation_id,
@@ -240,13 +187,6 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<Value> {
         "recorders": recorders,
         "recordings": out,
     }))
-}
-
-fn text(value: &Value, field: &str) -> anyhow::Result<String> {
-    value[field]
-        .as_str()
-        .map(str::to_owned)
-        .with_context(|| format!("the server's answer has no '{field}': {value}"))
 }
 
 async fn wait_for_state(
@@ -296,10 +236,4 @@ async fn wait_for_recordings(api: &ApiClient, conversation_id: &str) -> anyhow::
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-fn random_key() -> anyhow::Result<String> {
-    let mut bytes = [0u8; 24];
-    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no random source: {e}"))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }

@@ -215,6 +215,10 @@ pub async fn finalize(
     files: Vec<SpooledFile>,
 ) {
     let now = crate::now_ms();
+    // Ended in the metadata first: a recording that starts next must not find it running.
+    if let Err(e) = app.metadata.end_recording(recording_id, reason, now).await {
+        tracing::error!(recording = recording_id, error = %e, "cannot end the recording");
+    }
     app.live.with_existing(conversation_id, |c| {
         if let Some(r) = c.recording.take_if(|r| r.id == recording_id)
             && let Some(mut p) = r.process
@@ -231,10 +235,21 @@ pub async fn finalize(
             },
         ));
     });
-    if let Err(e) = store_files(app, recording_id, reason, now, files).await {
-        // The spool keeps the bytes; step 3 retries the hand-off after a restart.
-        tracing::error!(recording = recording_id, error = %e, "cannot finish the recording");
-        return;
+    match store_files(app, recording_id, reason, now, files).await {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::info!(
+                recording = recording_id,
+                reason,
+                "recording ended with no media"
+            );
+            return;
+        }
+        Err(e) => {
+            // The spool keeps the bytes; step 3 retries the hand-off after a restart.
+            tracing::error!(recording = recording_id, error = %e, "cannot finish the recording");
+            return;
+        }
     }
     app.live.with_existing(conversation_id, |c| {
         c.publish(ConversationEvent::RecordingAvailable {
@@ -250,10 +265,7 @@ async fn store_files(
     reason: &str,
     now: i64,
     files: Vec<SpooledFile>,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    app.metadata
-        .end_recording(recording_id, reason, now)
-        .await?;
+) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
     let recording = app
         .metadata
         .recording(recording_id)
@@ -261,7 +273,7 @@ async fn store_files(
         .ok_or("the recording vanished")?;
     if files.iter().all(|f| f.spool.is_empty()) {
         // Nothing was recorded: no files, and no listing (SPEC §5).
-        return Ok(());
+        return Ok(false);
     }
     app.metadata
         .set_recording_status(recording_id, "PENDING")
@@ -323,5 +335,5 @@ async fn store_files(
     if let Err(e) = tokio::fs::remove_dir_all(&spool).await {
         tracing::warn!(path = %spool.display(), error = %e, "cannot remove the spool");
     }
-    Ok(())
+    Ok(true)
 }
