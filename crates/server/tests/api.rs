@@ -1,0 +1,435 @@
+//! The web API's answers to good and bad requests, against a real server on loopback: who may
+//! do what, precise errors for bad input (and nothing half-applied), calls and layers, WHIP's
+//! refusals, and the event stream.
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers fail the test by panicking"
+)]
+
+use convrec_server::{Server, ServerConfig};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+const ADMIN: &str = "admin-key-for-api-tests";
+
+struct Api {
+    base: String,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Api {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ServerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: dir.path().to_owned(),
+            media_listen: None,
+            public_url: None,
+            // Recording stays off in these tests: no recorder is launched.
+            recorder_program: "/bin/false".into(),
+            bootstrap_admin_key: Some(ADMIN.into()),
+        };
+        let server = Server::bind(&config).await.unwrap();
+        let base = format!("http://{}", server.local_addr().unwrap());
+        tokio::spawn(server.serve(std::future::pending()));
+        Self {
+            base,
+            http: reqwest::Client::new(),
+            _dir: dir,
+        }
+    }
+
+    /// (status, JSON body) of a request; `body` is JSON unless it is a string (sent as SDP).
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Value,
+    ) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request = match body {
+            Value::Null => request,
+            Value::String(sdp) => request.header("content-type", "application/sdp").body(sdp),
+            json => request.json(&json),
+        };
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn ok(&self, method: &str, path: &str, token: &str, body: Value) -> Value {
+        let (status, body) = self.send(method, path, Some(token), body).await;
+        assert!(
+            (200..300).contains(&status),
+            "{method} {path}: {status} {body}"
+        );
+        body
+    }
+
+    /// An account, a conversation and a participant of each role; returns (conversation, tokens).
+    async fn conversation(&self) -> (String, Vec<String>) {
+        let account = self
+            .ok("POST", "/v1/accounts", ADMIN, json!({"name": "a"}))
+            .await;
+        let conversation = self
+            .ok(
+                "POST",
+                "/v1/conversations",
+                ADMIN,
+                json!({"accountId": account["id"], "topic": "t"}),
+            )
+            .await;
+        let id = conversation["id"].as_str().unwrap().to_owned();
+        let mut tokens = Vec::new();
+        for role in ["ASSIGNED_AGENT", "VISITOR"] {
+            let p = self
+                .ok(
+                    "POST",
+                    &format!("/v1/conversations/{id}/participants"),
+                    ADMIN,
+                    json!({"name": role, "role": role}),
+                )
+                .await;
+            tokens.push(p["token"].as_str().unwrap().to_owned());
+        }
+        (id, tokens)
+    }
+}
+
+#[tokio::test]
+async fn callers_see_only_what_is_theirs() {
+    let api = Api::start().await;
+    let (mine, tokens) = api.conversation().await;
+    let (theirs, _) = api.conversation().await;
+    let (status, body) = api
+        .send(
+            "GET",
+            &format!("/v1/conversations/{mine}"),
+            None,
+            Value::Null,
+        )
+        .await;
+    assert_eq!((status, body["code"].as_str()), (401, Some("UNAUTHORIZED")));
+    let (status, _) = api
+        .send(
+            "GET",
+            &format!("/v1/conversations/{mine}"),
+            Some("wrong"),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, 401);
+    api.ok(
+        "GET",
+        &format!("/v1/conversations/{mine}"),
+        &tokens[1],
+        Value::Null,
+    )
+    .await;
+    // Another conversation does not exist as far as this participant knows.
+    let (status, body) = api
+        .send(
+            "GET",
+            &format!("/v1/conversations/{theirs}"),
+            Some(&tokens[1]),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("NOT_FOUND")),
+        "{body}"
+    );
+    // Seen, but not theirs to do.
+    let (status, _) = api
+        .send(
+            "POST",
+            "/v1/accounts",
+            Some(&tokens[0]),
+            json!({"name": "x"}),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, _) = api
+        .send(
+            "POST",
+            &format!("/v1/conversations/{mine}/participants"),
+            Some(&tokens[0]),
+            json!({"name": "x", "role": "VISITOR"}),
+        )
+        .await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn bad_bodies_get_precise_errors() {
+    let api = Api::start().await;
+    let response = api
+        .http
+        .post(format!("{}/v1/accounts", api.base))
+        .bearer_auth(ADMIN)
+        .header("content-type", "application/json")
+        .body("{\"name\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "MALFORMED_JSON", "{body}");
+    let (status, body) = api
+        .send(
+            "POST",
+            "/v1/accounts",
+            Some(ADMIN),
+            json!({"name": "a", "colour": "red"}),
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert_eq!(body["code"], "INVALID_BODY");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `colour`"),
+        "{body}"
+    );
+    let (_, tokens) = api.conversation().await;
+    let (status, body) = api
+        .send(
+            "POST",
+            "/v1/conversations",
+            Some(ADMIN),
+            json!({"accountId": "acc_nope", "topic": "t"}),
+        )
+        .await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("NOT_FOUND")));
+    assert!(!tokens.is_empty());
+}
+
+#[tokio::test]
+async fn a_configuration_change_is_validated_whole_and_applied_whole() {
+    let api = Api::start().await;
+    let account = api
+        .ok("POST", "/v1/accounts", ADMIN, json!({"name": "a"}))
+        .await;
+    let path = format!(
+        "/v1/accounts/{}/configuration",
+        account["id"].as_str().unwrap()
+    );
+    let (status, body) = api
+        .send(
+            "PUT",
+            &path,
+            Some(ADMIN),
+            json!({"properties": {"messenger.recordingEnabled": true, "conversation.recording.recordingEnabled": "yes"}}),
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert_eq!(body["code"], "INVALID_CONFIGURATION");
+    assert_eq!(
+        body["message"],
+        "property 'conversation.recording.recordingEnabled' cannot be \"yes\"; allowed: true or false"
+    );
+    // Nothing of the refused change was applied.
+    let set = api.ok("GET", &path, ADMIN, Value::Null).await;
+    assert_eq!(set["properties"], json!({}));
+    api.ok(
+        "PUT",
+        &path,
+        ADMIN,
+        json!({"properties": {"messenger.recordingEnabled": true}}),
+    )
+    .await;
+    let set = api.ok("GET", &path, ADMIN, Value::Null).await;
+    assert_eq!(
+        set["properties"],
+        json!({"messenger.recordingEnabled": true})
+    );
+}
+
+#[tokio::test]
+async fn calls_and_layers_start_once_and_cobrowsing_is_refused_for_now() {
+    let api = Api::start().await;
+    let (id, tokens) = api.conversation().await;
+    let calls = format!("/v1/conversations/{id}/calls");
+    let layers = format!("/v1/conversations/{id}/layers");
+    let (status, body) = api
+        .send("POST", &calls, Some(&tokens[0]), json!({"type": "VIDEO"}))
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("allowed: AUDIO, AUDIO_VIDEO")
+    );
+    let call = api
+        .ok("POST", &calls, &tokens[0], json!({"type": "AUDIO_VIDEO"}))
+        .await;
+    let (status, body) = api
+        .send("POST", &calls, Some(&tokens[1]), json!({"type": "AUDIO"}))
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("INTERACTION_ACTIVE"))
+    );
+    assert_eq!(body["details"]["interactionId"], call["id"]);
+    for kind in [
+        "DOCUMENT_COBROWSING",
+        "EMBEDDED_COBROWSING",
+        "UNIVERSAL_COBROWSING",
+    ] {
+        let (status, body) = api
+            .send("POST", &layers, Some(&tokens[0]), json!({"type": kind}))
+            .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (422, Some("NOT_SUPPORTED")),
+            "{body}"
+        );
+    }
+    let layer = api
+        .ok(
+            "POST",
+            &layers,
+            &tokens[0],
+            json!({"type": "SCREEN_SHARING"}),
+        )
+        .await;
+    let read = api
+        .ok(
+            "GET",
+            &format!("/v1/conversations/{id}"),
+            &tokens[1],
+            Value::Null,
+        )
+        .await;
+    assert_eq!(read["activeInteractions"].as_array().unwrap().len(), 2);
+    let call_id = call["id"].as_str().unwrap();
+    api.ok(
+        "POST",
+        &format!("{calls}/{call_id}/end"),
+        &tokens[0],
+        Value::Null,
+    )
+    .await;
+    let (status, _) = api
+        .send(
+            "POST",
+            &format!("{calls}/{call_id}/end"),
+            Some(&tokens[0]),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, 404, "an ended call is no longer active");
+    assert!(layer["id"].as_str().unwrap().starts_with("layer_"));
+}
+
+#[tokio::test]
+async fn whip_refuses_what_cannot_be_recorded_and_says_why() {
+    let api = Api::start().await;
+    let (id, tokens) = api.conversation().await;
+    let call = api
+        .ok(
+            "POST",
+            &format!("/v1/conversations/{id}/calls"),
+            &tokens[0],
+            json!({"type": "AUDIO_VIDEO"}),
+        )
+        .await;
+    let whip = format!(
+        "/v1/conversations/{id}/calls/{}/whip",
+        call["id"].as_str().unwrap()
+    );
+    let vp8 = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:96 VP8/90000\r\na=sendonly\r\n";
+    let (status, body) = api.send("POST", &whip, Some(&tokens[0]), json!(vp8)).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("UNSUPPORTED_CODECS")),
+        "{body}"
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("video offers VP8/90000"),
+        "{body}"
+    );
+    // Not SDP.
+    let (status, body) = api
+        .send("POST", &whip, Some(&tokens[0]), json!({"sdp": vp8}))
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (415, Some("UNSUPPORTED_MEDIA_TYPE"))
+    );
+    // Media sessions belong to participants, not to API keys.
+    let (status, _) = api.send("POST", &whip, Some(ADMIN), json!(vp8)).await;
+    assert_eq!(status, 403);
+    let (status, _) = api
+        .send(
+            "POST",
+            &format!("/v1/conversations/{id}/calls/call_nope/whip"),
+            Some(&tokens[0]),
+            json!(vp8),
+        )
+        .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn the_event_stream_starts_with_what_is_active_then_follows_changes() {
+    let api = Api::start().await;
+    let (id, tokens) = api.conversation().await;
+    let call = api
+        .ok(
+            "POST",
+            &format!("/v1/conversations/{id}/calls"),
+            &tokens[0],
+            json!({"type": "AUDIO"}),
+        )
+        .await;
+    let response = api
+        .http
+        .get(format!("{}/v1/conversations/{id}/events", api.base))
+        .bearer_auth(&tokens[1])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut stream = response.bytes_stream();
+    let mut seen = String::new();
+    let call_id = call["id"].as_str().unwrap();
+    api.ok(
+        "POST",
+        &format!("/v1/conversations/{id}/calls/{call_id}/end"),
+        &tokens[0],
+        Value::Null,
+    )
+    .await;
+    while !seen.contains("interactionEnded") {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(5), stream.next())
+            .await
+            .expect("events arrive")
+            .unwrap()
+            .unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let started = seen
+        .find("\"type\":\"interactionStarted\"")
+        .expect("the snapshot");
+    let ended = seen.find("\"type\":\"interactionEnded\"").unwrap();
+    assert!(started < ended, "{seen}");
+    assert!(seen.contains(call_id));
+}
