@@ -514,3 +514,40 @@ async fn entry_points_are_single_use_secret_and_wrong_ones_are_refused() {
     assert!(log.contains("unknown entry point"), "{log}");
     assert!(!log.contains(&token), "the token is never logged");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_stopped_with_sigterm_ends_the_call_and_finishes_its_recording() {
+    let mut d = Deployment::start(1).await;
+    let mut talking = d.participant(0, 30.0);
+    d.wait_for_state("STARTED").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let stopped = Instant::now();
+    let signalled = std::process::Command::new("kill")
+        .args(["-TERM", &d.server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(signalled.success());
+    let exit = d.server.wait().unwrap();
+    assert!(exit.success(), "a clean exit: {exit}\n{}", d.log());
+    assert!(
+        stopped.elapsed() < Duration::from_secs(15),
+        "within the grace period"
+    );
+    let _ = talking.kill();
+    let _ = talking.wait();
+
+    // The files were finished, indexed and handed to the store before the server exited.
+    let recordings = d.object("recordings");
+    let recording = std::fs::read_dir(&recordings)
+        .ok()
+        .and_then(|mut dirs| dirs.next())
+        .unwrap_or_else(|| panic!("nothing stored\n{}", d.log()))
+        .unwrap();
+    let id = recording.file_name().into_string().unwrap();
+    let manifest = d.manifest(&id);
+    assert_eq!(manifest["endReason"], "ABORT_SYSTEM", "{manifest}");
+    let entry = &manifest["files"][0];
+    assert_eq!(entry["indexed"], true, "{manifest}");
+    let length = assert_playable(&d.object(entry["objectKey"].as_str().unwrap()), true);
+    assert!(length > 2.0, "{length} s");
+}

@@ -78,6 +78,9 @@ pub enum ServerError {
     Serve(std::io::Error),
 }
 
+/// How long a stopping server waits for its recorders to finish their files.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// What handlers share. Cloning is cheap.
 #[derive(Clone)]
 pub struct AppState(Arc<Shared>);
@@ -201,13 +204,20 @@ impl Server {
         self.generated_admin_key.as_deref()
     }
 
-    /// Serves until `shutdown` completes, then finishes the requests in flight.
+    /// Serves until `shutdown` completes; then ends calls and layers, finishes the running
+    /// recordings (up to [`SHUTDOWN_GRACE`]) and the requests in flight.
     pub async fn serve(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
+        let state = self.state.clone();
+        let stopping = async move {
+            shutdown.await;
+            tracing::info!("stopping: ending calls and finishing recordings");
+            recording::stop_all(&state, SHUTDOWN_GRACE).await;
+        };
         axum::serve(self.listener, router::build(self.state))
-            .with_graceful_shutdown(shutdown)
+            .with_graceful_shutdown(stopping)
             .await
             .map_err(ServerError::Serve)
     }

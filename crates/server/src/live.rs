@@ -278,6 +278,19 @@ pub fn publication_started(p: &Publication) -> ConversationEvent {
 #[derive(Default)]
 pub struct Live {
     conversations: Mutex<HashMap<String, LiveConversation>>,
+    /// Recordings whose files are being finished (no longer running, not yet stored).
+    finishing: std::sync::atomic::AtomicUsize,
+}
+
+/// Counts a recording as finishing while it lives.
+pub struct Finishing<'a>(&'a Live);
+
+impl Drop for Finishing<'_> {
+    fn drop(&mut self) {
+        self.0
+            .finishing
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl Live {
@@ -326,6 +339,33 @@ impl Live {
         self.lock()
             .iter()
             .filter_map(|(id, c)| c.recording.as_ref().map(|r| (id.clone(), r.id.clone())))
+            .collect()
+    }
+
+    /// Marks a recording as finishing until the guard drops.
+    pub fn finishing(&self) -> Finishing<'_> {
+        self.finishing
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Finishing(self)
+    }
+
+    /// Whether recordings run or are being finished.
+    pub fn recording_work_left(&self) -> bool {
+        !self.running_recordings().is_empty()
+            || self.finishing.load(std::sync::atomic::Ordering::SeqCst) > 0
+    }
+
+    /// Every conversation's active calls and layers: (conversation, interaction ids).
+    pub fn active_interactions(&self) -> Vec<(String, Vec<String>)> {
+        self.lock()
+            .iter()
+            .filter(|(_, c)| !c.interactions.is_empty())
+            .map(|(id, c)| {
+                (
+                    id.clone(),
+                    c.interactions.iter().map(|i| i.id.clone()).collect(),
+                )
+            })
             .collect()
     }
 

@@ -433,3 +433,75 @@ async fn the_event_stream_starts_with_what_is_active_then_follows_changes() {
     assert!(started < ended, "{seen}");
     assert!(seen.contains(call_id));
 }
+
+#[tokio::test]
+async fn a_call_that_ends_before_its_recorder_joins_leaves_no_recording_running() {
+    // Recording on, but the "recorder" (/bin/false) never joins.
+    let api = Api::start().await;
+    let account = api
+        .ok("POST", "/v1/accounts", ADMIN, json!({"name": "a"}))
+        .await;
+    let account = account["id"].as_str().unwrap();
+    api.ok(
+        "PUT",
+        &format!("/v1/accounts/{account}/configuration"),
+        ADMIN,
+        json!({"properties": {"messenger.recordingEnabled": true, "conversation.recording.recordingEnabled": true}}),
+    )
+    .await;
+    let conversation = api
+        .ok(
+            "POST",
+            "/v1/conversations",
+            ADMIN,
+            json!({"accountId": account, "topic": "t"}),
+        )
+        .await;
+    let id = conversation["id"].as_str().unwrap();
+    let state = format!("/v1/conversations/{id}/getRecordingState");
+    assert_eq!(
+        api.ok("POST", &state, ADMIN, Value::Null).await["recordingState"],
+        "IDLE"
+    );
+    for _ in 0..2 {
+        let call = api
+            .ok(
+                "POST",
+                &format!("/v1/conversations/{id}/calls"),
+                ADMIN,
+                json!({"type": "AUDIO"}),
+            )
+            .await;
+        let waiting = api.ok("POST", &state, ADMIN, Value::Null).await;
+        assert_eq!(waiting["recordingState"], "WAITING_READY", "{waiting}");
+        let call = call["id"].as_str().unwrap();
+        api.ok(
+            "POST",
+            &format!("/v1/conversations/{id}/calls/{call}/end"),
+            ADMIN,
+            Value::Null,
+        )
+        .await;
+        // Ended, and the next call may record again.
+        let ended = api.ok("POST", &state, ADMIN, Value::Null).await;
+        assert_eq!(ended["recordingState"], "STOPPED", "{ended}");
+        assert_eq!(
+            ended["recordingStartTimestamp"],
+            Value::Null,
+            "it never started"
+        );
+    }
+    let listed = api
+        .ok(
+            "GET",
+            &format!("/v1/conversationhistory/{id}/getConversationRecordings"),
+            ADMIN,
+            Value::Null,
+        )
+        .await;
+    assert_eq!(
+        listed["items"],
+        json!([]),
+        "recordings without media are not listed"
+    );
+}

@@ -176,5 +176,5 @@ pub async fn end_interaction(app: &AppState, conversation_id: &str, interaction_
         // Their PeerClosed events close the publications.
         let _ = app.room.call(move |room, now| room.remove(now, peer)).await;
     }
-    crate::recording::interactions_changed(app, conversation_id);
+    crate::recording::interactions_changed(app, conversation_id).await;
 }

@@ -165,7 +165,8 @@ impl Connection {
                 .and_then(|r| r.abort_reason)
         });
         let reason = match ending {
-            Ending::Done => "NORMAL",
+            // Finished properly, but perhaps because the server asked (it is stopping).
+            Ending::Done => aborted.flatten().unwrap_or("NORMAL"),
             Ending::Storage => "ABORT_BLOBSTORE_FAILURE",
             Ending::Lost => aborted.flatten().unwrap_or("ABORT_UNEXPECTED"),
         };

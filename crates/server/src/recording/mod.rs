@@ -141,7 +141,7 @@ async fn abandon(app: &AppState, conversation_id: &str, recording_id: &str, reas
             return Some(true);
         }
         c.recording = None;
-        c.publish(state_event(recording_id, "FAILED"));
+        c.publish(state_event(recording_id, ended_state(reason)));
         Some(false)
     });
     if connected == Some(Some(false))
@@ -155,16 +155,14 @@ async fn abandon(app: &AppState, conversation_id: &str, recording_id: &str, reas
 }
 
 /// Calls or layers ended: stop the recording when none is active any more.
-pub fn interactions_changed(app: &AppState, conversation_id: &str) {
-    app.live.with_existing(conversation_id, |c| {
+pub async fn interactions_changed(app: &AppState, conversation_id: &str) {
+    let unconnected = app.live.with_existing(conversation_id, |c| {
         if !c.interactions.is_empty() {
-            return;
+            return None;
         }
-        let Some(r) = c.recording.as_mut() else {
-            return;
-        };
+        let r = c.recording.as_mut()?;
         if r.state == RecordingState::Stopping {
-            return;
+            return None;
         }
         r.state = RecordingState::Stopping;
         tracing::info!(recording = %r.id, "nothing left to record: stopping");
@@ -173,16 +171,53 @@ pub fn interactions_changed(app: &AppState, conversation_id: &str) {
                 let _ = link.send(FromServer::Stop {
                     reason: "NORMAL".into(),
                 });
+                None
             }
-            None => {
-                // Not connected yet: nothing was recorded.
-                r.abort_reason = Some("NORMAL");
-                if let Some(p) = r.process.as_mut() {
-                    p.kill();
-                }
-            }
+            None => Some((r.id.clone(), r.abort_reason.unwrap_or("NORMAL"))),
         }
     });
+    // Its recorder never connected: nothing was recorded, and nothing will be.
+    if let Some(Some((recording_id, reason))) = unconnected {
+        abandon(app, conversation_id, &recording_id, reason).await;
+    }
+}
+
+/// The server is stopping: every call and layer ends (their media sessions end with the
+/// process, SPEC §4), and every recording is finished from what was made durable, with end
+/// reason `ABORT_SYSTEM`. Waits up to `grace` for the recorders to write their indexes.
+pub async fn stop_all(app: &AppState, grace: Duration) {
+    for (conversation_id, _) in app.live.running_recordings() {
+        app.live.with_existing(&conversation_id, |c| {
+            if let Some(r) = c.recording.as_mut() {
+                r.abort_reason = Some("ABORT_SYSTEM");
+            }
+        });
+    }
+    for (conversation_id, interactions) in app.live.active_interactions() {
+        for interaction_id in interactions {
+            crate::api::interactions::end_interaction(app, &conversation_id, &interaction_id).await;
+        }
+    }
+    let deadline = Instant::now() + grace;
+    while app.live.recording_work_left() {
+        if Instant::now() > deadline {
+            tracing::warn!(
+                recordings = ?app.live.running_recordings(),
+                "stopping with recordings unfinished; their spools are kept"
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The state a recording ends in (SPEC §4): `STOPPED` after a normal end, else `FAILED`.
+fn ended_state(reason: &str) -> &'static str {
+    if reason == "NORMAL" {
+        "STOPPED"
+    } else {
+        "FAILED"
+    }
 }
 
 /// The event for a state change.
@@ -214,6 +249,7 @@ pub async fn finalize(
     reason: &str,
     files: Vec<SpooledFile>,
 ) {
+    let _finishing = app.live.finishing();
     let now = crate::now_ms();
     // Ended in the metadata first: a recording that starts next must not find it running.
     if let Err(e) = app.metadata.end_recording(recording_id, reason, now).await {
@@ -226,14 +262,7 @@ pub async fn finalize(
         {
             p.kill();
         }
-        c.publish(state_event(
-            recording_id,
-            if reason == "NORMAL" {
-                "STOPPED"
-            } else {
-                "FAILED"
-            },
-        ));
+        c.publish(state_event(recording_id, ended_state(reason)));
     });
     match store_files(app, recording_id, reason, now, files).await {
         Ok(true) => {}
