@@ -66,10 +66,11 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<Value> {
             convrec_server::now_ms()
         )),
     };
-    let deployment = LocalDeployment::start(data_dir.clone(), args.participants).await?;
+    let deployment = LocalDeployment::start(data_dir.clone()).await?;
+    let conversation = deployment.conversation(true, args.participants).await?;
     let base = deployment.base.clone();
-    let conversation_id = deployment.conversation_id.clone();
-    let tokens = deployment.tokens.clone();
+    let conversation_id = conversation.id.clone();
+    let tokens = conversation.tokens.clone();
     progress!("server on {base}, data in {}", data_dir.display());
 
     // The recorder is this process's only child: watch what it uses.

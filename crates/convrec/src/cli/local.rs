@@ -1,5 +1,5 @@
-//! A server in this process with an account that records, one conversation and its
-//! participants: what `demo` and `bench-ready` run on.
+//! A server in this process, and conversations on it with their participants: what `demo` and
+//! `bench-ready` run on.
 
 use std::path::PathBuf;
 
@@ -10,22 +10,29 @@ use serde_json::{Value, json};
 
 use super::api_client::ApiClient;
 
-/// The running deployment.
+/// The running server.
 pub struct LocalDeployment {
     /// The server's URL.
     pub base: String,
-    /// The conversation.
-    pub conversation_id: String,
-    /// Its participants' tokens; the first is the assigned agent's.
-    pub tokens: Vec<String>,
+    admin: ApiClient,
     stop: tokio::sync::oneshot::Sender<()>,
     serving: tokio::task::JoinHandle<Result<(), ServerError>>,
 }
 
+/// A conversation of a new account.
+pub struct LocalConversation {
+    /// Its account.
+    pub account_id: String,
+    /// Its id.
+    pub id: String,
+    /// Its participants' tokens; the first is the assigned agent's.
+    pub tokens: Vec<String>,
+}
+
 impl LocalDeployment {
-    /// Starts a server on `data_dir` (loopback, free ports, recorders as child processes of
-    /// this program) and sets up the account, the conversation and `participants` people.
-    pub async fn start(data_dir: PathBuf, participants: u32) -> anyhow::Result<Self> {
+    /// Starts a server on `data_dir`: loopback, free ports, recorders as child processes of
+    /// this program.
+    pub async fn start(data_dir: PathBuf) -> anyhow::Result<Self> {
         let admin_key = random_key()?;
         let config = ServerConfig {
             listen: "127.0.0.1:0".parse().expect("bug: a valid address"),
@@ -43,7 +50,22 @@ impl LocalDeployment {
             let _ = stopped.await;
         }));
         let admin = ApiClient::new(&base, &admin_key);
-        let account = admin
+        Ok(Self {
+            base,
+            admin,
+            stop,
+            serving,
+        })
+    }
+
+    /// A new account (recording on or off), a conversation in it and `participants` people.
+    pub async fn conversation(
+        &self,
+        recording: bool,
+        participants: u32,
+    ) -> anyhow::Result<LocalConversation> {
+        let account = self
+            .admin
             .json(
                 Method::POST,
                 "/v1/accounts",
@@ -51,43 +73,49 @@ impl LocalDeployment {
             )
             .await?;
         let account_id = text(&account, "id")?;
-        admin
-            .json(
-                Method::PUT,
-                &format!("/v1/accounts/{account_id}/configuration"),
-                Some(json!({ "properties": {
-                    "messenger.recordingEnabled": true,
-                    "conversation.recording.recordingEnabled": true,
-                }})),
-            )
-            .await?;
-        let conversation = admin
+        self.set_recording(&account_id, recording).await?;
+        let conversation = self
+            .admin
             .json(
                 Method::POST,
                 "/v1/conversations",
                 Some(json!({ "accountId": account_id, "topic": "convrec demo" })),
             )
             .await?;
-        let conversation_id = text(&conversation, "id")?;
+        let id = text(&conversation, "id")?;
         let mut tokens = Vec::new();
         for n in 0..participants {
             let role = if n == 0 { "ASSIGNED_AGENT" } else { "VISITOR" };
-            let p = admin
+            let p = self
+                .admin
                 .json(
                     Method::POST,
-                    &format!("/v1/conversations/{conversation_id}/participants"),
+                    &format!("/v1/conversations/{id}/participants"),
                     Some(json!({ "name": format!("participant {}", n + 1), "role": role })),
                 )
                 .await?;
             tokens.push(text(&p, "token")?);
         }
-        Ok(Self {
-            base,
-            conversation_id,
+        Ok(LocalConversation {
+            account_id,
+            id,
             tokens,
-            stop,
-            serving,
         })
+    }
+
+    /// Turns an account's recording on or off (both switches of SPEC §2).
+    pub async fn set_recording(&self, account_id: &str, on: bool) -> anyhow::Result<()> {
+        self.admin
+            .json(
+                Method::PUT,
+                &format!("/v1/accounts/{account_id}/configuration"),
+                Some(json!({ "properties": {
+                    "messenger.recordingEnabled": on,
+                    "conversation.recording.recordingEnabled": on,
+                }})),
+            )
+            .await?;
+        Ok(())
     }
 
     /// Stops the server.

@@ -86,6 +86,7 @@ pub async fn entry(
                 files: BTreeMap::new(),
                 started: false,
                 joined_at_ms: crate::now_ms(),
+                subscribed: Default::default(),
             };
             connection.run(socket, orders).await
         })
@@ -111,6 +112,8 @@ struct Connection {
     started: bool,
     /// When the recorder connected (Unix ms).
     joined_at_ms: i64,
+    /// Publications subscribed to, with when each started (Unix ms).
+    subscribed: std::collections::HashMap<String, i64>,
 }
 
 impl Connection {
@@ -209,17 +212,17 @@ impl Connection {
                 publication_id,
                 offer,
             } => {
-                let peer = self
+                let found = self
                     .app
                     .live
                     .with_existing(&self.conversation_id, |c| {
                         c.publications
                             .iter()
                             .find(|p| p.id == publication_id)
-                            .map(|p| p.peer)
+                            .map(|p| (p.peer, p.started_at_ms))
                     })
                     .flatten();
-                let Some(peer) = peer else {
+                let Some((peer, started_at_ms)) = found else {
                     return Ok(Step::Reply(vec![FromServer::PublicationEnded {
                         publication_id,
                     }]));
@@ -231,10 +234,15 @@ impl Connection {
                     .await
                     .map_err(|e| lost("INTERNAL", e.to_string()))?;
                 match answer {
-                    Ok((_, answer)) => Ok(Step::Reply(vec![FromServer::Subscribed {
-                        publication_id,
-                        answer,
-                    }])),
+                    Ok((_, answer)) => {
+                        // Its file may start after the publication ended: remember it here.
+                        self.subscribed
+                            .insert(publication_id.clone(), started_at_ms);
+                        Ok(Step::Reply(vec![FromServer::Subscribed {
+                            publication_id,
+                            answer,
+                        }]))
+                    }
                     // It ended in between.
                     Err(convrec_rtc::room::RoomError::UnknownPublisher(_)) => {
                         Ok(Step::Reply(vec![FromServer::PublicationEnded {
@@ -292,19 +300,9 @@ impl Connection {
         if self.files.contains_key(&file) {
             return Err(lost(format!("file {file} was started already")));
         }
-        let known = self
-            .app
-            .live
-            .with_existing(&self.conversation_id, |c| {
-                c.publications
-                    .iter()
-                    .find(|p| p.id == publication_id)
-                    .map(|p| p.started_at_ms)
-            })
-            .flatten();
-        let Some(publication_started) = known else {
+        let Some(&publication_started) = self.subscribed.get(&publication_id) else {
             return Err(lost(format!(
-                "publication '{publication_id}' is not one of this conversation's"
+                "publication '{publication_id}' was not subscribed to"
             )));
         };
         // The file begins when its publication began, or when the recorder joined if later.
