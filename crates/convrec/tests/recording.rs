@@ -406,73 +406,6 @@ async fn a_participant_who_joins_late_gets_a_file_that_starts_when_they_joined()
     }
 }
 
-/// Debian's Chromium, headless, with a fake camera and microphone (DESIGN.md's flags).
-fn chromium(profile: &Path, url: &str) -> Child {
-    std::process::Command::new("chromium")
-        .args([
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--use-fake-device-for-media-stream",
-            "--use-fake-ui-for-media-stream",
-            // Our SFU is on loopback in tests; WebRTC skips loopback candidates otherwise.
-            "--allow-loopback-in-peer-connection",
-            "--disable-features=WebRtcHideLocalIpsWithMdns",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(url)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("run chromium (the test command installs it)")
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_chromium_participant_is_recorded() {
-    let d = Deployment::start(1).await;
-    let profile = tempfile::tempdir().unwrap();
-    let url = format!(
-        "{}/web/publish.html#conversation={}&token={}",
-        d.base, d.conversation, d.tokens[0]
-    );
-    let mut browser = chromium(profile.path(), &url);
-    d.wait_for_state("STARTED").await;
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    // The agent ends the call; the recording stops with it.
-    let conversation = d
-        .call(
-            "GET",
-            &format!("/v1/conversations/{}", d.conversation),
-            &d.tokens[0],
-            Value::Null,
-        )
-        .await;
-    let call = conversation["activeInteractions"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    d.call(
-        "POST",
-        &format!("/v1/conversations/{}/calls/{call}/end", d.conversation),
-        &d.tokens[0],
-        Value::Null,
-    )
-    .await;
-    let recordings = d.complete_recordings().await;
-    let _ = browser.kill();
-    let _ = browser.wait();
-    assert_eq!(recordings[0]["endReason"], "NORMAL");
-    let files = recordings[0]["files"].as_array().unwrap();
-    assert_eq!(files.len(), 1, "{files:?}");
-    let length = assert_playable(&d.object(files[0]["objectKey"].as_str().unwrap()), true);
-    assert!(length > 3.0, "{length} s recorded of about 5 s");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entry_points_are_single_use_secret_and_wrong_ones_are_refused() {
     let d = Deployment::start(1).await;
@@ -550,4 +483,181 @@ async fn a_server_stopped_with_sigterm_ends_the_call_and_finishes_its_recording(
     assert_eq!(entry["indexed"], true, "{manifest}");
     let length = assert_playable(&d.object(entry["objectKey"].as_str().unwrap()), true);
     assert!(length > 2.0, "{length} s");
+}
+
+/// Debian's Chromium, headless, with a fake camera and microphone (DESIGN.md's flags), and the
+/// DevTools protocol to read the page's state.
+struct Chromium {
+    process: Child,
+    profile: tempfile::TempDir,
+}
+
+impl Drop for Chromium {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+impl Chromium {
+    fn open(url: &str) -> Self {
+        let profile = tempfile::tempdir().unwrap();
+        let process = std::process::Command::new("chromium")
+            .args([
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--use-fake-device-for-media-stream",
+                "--use-fake-ui-for-media-stream",
+                // The SFU is on loopback in tests; WebRTC skips loopback candidates otherwise.
+                "--allow-loopback-in-peer-connection",
+                "--disable-features=WebRtcHideLocalIpsWithMdns",
+                "--remote-debugging-port=0",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg(url)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run chromium (the test command installs it)");
+        Self { process, profile }
+    }
+
+    /// Evaluates `expression` in the page; returns its JSON value.
+    async fn evaluate(&self, expression: &str) -> Value {
+        use futures_util::{SinkExt, StreamExt};
+        // Chromium writes its DevTools port here once it listens.
+        let port_file = self.profile.path().join("DevToolsActivePort");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let port = loop {
+            if let Some(port) = std::fs::read_to_string(&port_file)
+                .ok()
+                .and_then(|s| s.lines().next().map(str::to_owned))
+                .filter(|p| !p.is_empty())
+            {
+                break port;
+            }
+            assert!(Instant::now() < deadline, "chromium did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let targets: Value = reqwest::get(format!("http://127.0.0.1:{port}/json/list"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let page = targets
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["type"] == "page")
+            .expect("the page");
+        let (mut socket, _) =
+            tokio_tungstenite::connect_async(page["webSocketDebuggerUrl"].as_str().unwrap())
+                .await
+                .unwrap();
+        let request = json!({
+            "id": 1,
+            "method": "Runtime.evaluate",
+            "params": { "expression": expression, "returnByValue": true },
+        });
+        socket
+            .send(tokio_tungstenite::tungstenite::Message::Text(
+                request.to_string().into(),
+            ))
+            .await
+            .unwrap();
+        while let Some(message) = socket.next().await {
+            if let Ok(tokio_tungstenite::tungstenite::Message::Text(text)) = message {
+                let answer: Value = serde_json::from_str(&text).unwrap();
+                if answer["id"] == 1 {
+                    return answer["result"]["result"]["value"].clone();
+                }
+            }
+        }
+        panic!("no answer from the page")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chromium_participant_publishes_receives_and_is_recorded() {
+    let d = Deployment::start(2).await;
+    // A synthetic participant starts the call; the browser joins it.
+    let synthetic = d.participant(1, 25.0);
+    d.wait_for_state("STARTED").await;
+    let url = format!(
+        "{}/web/publish.html#conversation={}&token={}",
+        d.base, d.conversation, d.tokens[0]
+    );
+    let browser = Chromium::open(&url);
+    // The browser receives the synthetic participant's video (WHEP) and decodes it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let state = loop {
+        let state = browser.evaluate("window.convrec").await;
+        let decoded = state["received"]
+            .as_object()
+            .and_then(|r| r.values().next())
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        if state["status"] == "connected" && decoded >= 60 {
+            break state;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the browser is at {state}\n{}",
+            d.log()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The agent ends the call; the recording stops with it.
+    let conversation = d
+        .call(
+            "GET",
+            &format!("/v1/conversations/{}", d.conversation),
+            &d.tokens[0],
+            Value::Null,
+        )
+        .await;
+    let call = conversation["activeInteractions"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    d.call(
+        "POST",
+        &format!("/v1/conversations/{}/calls/{call}/end", d.conversation),
+        &d.tokens[0],
+        Value::Null,
+    )
+    .await;
+    let recordings = d.complete_recordings().await;
+    drop(browser);
+    let _ = finished_participant_or_killed(synthetic);
+    assert_eq!(recordings[0]["endReason"], "NORMAL");
+    let files = recordings[0]["files"].as_array().unwrap();
+    assert_eq!(
+        files.len(),
+        2,
+        "the browser's and the synthetic participant's: {files:?}"
+    );
+    let browser_file = files
+        .iter()
+        .find(|f| f["publicationId"] == state["publication"])
+        .unwrap_or_else(|| panic!("no file for the browser's publication: {files:?}"));
+    for file in files {
+        let length = assert_playable(&d.object(file["objectKey"].as_str().unwrap()), true);
+        assert!(length > 3.0, "{file}: {length} s");
+    }
+    assert!(browser_file["size"].as_u64().unwrap() > 10_000);
+}
+
+/// Stops a participant that may still be publishing.
+fn finished_participant_or_killed(mut child: Child) -> std::process::ExitStatus {
+    let _ = child.kill();
+    child.wait().unwrap()
 }
