@@ -316,6 +316,17 @@ async fn calls_and_layers_start_once_and_cobrowsing_is_refused_for_now() {
         )
         .await;
     assert_eq!(read["activeInteractions"].as_array().unwrap().len(), 2);
+    // A layer is not a call, nor the other way round.
+    let layer_id = layer["id"].as_str().unwrap();
+    let (status, _) = api
+        .send(
+            "POST",
+            &format!("{calls}/{layer_id}/end"),
+            Some(&tokens[0]),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, 404);
     let call_id = call["id"].as_str().unwrap();
     api.ok(
         "POST",

@@ -43,14 +43,7 @@ pub async fn read(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    caller
-        .require_admin()
-        .map_err(|_| ApiError::not_found("account", &id))?;
-    let account = app
-        .metadata
-        .account(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("account", &id))?;
+    let account = visible_account(&app, &caller, &id).await?;
     Ok(Json(
         json!({ "id": account.id, "name": account.name, "createdAt": account.created_at_ms }),
     ))
@@ -70,12 +63,7 @@ pub async fn set_configuration(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<ConfigurationChange>,
 ) -> Result<Json<Value>, ApiError> {
-    caller
-        .require_admin()
-        .map_err(|_| ApiError::not_found("account", &id))?;
-    if app.metadata.account(&id).await?.is_none() {
-        return Err(ApiError::not_found("account", &id));
-    }
+    visible_account(&app, &caller, &id).await?;
     let change = validate_change(Scope::Account, &body.properties).map_err(|e| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -93,12 +81,7 @@ pub async fn read_configuration(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    caller
-        .require_admin()
-        .map_err(|_| ApiError::not_found("account", &id))?;
-    if app.metadata.account(&id).await?.is_none() {
-        return Err(ApiError::not_found("account", &id));
-    }
+    visible_account(&app, &caller, &id).await?;
     configuration(&app, &id).await
 }
 
@@ -109,4 +92,16 @@ async fn configuration(app: &AppState, id: &str) -> Result<Json<Value>, ApiError
         .map(|(name, value)| (name, serde_json::from_str(&value).unwrap_or(Value::Null)))
         .collect();
     Ok(Json(json!({ "accountId": id, "properties": properties })))
+}
+
+/// The account `id` if the caller may see it (the global admin; account admins in step 4);
+/// 404 otherwise.
+async fn visible_account(
+    app: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<convrec_store::metadata::Account, ApiError> {
+    let hidden = || ApiError::not_found("account", id);
+    caller.require_admin().map_err(|_| hidden())?;
+    app.metadata.account(id).await?.ok_or_else(hidden)
 }

@@ -2,7 +2,7 @@
 //! publication leaves (SPEC §1). Starting one may start a recording; ending the last one stops it.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{MatchedPath, Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -123,18 +123,45 @@ async fn start(
 pub async fn end(
     State(app): State<AppState>,
     caller: Caller,
+    route: MatchedPath,
     Path((id, interaction)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     visible_conversation(&app, &caller, &id).await?;
-    let active = app
-        .live
-        .with_existing(&id, |c| c.interactions.iter().any(|i| i.id == interaction))
-        .unwrap_or(false);
-    if !active {
-        return Err(ApiError::not_found("active call or layer", &interaction));
-    }
+    require_active(&app, &id, &interaction, &route)?;
     end_interaction(&app, &id, &interaction).await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Checks that `interaction` is active in the conversation and is of the kind the route names
+/// (`…/calls/{id}/…` or `…/layers/{id}/…`); 404 otherwise.
+pub fn require_active(
+    app: &AppState,
+    conversation_id: &str,
+    interaction_id: &str,
+    route: &MatchedPath,
+) -> Result<(), ApiError> {
+    let source = if route.as_str().contains("/calls/") {
+        Source::Call
+    } else {
+        Source::CollaborationLayer
+    };
+    let active = app
+        .live
+        .with_existing(conversation_id, |c| {
+            c.interactions
+                .iter()
+                .any(|i| i.id == interaction_id && i.source == source)
+        })
+        .unwrap_or(false);
+    let what = match source {
+        Source::Call => "active call",
+        Source::CollaborationLayer => "active collaboration layer",
+    };
+    if active {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(what, interaction_id))
+    }
 }
 
 /// Ends an interaction: its publications' sessions close, and the recording stops if nothing is

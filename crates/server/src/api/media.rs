@@ -2,7 +2,7 @@
 //! into a call or layer with an SDP offer and receives another's publication the same way. The
 //! `Location` of a session is what `DELETE` ends.
 
-use axum::extract::{Path, State};
+use axum::extract::{MatchedPath, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use convrec_media::timeline::MediaKind;
@@ -21,18 +21,13 @@ const SDP: &str = "application/sdp";
 pub async fn publish(
     State(app): State<AppState>,
     caller: Caller,
+    route: MatchedPath,
     Path((id, interaction)): Path<(String, String)>,
     headers: HeaderMap,
     offer: String,
 ) -> Result<Response, ApiError> {
     let participant = media_participant(&app, &caller, &id, &headers).await?;
-    let active = app
-        .live
-        .with_existing(&id, |c| c.interactions.iter().any(|i| i.id == interaction))
-        .unwrap_or(false);
-    if !active {
-        return Err(ApiError::not_found("active call or layer", &interaction));
-    }
+    super::interactions::require_active(&app, &id, &interaction, &route)?;
     let (peer, answer, kinds) = app
         .room
         .call(move |room, now| {
