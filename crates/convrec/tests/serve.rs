@@ -92,3 +92,58 @@ fn a_bad_listen_address_is_a_clear_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--listen"), "{stderr}");
 }
+
+#[test]
+fn a_config_file_sets_what_flags_and_the_environment_do_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let from_file = dir.path().join("from-file");
+    let config = dir.path().join("convrec.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n",
+            from_file.display()
+        ),
+    )
+    .unwrap();
+    let (child, addr) = serve(&["--config", config.to_str().unwrap()], &[]);
+    assert!(
+        from_file.join("convrec.db").is_file(),
+        "the file's data_dir"
+    );
+    assert!(get(&addr, "/health").starts_with("HTTP/1.1 200"));
+    terminate(child);
+
+    // The environment wins over the file.
+    let from_env = dir.path().join("from-env");
+    let (child, _) = serve(
+        &[],
+        &[
+            ("CONVREC_CONFIG", config.to_str().unwrap()),
+            ("CONVREC_DATA_DIR", from_env.to_str().unwrap()),
+        ],
+    );
+    assert!(from_env.join("convrec.db").is_file());
+    terminate(child);
+
+    // A mistake in the file names the file and the key.
+    std::fs::write(&config, "listen = \"127.0.0.1:0\"\nlisen = 1\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_convrec"))
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("convrec.toml is not valid"), "{stderr}");
+    assert!(stderr.contains("lisen"), "{stderr}");
+    std::fs::write(&config, "public_url = \"ftp://x\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_convrec"))
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("identifier.recordingEntryPointBaseUrl (--public-url) cannot be 'ftp://x'"),
+        "{stderr}"
+    );
+}

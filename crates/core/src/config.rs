@@ -1,8 +1,10 @@
 //! Configuration properties (SPEC §2): their names, scopes, allowed values and defaults, in one
-//! table that validation, resolution and the documentation share.
+//! table ([`PROPERTIES`]) that validation, resolution and `docs/configuration.md` share (a test
+//! renders the table and checks the document holds it).
 //!
-//! Step 2 knows the two switches that decide whether a conversation is recorded and the layout;
-//! step 3 completes the table (templates, start and failover modes, retries, file names).
+//! Settable properties are resolved by a cascade, most specific first: TEMPLATE → ACCOUNT →
+//! built-in default ([`RecordingSettings::resolve`]). IMMUTABLE ones are read once at start-up
+//! (config file or environment) and refused by the API.
 
 use serde_json::Value;
 use thiserror::Error;
@@ -14,14 +16,17 @@ pub enum Scope {
     Template,
     /// An account.
     Account,
+    /// Only at start-up, from the config file or the environment.
+    Immutable,
 }
 
 impl Scope {
-    /// As written in the API and the database.
+    /// As written in the API, the database and the docs.
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::Template => "TEMPLATE",
             Scope::Account => "ACCOUNT",
+            Scope::Immutable => "IMMUTABLE",
         }
     }
 }
@@ -33,6 +38,26 @@ pub enum ValueKind {
     Bool,
     /// One string of a list.
     OneOf(&'static [&'static str]),
+    /// A list of distinct strings of a list (non-empty when `non_empty`).
+    SubsetOf {
+        /// The allowed members.
+        values: &'static [&'static str],
+        /// Whether the empty list is refused.
+        non_empty: bool,
+    },
+    /// A whole number in a range.
+    Integer {
+        /// The smallest allowed.
+        min: i64,
+        /// The largest allowed.
+        max: i64,
+    },
+    /// A file-name pattern (SPEC §6): placeholders in braces, safe characters only.
+    FilenamePattern,
+    /// An absolute `http://` or `https://` URL.
+    Url,
+    /// Any non-empty text.
+    Text,
 }
 
 /// One property of the table.
@@ -44,9 +69,22 @@ pub struct Property {
     pub scopes: &'static [Scope],
     /// Its values.
     pub kind: ValueKind,
-    /// Its built-in default, as JSON.
+    /// Its built-in default, as JSON (`null`: none).
     pub default: &'static str,
+    /// What it does, for the docs.
+    pub doc: &'static str,
 }
+
+const SETTABLE: &[Scope] = &[Scope::Template, Scope::Account];
+
+/// The placeholders a file-name pattern may use.
+pub const FILENAME_PLACEHOLDERS: &[&str] = &[
+    "conversationId",
+    "recordingId",
+    "accountId",
+    "startTime",
+    "type",
+];
 
 /// Every property convrec knows.
 pub const PROPERTIES: &[Property] = &[
@@ -55,19 +93,126 @@ pub const PROPERTIES: &[Property] = &[
         scopes: &[Scope::Account],
         kind: ValueKind::Bool,
         default: "false",
+        doc: "The account may record at all (both switches must be on).",
     },
     Property {
         name: "conversation.recording.recordingEnabled",
-        scopes: &[Scope::Template, Scope::Account],
+        scopes: SETTABLE,
         kind: ValueKind::Bool,
         default: "false",
+        doc: "Conversations (of the template) are recorded (both switches must be on).",
+    },
+    Property {
+        name: "conversation.recording.recordingTriggeringMode",
+        scopes: SETTABLE,
+        kind: ValueKind::OneOf(&["AUTOMATIC", "MANUAL"]),
+        default: "\"AUTOMATIC\"",
+        doc: "AUTOMATIC: a triggering interaction starts a recording; MANUAL: a participant starts it.",
+    },
+    Property {
+        name: "conversation.recording.allowManualRecording",
+        scopes: SETTABLE,
+        kind: ValueKind::OneOf(&["NONE", "ASSIGNED_AGENT", "ALL_AGENTS"]),
+        default: "\"ASSIGNED_AGENT\"",
+        doc: "Who may start and stop a manual recording.",
+    },
+    Property {
+        name: "conversation.recording.recordingTriggeringSources",
+        scopes: SETTABLE,
+        kind: ValueKind::SubsetOf {
+            values: &["CALL", "COLLABORATION_LAYER"],
+            non_empty: true,
+        },
+        default: "[\"CALL\", \"COLLABORATION_LAYER\"]",
+        doc: "Interactions that start an automatic recording and keep it running.",
+    },
+    Property {
+        name: "conversation.recording.recordingType",
+        scopes: SETTABLE,
+        kind: ValueKind::OneOf(&["AUDIO", "AUDIO_VIDEO"]),
+        default: "\"AUDIO_VIDEO\"",
+        doc: "Record sound only, or sound and video.",
     },
     Property {
         name: "conversation.recording.recordingLayout",
-        scopes: &[Scope::Template, Scope::Account],
-        // COMPOSED is the default once composition exists (step 6); until then it is refused.
+        scopes: SETTABLE,
+        // COMPOSED becomes the default once composition exists (step 6); until then it is refused.
         kind: ValueKind::OneOf(&["RAW_TRACKS"]),
         default: "\"RAW_TRACKS\"",
+        doc: "RAW_TRACKS: one file per publication plus a manifest. COMPOSED (one file) arrives with composition.",
+    },
+    Property {
+        name: "conversation.recording.recordingStartMode",
+        scopes: SETTABLE,
+        kind: ValueKind::OneOf(&["SYNCHRONOUS", "ASYNCHRONOUS"]),
+        default: "\"SYNCHRONOUS\"",
+        doc: "SYNCHRONOUS: media reaches no participant until the recorder is ready.",
+    },
+    Property {
+        name: "conversation.recording.recordingFailoverMode",
+        scopes: SETTABLE,
+        kind: ValueKind::OneOf(&["RETRY", "ABORT"]),
+        default: "\"RETRY\"",
+        doc: "After failed attempts or a failure mid-way: keep trying, or end the interactions.",
+    },
+    Property {
+        name: "conversation.recording.recordingMaxRetries",
+        scopes: SETTABLE,
+        kind: ValueKind::Integer { min: 1, max: 100 },
+        default: "3",
+        doc: "Attempts to start a recorder.",
+    },
+    Property {
+        name: "conversation.recording.initializationTimeout",
+        scopes: SETTABLE,
+        kind: ValueKind::Integer { min: 1, max: 600 },
+        default: "30",
+        doc: "Seconds a recorder has to connect and be ready.",
+    },
+    Property {
+        name: "conversation.recording.recordingMaxRetryDelay",
+        scopes: SETTABLE,
+        kind: ValueKind::Integer { min: 1, max: 3600 },
+        default: "300",
+        doc: "Seconds: the cap of the doubling delay between attempts.",
+    },
+    Property {
+        name: "conversation.recording.recordingFilenamePattern",
+        scopes: SETTABLE,
+        kind: ValueKind::FilenamePattern,
+        default: "\"recording-{conversationId}-{startTime}.mp4\"",
+        doc: "The file name users see; placeholders {conversationId}, {recordingId}, {accountId}, {startTime} (UTC YYYYMMDD-HHMMSS), {type}.",
+    },
+    Property {
+        name: "conversation.recording.allowSeeRecordingAvailableMessages",
+        scopes: SETTABLE,
+        kind: ValueKind::SubsetOf {
+            values: &["ASSIGNED_AGENT", "SECONDARY_AGENT", "VISITOR"],
+            non_empty: false,
+        },
+        default: "[\"ASSIGNED_AGENT\", \"SECONDARY_AGENT\"]",
+        doc: "Participant roles that see recordings and RECORDING_AVAILABLE messages.",
+    },
+    Property {
+        name: "conversation.recording.showRecordingBanner",
+        scopes: SETTABLE,
+        kind: ValueKind::Bool,
+        default: "true",
+        doc: "Clients show that the conversation is being recorded.",
+    },
+    Property {
+        name: "identifier.recordingEntryPointBaseUrl",
+        scopes: &[Scope::Immutable],
+        kind: ValueKind::Url,
+        default: "null",
+        doc: "The URL recorders reach the server at (default: http:// + the listening address; required when listening on a wildcard address).",
+    },
+    Property {
+        name: "conversation.recording.recordingApiKeyId",
+        scopes: &[Scope::Immutable],
+        kind: ValueKind::Text,
+        default: "null",
+        doc: "An API key recorders must also present (from CONVREC_RECORDER_API_KEY); none: the entry point is their only credential.",
     },
 ];
 
@@ -110,6 +255,43 @@ pub fn property(name: &str) -> Option<&'static Property> {
     PROPERTIES.iter().find(|p| p.name == name)
 }
 
+/// Checks one value for a property; `Err` says what is allowed.
+pub fn check_value(kind: ValueKind, value: &Value) -> Result<(), String> {
+    let valid = match kind {
+        ValueKind::Bool => value.is_boolean(),
+        ValueKind::OneOf(values) => value.as_str().is_some_and(|v| values.contains(&v)),
+        ValueKind::SubsetOf { values, non_empty } => value.as_array().is_some_and(|items| {
+            let mut seen = Vec::new();
+            (!non_empty || !items.is_empty())
+                && items.iter().all(|i| {
+                    i.as_str().is_some_and(|s| {
+                        let fresh = !seen.contains(&s);
+                        seen.push(s);
+                        fresh && values.contains(&s)
+                    })
+                })
+        }),
+        ValueKind::Integer { min, max } => value.as_i64().is_some_and(|n| (min..=max).contains(&n)),
+        ValueKind::FilenamePattern => {
+            return match value.as_str() {
+                Some(pattern) => check_filename_pattern(pattern),
+                None => Err(allowed_values(kind)),
+            };
+        }
+        ValueKind::Url => value.as_str().is_some_and(|u| {
+            (u.starts_with("http://") || u.starts_with("https://"))
+                && u.split_once("://")
+                    .is_some_and(|(_, rest)| !rest.is_empty())
+        }),
+        ValueKind::Text => value.as_str().is_some_and(|t| !t.trim().is_empty()),
+    };
+    if valid {
+        Ok(())
+    } else {
+        Err(allowed_values(kind))
+    }
+}
+
 /// Checks a whole change for `scope`; returns the (name, JSON value) pairs to store, or the
 /// first error (nothing is stored then).
 pub fn validate_change(
@@ -139,27 +321,73 @@ pub fn validate_change(
                         .join(", "),
                 });
             }
-            let valid = match p.kind {
-                ValueKind::Bool => value.is_boolean(),
-                ValueKind::OneOf(values) => value.as_str().is_some_and(|v| values.contains(&v)),
-            };
-            if !valid {
-                return Err(ConfigError::InvalidValue {
-                    name: name.clone(),
-                    value: value.to_string(),
-                    allowed: allowed_values(p.kind),
-                });
-            }
+            check_value(p.kind, value).map_err(|allowed| ConfigError::InvalidValue {
+                name: name.clone(),
+                value: value.to_string(),
+                allowed,
+            })?;
             Ok((name.clone(), value.to_string()))
         })
         .collect()
 }
 
-fn allowed_values(kind: ValueKind) -> String {
+/// What a kind of value allows, in words.
+pub fn allowed_values(kind: ValueKind) -> String {
     match kind {
         ValueKind::Bool => "true or false".to_owned(),
         ValueKind::OneOf(values) => values.join(", "),
+        ValueKind::SubsetOf { values, non_empty } => format!(
+            "a list of distinct values of {}{}",
+            values.join(", "),
+            if non_empty { ", not empty" } else { "" }
+        ),
+        ValueKind::Integer { min, max } => format!("a whole number from {min} to {max}"),
+        ValueKind::FilenamePattern => format!(
+            "a file name of letters, digits, '.', '_' and '-', with placeholders {}; no path separators or '..'",
+            FILENAME_PLACEHOLDERS
+                .iter()
+                .map(|p| format!("{{{p}}}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        ValueKind::Url => "an absolute http:// or https:// URL".to_owned(),
+        ValueKind::Text => "non-empty text".to_owned(),
     }
+}
+
+/// Checks a file-name pattern (SPEC §6): only known placeholders, and the name it makes is a
+/// safe file name (letters, digits, `.`, `_`, `-`; not starting with `.`; at most 200 bytes).
+pub fn check_filename_pattern(pattern: &str) -> Result<(), String> {
+    let allowed = allowed_values(ValueKind::FilenamePattern);
+    let mut literal = String::new();
+    let mut rest = pattern;
+    while let Some(open) = rest.find(['{', '}']) {
+        literal.push_str(&rest[..open]);
+        if rest[open..].starts_with('}') {
+            return Err(format!("an unmatched '}}'; {allowed}"));
+        }
+        let Some(close) = rest[open..].find('}') else {
+            return Err(format!("an unclosed '{{'; {allowed}"));
+        };
+        let name = &rest[open + 1..open + close];
+        if !FILENAME_PLACEHOLDERS.contains(&name) {
+            return Err(format!("unknown placeholder {{{name}}}; {allowed}"));
+        }
+        // Placeholders expand to safe characters: stand in with one.
+        literal.push('x');
+        rest = &rest[open + close + 1..];
+    }
+    literal.push_str(rest);
+    let safe = literal
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if literal.is_empty() || !safe || literal.starts_with('.') || literal.contains("..") {
+        return Err(allowed);
+    }
+    if pattern.len() > 200 {
+        return Err(format!("at most 200 bytes; {allowed}"));
+    }
+    Ok(())
 }
 
 /// A property's value resolved through the scopes, most specific first: each slice holds the
@@ -173,10 +401,104 @@ pub fn resolve(name: &str, scopes: &[&[(String, String)]]) -> Value {
         .unwrap_or(Value::Null)
 }
 
-/// Whether a conversation is recorded (SPEC §2): both switches on.
-pub fn recording_enabled(scopes: &[&[(String, String)]]) -> bool {
-    resolve("messenger.recordingEnabled", scopes) == Value::Bool(true)
-        && resolve("conversation.recording.recordingEnabled", scopes) == Value::Bool(true)
+/// How recordings of one conversation behave: every settable property, resolved and typed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordingSettings {
+    /// Both switches are on.
+    pub enabled: bool,
+    /// `AUTOMATIC` (true) or `MANUAL`.
+    pub automatic: bool,
+    /// `NONE`, `ASSIGNED_AGENT` or `ALL_AGENTS`.
+    pub allow_manual_recording: String,
+    /// Triggering sources: calls.
+    pub triggered_by_calls: bool,
+    /// Triggering sources: collaboration layers.
+    pub triggered_by_layers: bool,
+    /// `AUDIO` or `AUDIO_VIDEO`.
+    pub recording_type: String,
+    /// `RAW_TRACKS` (or `COMPOSED`, later).
+    pub layout: String,
+    /// `SYNCHRONOUS` (true) or `ASYNCHRONOUS`.
+    pub synchronous: bool,
+    /// `RETRY` (true) or `ABORT`.
+    pub retry: bool,
+    /// Attempts to start a recorder.
+    pub max_attempts: u32,
+    /// Seconds a recorder has to be ready.
+    pub initialization_timeout_s: u32,
+    /// Cap of the delay between attempts, seconds.
+    pub max_retry_delay_s: u32,
+    /// The file-name pattern.
+    pub filename_pattern: String,
+    /// Roles that see recordings.
+    pub roles_that_see: Vec<String>,
+    /// Clients show a banner.
+    pub show_banner: bool,
+}
+
+impl RecordingSettings {
+    /// Resolves every property through `scopes` (most specific first: template, then account).
+    pub fn resolve(scopes: &[&[(String, String)]]) -> Self {
+        let get = |name: &str| resolve(&format!("conversation.recording.{name}"), scopes);
+        let text = |name: &str| get(name).as_str().unwrap_or_default().to_owned();
+        let number = |name: &str| {
+            get(name)
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .unwrap_or(1)
+        };
+        let list = |name: &str| -> Vec<String> {
+            get(name)
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        };
+        let sources = list("recordingTriggeringSources");
+        Self {
+            enabled: resolve("messenger.recordingEnabled", scopes) == Value::Bool(true)
+                && get("recordingEnabled") == Value::Bool(true),
+            automatic: text("recordingTriggeringMode") == "AUTOMATIC",
+            allow_manual_recording: text("allowManualRecording"),
+            triggered_by_calls: sources.iter().any(|s| s == "CALL"),
+            triggered_by_layers: sources.iter().any(|s| s == "COLLABORATION_LAYER"),
+            recording_type: text("recordingType"),
+            layout: text("recordingLayout"),
+            synchronous: text("recordingStartMode") == "SYNCHRONOUS",
+            retry: text("recordingFailoverMode") == "RETRY",
+            max_attempts: number("recordingMaxRetries"),
+            initialization_timeout_s: number("initializationTimeout"),
+            max_retry_delay_s: number("recordingMaxRetryDelay"),
+            filename_pattern: text("recordingFilenamePattern"),
+            roles_that_see: list("allowSeeRecordingAvailableMessages"),
+            show_banner: get("showRecordingBanner") == Value::Bool(true),
+        }
+    }
+}
+
+/// The table as Markdown, for `docs/configuration.md`.
+pub fn markdown_table() -> String {
+    let mut out = String::from(
+        "| property | scope | values | default | what it does |\n|---|---|---|---|---|\n",
+    );
+    for p in PROPERTIES {
+        let scopes: Vec<&str> = p.scopes.iter().map(|s| s.as_str()).collect();
+        let default = if p.default == "null" {
+            "none"
+        } else {
+            p.default
+        };
+        out.push_str(&format!(
+            "| `{}` | {} | {} | `{}` | {} |\n",
+            p.name,
+            scopes.join(", "),
+            allowed_values(p.kind),
+            default,
+            p.doc
+        ));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -196,64 +518,145 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(set.len(), 2);
-        assert!(recording_enabled(&[&set]));
-        assert!(!recording_enabled(&[&set[..1]]));
+        assert!(RecordingSettings::resolve(&[&set]).enabled);
+        assert!(!RecordingSettings::resolve(&[&set[..1]]).enabled);
     }
 
     #[test]
     fn errors_name_the_property_the_value_and_what_is_allowed() {
-        let e = validate_change(
-            Scope::Account,
-            &change(json!({"messenger.recordingEnabled": "yes"})),
-        )
-        .expect_err("a string is not a bool");
+        let refused = |scope, v: Value| {
+            validate_change(scope, &change(v))
+                .expect_err("refused")
+                .to_string()
+        };
         assert_eq!(
-            e.to_string(),
+            refused(Scope::Account, json!({"messenger.recordingEnabled": "yes"})),
             "property 'messenger.recordingEnabled' cannot be \"yes\"; allowed: true or false"
         );
-        let e = validate_change(
-            Scope::Template,
-            &change(json!({"messenger.recordingEnabled": true})),
-        )
-        .expect_err("account only");
         assert!(
-            e.to_string().contains("cannot be set in scope TEMPLATE"),
-            "{e}"
+            refused(Scope::Template, json!({"messenger.recordingEnabled": true}))
+                .contains("cannot be set in scope TEMPLATE; it can be set in: ACCOUNT")
         );
-        let e = validate_change(Scope::Account, &change(json!({"nope": 1}))).expect_err("unknown");
-        assert!(e.to_string().starts_with("unknown property 'nope'"), "{e}");
-        let e = validate_change(
-            Scope::Account,
-            &change(json!({"conversation.recording.recordingLayout": "COMPOSED"})),
-        )
-        .expect_err("composition comes in step 6");
-        assert!(e.to_string().ends_with("allowed: RAW_TRACKS"), "{e}");
+        assert!(
+            refused(
+                Scope::Account,
+                json!({"identifier.recordingEntryPointBaseUrl": "http://x"})
+            )
+            .contains("cannot be set in scope ACCOUNT; it can be set in: IMMUTABLE")
+        );
+        assert!(refused(Scope::Account, json!({"nope": 1})).starts_with("unknown property 'nope'"));
+        assert!(
+            refused(
+                Scope::Account,
+                json!({"conversation.recording.recordingLayout": "COMPOSED"})
+            )
+            .ends_with("allowed: RAW_TRACKS")
+        );
+        assert_eq!(
+            refused(
+                Scope::Account,
+                json!({"conversation.recording.recordingMaxRetries": 0})
+            ),
+            "property 'conversation.recording.recordingMaxRetries' cannot be 0; allowed: a whole number from 1 to 100"
+        );
+        assert!(
+            refused(
+                Scope::Account,
+                json!({"conversation.recording.recordingTriggeringSources": []})
+            )
+            .ends_with("not empty")
+        );
+        assert!(
+            refused(
+                Scope::Account,
+                json!({"conversation.recording.recordingTriggeringSources": ["CALL", "CALL"]})
+            )
+            .contains("distinct")
+        );
+        assert!(
+            refused(
+                Scope::Account,
+                json!({"conversation.recording.initializationTimeout": 1.5})
+            )
+            .contains("whole number")
+        );
+    }
+
+    #[test]
+    fn file_name_patterns_make_safe_names() {
+        for good in [
+            "recording-{conversationId}-{startTime}.mp4",
+            "{accountId}_{recordingId}_{type}.mp4",
+            "plain.mp4",
+        ] {
+            assert_eq!(check_filename_pattern(good), Ok(()), "{good}");
+        }
+        for (bad, why) in [
+            ("../etc/passwd", "file name"),
+            ("a/b.mp4", "file name"),
+            ("a\\b.mp4", "file name"),
+            (".hidden.mp4", "file name"),
+            ("a..b.mp4", "file name"),
+            ("{nope}.mp4", "unknown placeholder {nope}"),
+            ("{conversationId.mp4", "unclosed"),
+            ("x}.mp4", "unmatched"),
+            ("", "file name"),
+            ("a b.mp4", "file name"),
+        ] {
+            let e = check_filename_pattern(bad).expect_err(bad);
+            assert!(e.contains(why), "{bad}: {e}");
+        }
     }
 
     #[test]
     fn the_most_specific_scope_wins_and_defaults_fill_in() {
-        let account = vec![(
-            "conversation.recording.recordingEnabled".to_owned(),
-            "true".to_owned(),
-        )];
+        let account = vec![
+            ("messenger.recordingEnabled".to_owned(), "true".to_owned()),
+            (
+                "conversation.recording.recordingEnabled".to_owned(),
+                "true".to_owned(),
+            ),
+            (
+                "conversation.recording.recordingMaxRetries".to_owned(),
+                "7".to_owned(),
+            ),
+        ];
         let template = vec![(
             "conversation.recording.recordingEnabled".to_owned(),
             "false".to_owned(),
         )];
+        assert!(!RecordingSettings::resolve(&[&template, &account]).enabled);
+        let settings = RecordingSettings::resolve(&[&account]);
+        assert!(settings.enabled);
+        assert_eq!(settings.max_attempts, 7);
+        // Defaults (SPEC §2).
+        assert!(
+            settings.automatic && settings.synchronous && settings.retry && settings.show_banner
+        );
+        assert!(settings.triggered_by_calls && settings.triggered_by_layers);
+        assert_eq!(settings.initialization_timeout_s, 30);
+        assert_eq!(settings.max_retry_delay_s, 300);
+        assert_eq!(settings.allow_manual_recording, "ASSIGNED_AGENT");
+        assert_eq!(settings.recording_type, "AUDIO_VIDEO");
         assert_eq!(
-            resolve(
-                "conversation.recording.recordingEnabled",
-                &[&template, &account]
-            ),
-            json!(false)
+            settings.filename_pattern,
+            "recording-{conversationId}-{startTime}.mp4"
         );
         assert_eq!(
-            resolve("conversation.recording.recordingEnabled", &[&account]),
-            json!(true)
+            settings.roles_that_see,
+            ["ASSIGNED_AGENT", "SECONDARY_AGENT"]
         );
-        assert_eq!(
-            resolve("messenger.recordingEnabled", &[&account]),
-            json!(false)
-        );
+    }
+
+    #[test]
+    fn every_default_is_an_allowed_value() {
+        for p in PROPERTIES {
+            let default: Value = serde_json::from_str(p.default).expect(p.name);
+            if default.is_null() {
+                assert!(p.scopes == [Scope::Immutable], "{} needs a default", p.name);
+            } else {
+                assert_eq!(check_value(p.kind, &default), Ok(()), "{}", p.name);
+            }
+        }
     }
 }

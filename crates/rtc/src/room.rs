@@ -10,12 +10,16 @@
 //! publication. A subscriber's key-frame request (PLI/FIR) is passed to its publisher, at most
 //! one per [`KEYFRAME_REQUEST_SPACING`] per publisher so many subscribers cannot flood it (a
 //! request within the spacing is dropped; the subscriber repeats it). When a subscriber connects,
-//! the room asks the publisher for a key frame itself, under the same spacing.
+//! the room asks the publisher for a key frame itself, under the same spacing. When a
+//! publisher's video frames are lost beyond repair (a frame arrives that does not follow on from
+//! the last), the room forwards no video of it until the next key frame, which it asks for:
+//! subscribers never get pictures that reference ones they never had.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use convrec_media::h264;
 use convrec_media::rtp_time::{nearest_extended, ticks_to_nanos};
 use convrec_media::timeline::MediaKind;
 use str0m::change::SdpOffer;
@@ -27,6 +31,9 @@ use thiserror::Error;
 
 use crate::Datagram;
 use crate::codecs::{OfferError, check_offer, server_rtc};
+
+/// NAL unit type of an IDR (key frame) slice.
+const IDR: u8 = 5;
 
 /// The shortest time between two key-frame requests passed to one publisher.
 pub const KEYFRAME_REQUEST_SPACING: Duration = Duration::from_millis(500);
@@ -106,6 +113,8 @@ struct Peer {
     last_keyframe_request: Option<Instant>,
     /// Publishers: per section, the latest sender report and when it arrived.
     sender_reports: Vec<(Mid, SenderInfo, Instant)>,
+    /// Publishers: video frames were lost and no key frame has come since.
+    video_broken: bool,
 }
 
 impl Peer {
@@ -134,6 +143,18 @@ impl Peer {
             received.checked_sub(offset)
         };
         placed.unwrap_or(data.network_time)
+    }
+
+    /// Whether a publisher's video frame can be decoded by whoever receives it: after a loss
+    /// (a frame that does not follow on from the last) nothing can until the next key frame.
+    fn video_decodable(&mut self, data: &MediaData) -> bool {
+        let idr = h264::annexb_nals(&data.data).any(|nal| h264::nal_type(nal) == Some(IDR));
+        if idr {
+            self.video_broken = false;
+        } else if !data.contiguous {
+            self.video_broken = true;
+        }
+        !self.video_broken
     }
 
     fn mid_of(&self, kind: MediaKind, sending: bool) -> Option<Mid> {
@@ -337,6 +358,7 @@ impl Room {
             connected: false,
             last_keyframe_request: None,
             sender_reports: Vec::new(),
+            video_broken: false,
         });
         let index = self.peers.len() - 1;
         let mut work = VecDeque::new();
@@ -383,6 +405,15 @@ impl Room {
                     }
                     Event::MediaData(data) if peer.role == Role::Publisher => {
                         if let Some(kind) = peer.kind_of(data.mid) {
+                            if kind == MediaKind::Video && !peer.video_decodable(&data) {
+                                // Dropped: it references pictures that never came. Ask for a
+                                // key frame (spaced like subscribers' requests).
+                                work.push_back(Propagation::KeyframeRequest(
+                                    peer.id,
+                                    KeyframeRequestKind::Pli,
+                                ));
+                                continue;
+                            }
                             let wallclock = peer.capture_time(&data);
                             work.push_back(Propagation::Media(
                                 peer.id,

@@ -28,9 +28,13 @@ struct Call {
     wire: Vec<(Instant, SocketAddr, Datagram)>,
     /// While set, every datagram is lost.
     down_until: Option<Instant>,
+    /// While set, the publisher's datagrams to the room are lost (the rest flows).
+    publisher_down_until: Option<Instant>,
     source: SyntheticSource,
     next_frame: Option<(Duration, SourceEvent)>,
     received: Vec<Duration>,
+    /// The subscriber's video frames: (RTP time, whether it holds an IDR picture).
+    received_video: Vec<(u32, bool)>,
     /// Room events with the virtual time they happened.
     room_events: Vec<(Duration, RoomEvent)>,
 }
@@ -67,9 +71,11 @@ impl Call {
             subscriber,
             wire: Vec::new(),
             down_until: None,
+            publisher_down_until: None,
             source,
             next_frame: None,
             received: Vec::new(),
+            received_video: Vec::new(),
             room_events: Vec::new(),
         }
     }
@@ -86,9 +92,15 @@ impl Call {
             out.push(d);
         }
         let down = self.down_until.is_some_and(|until| self.now < until);
+        let publisher_down = self
+            .publisher_down_until
+            .is_some_and(|until| self.now < until);
         if !down {
-            self.wire
-                .extend(out.into_iter().map(|d| (self.now + LATENCY, d.source, d)));
+            self.wire.extend(
+                out.into_iter()
+                    .filter(|d| !(publisher_down && d.source.port() == 6000))
+                    .map(|d| (self.now + LATENCY, d.source, d)),
+            );
         }
         while let Some(e) = self.room.poll_event() {
             self.room_events.push((self.now - self.start, e));
@@ -99,8 +111,11 @@ impl Call {
             }
         }
         while let Some(e) = self.subscriber.poll_event() {
-            if let ClientEvent::Frame(MediaKind::Video, _) = e {
+            if let ClientEvent::Frame(MediaKind::Video, frame) = e {
                 self.received.push(self.now - self.start);
+                let idr = convrec_media::h264::annexb_nals(&frame.data)
+                    .any(|nal| convrec_media::h264::nal_type(nal) == Some(5));
+                self.received_video.push((frame.rtp_time, idr));
             }
         }
     }
@@ -218,4 +233,29 @@ fn sessions_cut_off_for_good_end() {
     eprintln!("sessions cut off at 3 s ended at {closed:?}");
     assert_eq!(closed.len(), 2, "both sessions end: {:?}", call.room_events);
     assert!(!call.subscriber.is_alive() && !call.publisher.is_alive());
+}
+
+#[test]
+fn after_publisher_loss_subscribers_get_no_frame_they_cannot_decode() {
+    let mut call = Call::new();
+    call.run(Duration::from_secs(3));
+    // The publisher's path to the room fails for 6 s: more than retransmission can repair.
+    call.publisher_down_until = Some(call.now + Duration::from_secs(6));
+    call.run(Duration::from_secs(14));
+    let frames = &call.received_video;
+    assert!(frames.len() > 150, "media flows: {} frames", frames.len());
+    // 30 fps at 90 kHz: 3000 ticks a frame. After a hole, the next frame must be a key frame,
+    // or the subscriber (the recorder) would hold pictures that reference what never came.
+    let holes: Vec<_> = frames
+        .windows(2)
+        .filter(|w| w[1].0.wrapping_sub(w[0].0) > 3000)
+        .map(|w| w[1])
+        .collect();
+    assert!(!holes.is_empty(), "the outage left a hole");
+    for (rtp, idr) in &holes {
+        assert!(
+            idr,
+            "the frame at RTP {rtp} after a hole is not a key frame"
+        );
+    }
 }

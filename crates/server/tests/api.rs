@@ -516,3 +516,139 @@ async fn a_call_that_ends_before_its_recorder_joins_leaves_no_recording_running(
         "recordings without media are not listed"
     );
 }
+
+#[tokio::test]
+async fn templates_are_a_narrower_scope_and_immutable_settings_are_refused() {
+    let api = Api::start().await;
+    let account = api
+        .ok("POST", "/v1/accounts", ADMIN, json!({"name": "a"}))
+        .await;
+    let other = api
+        .ok("POST", "/v1/accounts", ADMIN, json!({"name": "b"}))
+        .await;
+    let template = api
+        .ok(
+            "POST",
+            "/v1/templates",
+            ADMIN,
+            json!({"accountId": account["id"], "name": "sales"}),
+        )
+        .await;
+    let tpl = template["id"].as_str().unwrap();
+    let path = format!("/v1/templates/{tpl}/configuration");
+    api.ok(
+        "PUT",
+        &path,
+        ADMIN,
+        json!({"properties": {"conversation.recording.recordingMaxRetries": 5, "conversation.recording.recordingFilenamePattern": "{accountId}-{startTime}.mp4"}}),
+    )
+    .await;
+    let set = api.ok("GET", &path, ADMIN, Value::Null).await;
+    assert_eq!(set["scope"], "TEMPLATE");
+    assert_eq!(
+        set["properties"]["conversation.recording.recordingMaxRetries"],
+        5
+    );
+    // Account-only and immutable properties are refused in a template, naming where they belong.
+    for (name, value, scope) in [
+        ("messenger.recordingEnabled", json!(true), "ACCOUNT"),
+        (
+            "identifier.recordingEntryPointBaseUrl",
+            json!("http://x"),
+            "IMMUTABLE",
+        ),
+    ] {
+        let (status, body) = api
+            .send(
+                "PUT",
+                &path,
+                Some(ADMIN),
+                json!({"properties": {name: value}}),
+            )
+            .await;
+        assert_eq!(status, 422, "{body}");
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("it can be set in: {scope}")),
+            "{body}"
+        );
+    }
+    let (status, body) = api
+        .send(
+            "PUT",
+            &path,
+            Some(ADMIN),
+            json!({"properties": {"conversation.recording.recordingFilenamePattern": "../{recordingId}.mp4"}}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    // A template of another account cannot be used.
+    let (status, body) = api
+        .send(
+            "POST",
+            "/v1/conversations",
+            Some(ADMIN),
+            json!({"accountId": other["id"], "templateId": tpl, "topic": "t"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("NOT_FOUND")),
+        "{body}"
+    );
+    let conversation = api
+        .ok(
+            "POST",
+            "/v1/conversations",
+            ADMIN,
+            json!({"accountId": account["id"], "templateId": tpl, "topic": "t"}),
+        )
+        .await;
+    assert_eq!(conversation["templateId"], tpl);
+
+    // The account records, its template does not: the template wins for its conversations.
+    let account_id = account["id"].as_str().unwrap();
+    api.ok(
+        "PUT",
+        &format!("/v1/accounts/{account_id}/configuration"),
+        ADMIN,
+        json!({"properties": {"messenger.recordingEnabled": true, "conversation.recording.recordingEnabled": true}}),
+    )
+    .await;
+    api.ok(
+        "PUT",
+        &path,
+        ADMIN,
+        json!({"properties": {"conversation.recording.recordingEnabled": false}}),
+    )
+    .await;
+    let plain = api
+        .ok(
+            "POST",
+            "/v1/conversations",
+            ADMIN,
+            json!({"accountId": account_id, "topic": "t"}),
+        )
+        .await;
+    for (c, expected) in [(&conversation, "IDLE"), (&plain, "WAITING_READY")] {
+        let id = c["id"].as_str().unwrap();
+        api.ok(
+            "POST",
+            &format!("/v1/conversations/{id}/calls"),
+            ADMIN,
+            json!({"type": "AUDIO"}),
+        )
+        .await;
+        let state = api
+            .ok(
+                "POST",
+                &format!("/v1/conversations/{id}/getRecordingState"),
+                ADMIN,
+                Value::Null,
+            )
+            .await;
+        assert_eq!(state["recordingState"], expected, "{c}");
+    }
+}

@@ -177,19 +177,22 @@ impl Metadata {
         Ok(id)
     }
 
-    /// Creates a conversation in an account; returns its id.
+    /// Creates a conversation in an account (with its template, checked by the caller to be
+    /// the account's); returns its id.
     pub async fn create_conversation(
         &self,
         account_id: &str,
+        template_id: Option<&str>,
         topic: &str,
         now_ms: i64,
     ) -> Result<String, MetadataError> {
         let id = new_id("conv");
         let result = sqlx::query(
-            "INSERT INTO conversations (id, account_id, topic, created_at_ms) VALUES (?, ?, ?, ?)",
+            "INSERT INTO conversations (id, account_id, template_id, topic, created_at_ms) VALUES (?, ?, ?, ?, ?)",
         )
         .bind(&id)
         .bind(account_id)
+        .bind(template_id)
         .bind(topic)
         .bind(now_ms)
         .execute(&self.pool)
@@ -424,6 +427,17 @@ pub struct Account {
     pub created_at_ms: i64,
 }
 
+/// A conversation template (named defaults, the TEMPLATE configuration scope).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    /// Its id.
+    pub id: String,
+    /// The account it belongs to.
+    pub account_id: String,
+    /// Its name.
+    pub name: String,
+}
+
 /// A conversation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conversation {
@@ -431,6 +445,8 @@ pub struct Conversation {
     pub id: String,
     /// The account it belongs to.
     pub account_id: String,
+    /// Its template.
+    pub template_id: Option<String>,
     /// Its topic.
     pub topic: String,
     /// When it was made (Unix ms).
@@ -503,7 +519,7 @@ impl Metadata {
     /// A conversation.
     pub async fn conversation(&self, id: &str) -> Result<Option<Conversation>, MetadataError> {
         let row = sqlx::query(
-            "SELECT id, account_id, topic, created_at_ms FROM conversations WHERE id = ?",
+            "SELECT id, account_id, template_id, topic, created_at_ms FROM conversations WHERE id = ?",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -513,6 +529,7 @@ impl Metadata {
                 Ok(Conversation {
                     id: r.try_get("id")?,
                     account_id: r.try_get("account_id")?,
+                    template_id: r.try_get("template_id")?,
                     topic: r.try_get("topic")?,
                     created_at_ms: r.try_get("created_at_ms")?,
                 })
@@ -520,15 +537,63 @@ impl Metadata {
             .transpose()?)
     }
 
-    /// The properties set in an account's scope: (short name, JSON value).
-    pub async fn account_properties(
+    /// Creates a template in an account; returns its id.
+    pub async fn create_template(
         &self,
         account_id: &str,
+        name: &str,
+        now_ms: i64,
+    ) -> Result<String, MetadataError> {
+        let id = new_id("tpl");
+        let result = sqlx::query(
+            "INSERT INTO templates (id, account_id, name, created_at_ms) VALUES (?, ?, ?, ?)",
+        )
+        .bind(&id)
+        .bind(account_id)
+        .bind(name)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await;
+        match result {
+            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
+                Err(MetadataError::NotFound {
+                    what: "account",
+                    id: account_id.to_owned(),
+                })
+            }
+            other => other.map(|_| id).map_err(MetadataError::from),
+        }
+    }
+
+    /// A template.
+    pub async fn template(&self, id: &str) -> Result<Option<Template>, MetadataError> {
+        let row = sqlx::query("SELECT id, account_id, name FROM templates WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row
+            .map(|r| -> Result<Template, sqlx::Error> {
+                Ok(Template {
+                    id: r.try_get("id")?,
+                    account_id: r.try_get("account_id")?,
+                    name: r.try_get("name")?,
+                })
+            })
+            .transpose()?)
+    }
+
+    /// The properties set in a scope (`ACCOUNT` or `TEMPLATE`) of one account or template:
+    /// (short name, JSON value).
+    pub async fn properties(
+        &self,
+        scope: &str,
+        scope_id: &str,
     ) -> Result<Vec<(String, String)>, MetadataError> {
         let rows = sqlx::query(
-            "SELECT property, value FROM configuration WHERE scope = 'ACCOUNT' AND scope_id = ? ORDER BY property",
+            "SELECT property, value FROM configuration WHERE scope = ? AND scope_id = ? ORDER BY property",
         )
-        .bind(account_id)
+        .bind(scope)
+        .bind(scope_id)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
@@ -537,19 +602,21 @@ impl Metadata {
             .collect::<Result<_, sqlx::Error>>()?)
     }
 
-    /// Sets properties in an account's scope, all or none.
-    pub async fn set_account_properties(
+    /// Sets properties in a scope of one account or template, all or none.
+    pub async fn set_properties(
         &self,
-        account_id: &str,
+        scope: &str,
+        scope_id: &str,
         properties: &[(String, String)],
     ) -> Result<(), MetadataError> {
         let mut tx = self.pool.begin().await?;
         for (property, value) in properties {
             sqlx::query(
-                "INSERT INTO configuration (scope, scope_id, property, value) VALUES ('ACCOUNT', ?, ?, ?) \
+                "INSERT INTO configuration (scope, scope_id, property, value) VALUES (?, ?, ?, ?) \
                  ON CONFLICT (scope, scope_id, property) DO UPDATE SET value = excluded.value",
             )
-            .bind(account_id)
+            .bind(scope)
+            .bind(scope_id)
             .bind(property)
             .bind(value)
             .execute(&mut *tx)

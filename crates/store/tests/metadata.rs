@@ -19,12 +19,12 @@ async fn the_schema_is_created_once_and_survives_reopening() {
     };
     let db = open(&dir).await;
     let conversation = db
-        .create_conversation(&account, "mortgage advice", 2)
+        .create_conversation(&account, None, "mortgage advice", 2)
         .await
         .unwrap();
     assert!(conversation.starts_with("conv_"));
     let err = db
-        .create_conversation("acc_missing", "x", 3)
+        .create_conversation("acc_missing", None, "x", 3)
         .await
         .unwrap_err();
     assert!(
@@ -44,7 +44,10 @@ async fn participant_tokens_are_stored_hashed_and_find_their_participant() {
     let dir = tempfile::tempdir().unwrap();
     let db = open(&dir).await;
     let account = db.create_account("Bank", 1).await.unwrap();
-    let conversation = db.create_conversation(&account, "topic", 1).await.unwrap();
+    let conversation = db
+        .create_conversation(&account, None, "topic", 1)
+        .await
+        .unwrap();
     let (agent, token) = db
         .add_participant(&conversation, "Ada", Role::AssignedAgent, 2)
         .await
@@ -87,7 +90,10 @@ async fn entry_points_are_single_use_and_expire() {
     let dir = tempfile::tempdir().unwrap();
     let db = open(&dir).await;
     let account = db.create_account("Bank", 0).await.unwrap();
-    let conversation = db.create_conversation(&account, "topic", 0).await.unwrap();
+    let conversation = db
+        .create_conversation(&account, None, "topic", 0)
+        .await
+        .unwrap();
     let recording = db
         .create_recording(&conversation, "AUDIO_VIDEO", "RAW_TRACKS", "AUTOMATIC", 0)
         .await
@@ -162,7 +168,10 @@ async fn a_conversation_has_one_running_recording_at_a_time() {
     let dir = tempfile::tempdir().unwrap();
     let db = open(&dir).await;
     let account = db.create_account("Bank", 0).await.unwrap();
-    let conversation = db.create_conversation(&account, "topic", 0).await.unwrap();
+    let conversation = db
+        .create_conversation(&account, None, "topic", 0)
+        .await
+        .unwrap();
     let first = db
         .create_recording(&conversation, "AUDIO_VIDEO", "RAW_TRACKS", "AUTOMATIC", 0)
         .await
@@ -188,8 +197,14 @@ async fn deleting_a_conversation_deletes_what_belongs_to_it() {
     let dir = tempfile::tempdir().unwrap();
     let db = open(&dir).await;
     let account = db.create_account("Bank", 0).await.unwrap();
-    let keep = db.create_conversation(&account, "keep", 0).await.unwrap();
-    let delete = db.create_conversation(&account, "delete", 0).await.unwrap();
+    let keep = db
+        .create_conversation(&account, None, "keep", 0)
+        .await
+        .unwrap();
+    let delete = db
+        .create_conversation(&account, None, "delete", 0)
+        .await
+        .unwrap();
     for conversation in [&keep, &delete] {
         db.add_participant(conversation, "Ada", Role::AssignedAgent, 0)
             .await

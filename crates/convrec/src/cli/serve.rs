@@ -1,5 +1,5 @@
-//! `convrec serve [--listen ADDR] [--data-dir DIR] [--media-listen ADDR] [--public-url URL]`
-//! (SPEC §7).
+//! `convrec serve [--config FILE] [--listen ADDR] [--data-dir DIR] [--media-listen ADDR]
+//! [--public-url URL]` (SPEC §7).
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -9,15 +9,20 @@ use std::process::ExitCode;
 use anyhow::Context;
 use convrec_server::{Server, ServerConfig};
 
-/// Arguments of `convrec serve`; each flag has an environment variable, and the flag wins.
+/// Arguments of `convrec serve`. Each flag has an environment variable and a key in the
+/// config file: the flag wins over the environment, which wins over the file.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
-    /// Address of the HTTP API (port 0: any free port).
-    #[arg(long, env = "CONVREC_LISTEN", default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
-    /// Directory for the metadata database, the spool and local recordings.
-    #[arg(long, env = "CONVREC_DATA_DIR", default_value = "./convrec-data")]
-    data_dir: PathBuf,
+    /// A TOML config file (keys: listen, data_dir, media_listen, public_url).
+    #[arg(long, env = "CONVREC_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address of the HTTP API (port 0: any free port) [default: 127.0.0.1:8080].
+    #[arg(long, env = "CONVREC_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Directory for the metadata database, the spool and local recordings
+    /// [default: ./convrec-data].
+    #[arg(long, env = "CONVREC_DATA_DIR")]
+    data_dir: Option<PathBuf>,
     /// UDP address of the SFU, one port for all media (default: the HTTP address's IP, any
     /// free port). Must be the IP peers reach.
     #[arg(long, env = "CONVREC_MEDIA_LISTEN")]
@@ -28,20 +33,62 @@ pub struct ServeArgs {
     public_url: Option<String>,
 }
 
+/// The config file's keys (SPEC §7): the same settings as the flags.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    media_listen: Option<SocketAddr>,
+    public_url: Option<String>,
+}
+
+impl ServeArgs {
+    /// The settings: flags and environment over the config file over the defaults.
+    fn resolve(self) -> anyhow::Result<ServerConfig> {
+        let file = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read the config file {}", path.display()))?;
+                toml::from_str::<ConfigFile>(&text)
+                    .with_context(|| format!("the config file {} is not valid", path.display()))?
+            }
+            None => ConfigFile::default(),
+        };
+        let public_url = self.public_url.or(file.public_url);
+        if let Some(url) = &public_url {
+            let kind = convrec_core::config::ValueKind::Url;
+            convrec_core::config::check_value(kind, &serde_json::Value::from(url.as_str()))
+                .map_err(|allowed| {
+                    anyhow::anyhow!(
+                        "identifier.recordingEntryPointBaseUrl (--public-url) cannot be '{url}'; allowed: {allowed}"
+                    )
+                })?;
+        }
+        Ok(ServerConfig {
+            listen: self
+                .listen
+                .or(file.listen)
+                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080))),
+            data_dir: self
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("./convrec-data")),
+            media_listen: self.media_listen.or(file.media_listen),
+            public_url,
+            recorder_program: std::env::current_exe()
+                .context("cannot find this program to launch recorders with")?,
+            // A secret: from the environment only, never a flag or a file others may read.
+            bootstrap_admin_key: std::env::var("CONVREC_BOOTSTRAP_ADMIN_KEY").ok(),
+        })
+    }
+}
+
 /// Runs the server until SIGTERM or Ctrl-C.
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let config = args.resolve()?;
     runtime.block_on(async {
-        let config = ServerConfig {
-            listen: args.listen,
-            data_dir: args.data_dir,
-            media_listen: args.media_listen,
-            public_url: args.public_url,
-            recorder_program: std::env::current_exe()
-                .context("cannot find this program to launch recorders with")?,
-            // A secret: from the environment only, never a flag.
-            bootstrap_admin_key: std::env::var("CONVREC_BOOTSTRAP_ADMIN_KEY").ok(),
-        };
         let server = Server::bind(&config).await?;
         let addr = server.local_addr()?;
         if let Some(key) = server.generated_admin_key() {

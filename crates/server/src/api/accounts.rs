@@ -1,11 +1,10 @@
-//! Accounts and their configuration (global admin).
+//! Accounts (global admin).
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use convrec_core::config::{Scope, validate_change};
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::error::{ApiError, ApiJson};
 use crate::AppState;
@@ -49,54 +48,9 @@ pub async fn read(
     ))
 }
 
-/// `PUT /v1/accounts/{id}/configuration` body.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConfigurationChange {
-    properties: Map<String, Value>,
-}
-
-/// Sets ACCOUNT-scope properties, all or none (SPEC §2).
-pub async fn set_configuration(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-    ApiJson(body): ApiJson<ConfigurationChange>,
-) -> Result<Json<Value>, ApiError> {
-    visible_account(&app, &caller, &id).await?;
-    let change = validate_change(Scope::Account, &body.properties).map_err(|e| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "INVALID_CONFIGURATION",
-            e.to_string(),
-        )
-    })?;
-    app.metadata.set_account_properties(&id, &change).await?;
-    configuration(&app, &id).await
-}
-
-/// Reads the properties set in an account's scope.
-pub async fn read_configuration(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    visible_account(&app, &caller, &id).await?;
-    configuration(&app, &id).await
-}
-
-async fn configuration(app: &AppState, id: &str) -> Result<Json<Value>, ApiError> {
-    let set = app.metadata.account_properties(id).await?;
-    let properties: Map<String, Value> = set
-        .into_iter()
-        .map(|(name, value)| (name, serde_json::from_str(&value).unwrap_or(Value::Null)))
-        .collect();
-    Ok(Json(json!({ "accountId": id, "properties": properties })))
-}
-
 /// The account `id` if the caller may see it (the global admin; account admins in step 4);
 /// 404 otherwise.
-async fn visible_account(
+pub async fn visible_account(
     app: &AppState,
     caller: &Caller,
     id: &str,

@@ -17,6 +17,7 @@ use crate::auth::Caller;
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct NewConversation {
     account_id: String,
+    template_id: Option<String>,
     topic: String,
 }
 
@@ -32,10 +33,21 @@ pub async fn create(
             "'topic' is longer than 1000 characters",
         ));
     }
+    if let Some(template_id) = &body.template_id {
+        let template = app.metadata.template(template_id).await?;
+        if template.is_none_or(|t| t.account_id != body.account_id) {
+            return Err(ApiError::not_found("template", template_id));
+        }
+    }
     let now = crate::now_ms();
     let id = match app
         .metadata
-        .create_conversation(&body.account_id, &body.topic, now)
+        .create_conversation(
+            &body.account_id,
+            body.template_id.as_deref(),
+            &body.topic,
+            now,
+        )
         .await
     {
         Ok(id) => id,
@@ -47,7 +59,7 @@ pub async fn create(
     Ok((
         StatusCode::CREATED,
         Json(
-            json!({ "id": id, "accountId": body.account_id, "topic": body.topic, "createdAt": now }),
+            json!({ "id": id, "accountId": body.account_id, "templateId": body.template_id, "topic": body.topic, "createdAt": now }),
         ),
     ))
 }
@@ -78,6 +90,7 @@ pub async fn read(
     Ok(Json(json!({
         "id": conversation.id,
         "accountId": conversation.account_id,
+        "templateId": conversation.template_id,
         "topic": conversation.topic,
         "createdAt": conversation.created_at_ms,
         "activeInteractions": interactions,

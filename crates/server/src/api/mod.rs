@@ -3,12 +3,14 @@
 //! event stream, and the list of a conversation's recordings. Step 4 completes it.
 
 pub mod accounts;
+pub mod configuration;
 pub mod conversations;
 pub mod error;
 pub mod events;
 pub mod interactions;
 pub mod media;
 pub mod recordings;
+pub mod templates;
 
 use axum::Router;
 use axum::routing::{delete, get, post};
@@ -25,7 +27,13 @@ pub fn routes() -> Router<AppState> {
         .route("/accounts/{id}", get(accounts::read))
         .route(
             "/accounts/{id}/configuration",
-            get(accounts::read_configuration).put(accounts::set_configuration),
+            get(configuration::read_account).put(configuration::set_account),
+        )
+        .route("/templates", post(templates::create))
+        .route("/templates/{id}", get(templates::read))
+        .route(
+            "/templates/{id}/configuration",
+            get(configuration::read_template).put(configuration::set_template),
         )
         .route("/conversations", post(conversations::create))
         .route("/conversations/{id}", get(conversations::read))

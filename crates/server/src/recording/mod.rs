@@ -12,6 +12,7 @@ pub mod launcher;
 
 use std::time::{Duration, Instant};
 
+use convrec_core::config::RecordingSettings;
 use convrec_core::recorder_protocol::FromServer;
 use convrec_store::metadata::MetadataError;
 use convrec_store::spool::SpoolFile;
@@ -32,9 +33,9 @@ pub async fn interaction_started(app: &AppState, conversation_id: &str, account_
     if running {
         return;
     }
-    match recording_enabled(app, account_id).await {
-        Ok(true) => {}
-        Ok(false) => return,
+    match settings(app, conversation_id).await {
+        Ok(s) if s.enabled => {}
+        Ok(_) => return,
         Err(e) => {
             tracing::error!(conversation = conversation_id, error = %e, "cannot read the configuration");
             return;
@@ -45,9 +46,29 @@ pub async fn interaction_started(app: &AppState, conversation_id: &str, account_
     }
 }
 
-async fn recording_enabled(app: &AppState, account_id: &str) -> Result<bool, MetadataError> {
-    let account = app.metadata.account_properties(account_id).await?;
-    Ok(convrec_core::config::recording_enabled(&[&account]))
+/// A conversation's recording settings: its template's scope, then its account's, then the
+/// defaults (SPEC §2).
+pub async fn settings(
+    app: &AppState,
+    conversation_id: &str,
+) -> Result<RecordingSettings, MetadataError> {
+    let conversation =
+        app.metadata
+            .conversation(conversation_id)
+            .await?
+            .ok_or(MetadataError::NotFound {
+                what: "conversation",
+                id: conversation_id.to_owned(),
+            })?;
+    let template = match &conversation.template_id {
+        Some(t) => app.metadata.properties("TEMPLATE", t).await?,
+        None => Vec::new(),
+    };
+    let account = app
+        .metadata
+        .properties("ACCOUNT", &conversation.account_id)
+        .await?;
+    Ok(RecordingSettings::resolve(&[&template, &account]))
 }
 
 async fn start(

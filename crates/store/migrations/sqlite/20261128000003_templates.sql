@@ -1,0 +1,10 @@
+-- Conversation templates (SPEC §1): named defaults for conversations, the TEMPLATE scope of the
+-- configuration cascade. conversations.template_id refers to one (checked by the server: SQLite
+-- cannot add a foreign key to an existing column).
+CREATE TABLE templates (
+    id            TEXT PRIMARY KEY,
+    account_id    TEXT NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+    name          TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL
+);
+CREATE INDEX templates_by_account ON templates (account_id);
