@@ -3,4 +3,5 @@
 //! recording orchestrator joins them in step 3.
 
 pub mod config;
+pub mod orchestrator;
 pub mod recorder_protocol;
