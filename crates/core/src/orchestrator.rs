@@ -141,7 +141,8 @@ pub enum Action {
         /// The recording.
         recording: RecordingNo,
     },
-    /// Close the recording with this end reason from what was made durable.
+    /// Close the recording with this end reason from what was made durable (every recording
+    /// that was created is closed by exactly one `Finish`).
     Finish {
         /// The recording.
         recording: RecordingNo,
@@ -410,6 +411,10 @@ impl Orchestrator {
             .is_some_and(|r| r.no == recording && r.phase == Phase::Stopping)
         {
             self.recording = None;
+            self.actions.push_back(Action::Finish {
+                recording,
+                end_reason: "NORMAL",
+            });
             self.after_finished(now);
         }
     }
@@ -435,6 +440,10 @@ impl Orchestrator {
             // It was stopping anyway: what is durable is what there is.
             Phase::Stopping => {
                 self.recording = None;
+                self.actions.push_back(Action::Finish {
+                    recording,
+                    end_reason: end_reason(failure),
+                });
                 self.after_finished(now);
             }
             _ => {}
@@ -576,10 +585,7 @@ impl Orchestrator {
         if now.saturating_duration_since(since) >= DELAY_RESET_AFTER {
             self.failures_in_a_row = 0;
         }
-        let reason = match failure {
-            Failure::Crashed => "ABORT_UNEXPECTED",
-            Failure::Storage => "ABORT_BLOBSTORE_FAILURE",
-        };
+        let reason = end_reason(failure);
         self.actions.push_back(Action::Finish {
             recording: r.no,
             end_reason: reason,
@@ -709,5 +715,13 @@ impl Orchestrator {
             self.state = state;
             self.actions.push_back(Action::State(state));
         }
+    }
+}
+
+/// The end reason of a recording that a failure ended.
+fn end_reason(failure: Failure) -> &'static str {
+    match failure {
+        Failure::Crashed => "ABORT_UNEXPECTED",
+        Failure::Storage => "ABORT_BLOBSTORE_FAILURE",
     }
 }

@@ -353,7 +353,10 @@ fn a_triggering_interaction_during_a_stop_starts_the_next_recording_when_it_is_d
     assert_eq!(sim.o.recording(), Some(1), "one recording at a time");
     sim.take();
     sim.at(1).done(1);
-    assert_eq!(sim.take()[0], "t=1s new #2 auto");
+    assert_eq!(
+        sim.take()[..2],
+        ["t=1s finish #1 NORMAL", "t=1s new #2 auto"]
+    );
 }
 
 #[test]
@@ -582,12 +585,15 @@ proptest! {
             while let Some(action) = o.poll_action() {
                 match action {
                     Action::NewRecording { recording, .. } => {
-                        open.retain(|r| !stopping.contains(r) || o.recording() == Some(*r));
                         prop_assert!(open.is_empty(), "#{recording} created while {open:?} is open");
                         open.push(recording);
                     }
                     Action::Launch { recording, attempt } => launched = Some((recording, attempt)),
-                    Action::Finish { recording, .. } => open.retain(|r| *r != recording),
+                    Action::Finish { recording, .. } => {
+                        prop_assert!(open.contains(&recording), "#{recording} finished twice");
+                        open.retain(|r| *r != recording);
+                        stopping.retain(|r| *r != recording);
+                    }
                     Action::Stop { recording } => stopping.push(recording),
                     Action::EndInteractions(ids) => {
                         for id in &ids {
@@ -598,13 +604,6 @@ proptest! {
                     }
                     _ => {}
                 }
-            }
-            // A stopped recording closes when its recorder is done or fails.
-            if let Some(r) = stopping.first().copied()
-                && o.recording() != Some(r)
-            {
-                stopping.remove(0);
-                open.retain(|o| *o != r);
             }
             prop_assert!(open.len() <= 1, "open recordings: {open:?}");
             if !o.held().is_empty() {
@@ -617,11 +616,19 @@ proptest! {
                 prop_assert!(at.saturating_duration_since(now) <= cap, "a delay above the cap");
             }
         }
-        // Everything ends: nothing stays held.
+        // Everything ends, and the recorder finishes: nothing stays held or open.
         for id in active.clone() {
             o.handle_interaction_ended(now, &id);
         }
-        while o.poll_action().is_some() {}
+        if let Some(r) = o.recording() {
+            o.handle_recorder_done(now, r);
+        }
+        while let Some(action) = o.poll_action() {
+            if let Action::Finish { recording, .. } = action {
+                open.retain(|r| *r != recording);
+            }
+        }
         prop_assert!(o.held().is_empty(), "held after everything ended: {:?}", o.held());
+        prop_assert!(open.is_empty() || o.recording().is_some(), "never finished: {open:?}");
     }
 }
