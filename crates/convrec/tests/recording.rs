@@ -37,6 +37,16 @@ impl Drop for Deployment {
 
 impl Deployment {
     async fn start(participants: usize) -> Self {
+        Self::start_with(participants, json!({}), &[]).await
+    }
+
+    /// A deployment whose account also sets `properties` (short names after
+    /// `conversation.recording.`).
+    async fn start_with(
+        participants: usize,
+        properties: Value,
+        server_env: &[(&str, &str)],
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let (server, addr) = serve_logging(
@@ -46,7 +56,7 @@ impl Deployment {
                 "--data-dir",
                 data.to_str().unwrap(),
             ],
-            &[("CONVREC_BOOTSTRAP_ADMIN_KEY", ADMIN_KEY)],
+            &[&[("CONVREC_BOOTSTRAP_ADMIN_KEY", ADMIN_KEY)], server_env].concat(),
             Some(&dir.path().join("server.log")),
         );
         let mut d = Deployment {
@@ -65,7 +75,13 @@ impl Deployment {
             "PUT",
             &format!("/v1/accounts/{account}/configuration"),
             ADMIN_KEY,
-            json!({"properties": {"messenger.recordingEnabled": true, "conversation.recording.recordingEnabled": true}}),
+            {
+                let mut set = json!({"messenger.recordingEnabled": true, "conversation.recording.recordingEnabled": true});
+                for (k, v) in properties.as_object().unwrap() {
+                    set[format!("conversation.recording.{k}")] = v.clone();
+                }
+                json!({ "properties": set })
+            },
         )
         .await;
         let conversation = d
@@ -148,6 +164,41 @@ impl Deployment {
         state["recordingState"].as_str().unwrap().to_owned()
     }
 
+    async fn recording_id(&self) -> String {
+        let state = self
+            .call(
+                "POST",
+                &format!("/v1/conversations/{}/getRecordingState", self.conversation),
+                &self.tokens[0],
+                Value::Null,
+            )
+            .await;
+        state["recordingId"].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// The active call, ended by the agent.
+    async fn end_the_call(&self) {
+        let conversation = self
+            .call(
+                "GET",
+                &format!("/v1/conversations/{}", self.conversation),
+                &self.tokens[0],
+                Value::Null,
+            )
+            .await;
+        let call = conversation["activeInteractions"][0]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        self.call(
+            "POST",
+            &format!("/v1/conversations/{}/calls/{call}/end", self.conversation),
+            &self.tokens[0],
+            Value::Null,
+        )
+        .await;
+    }
+
     async fn wait_for_state(&self, wanted: &str) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while self.state().await != wanted {
@@ -196,6 +247,17 @@ impl Deployment {
         let path = self.object(&format!("recordings/{recording_id}/manifest.json"));
         serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
     }
+}
+
+/// SIGKILLs the one recorder the server runs.
+fn kill_the_recorder(d: &Deployment) {
+    let recorders = recorder_pids(&d.server);
+    assert_eq!(recorders.len(), 1, "one recorder runs: {recorders:?}");
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &recorders[0].to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
 }
 
 /// Waits for a participant; returns (its publication, seconds it published).
@@ -307,27 +369,47 @@ fn the_demo_records_every_publication_into_a_playable_file() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_recorder_killed_mid_call_leaves_every_acknowledged_fragment_playable() {
+async fn a_recorder_killed_mid_call_leaves_every_acknowledged_fragment_playable_and_retry_records_on()
+ {
     let d = Deployment::start(2).await;
-    let talking = [d.participant(0, 20.0), d.participant(1, 20.0)];
+    let talking = [d.participant(0, 30.0), d.participant(1, 30.0)];
     d.wait_for_state("STARTED").await;
+    let first = d.recording_id().await;
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let recorders = recorder_pids(&d.server);
-    assert_eq!(recorders.len(), 1, "one recorder runs: {recorders:?}");
-    let killed = std::process::Command::new("kill")
-        .args(["-KILL", &recorders[0].to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    kill_the_recorder(&d);
 
+    // RETRY (the default): the failed recording is finished, and a new one starts.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !(d.state().await == "STARTED" && d.recording_id().await != first) {
+        assert!(
+            Instant::now() < deadline,
+            "no second recording\n{}",
+            d.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    d.end_the_call().await;
     let recordings = d.complete_recordings().await;
     for mut child in talking {
         let _ = child.kill();
         let _ = child.wait();
     }
-    assert_eq!(recordings.len(), 1);
-    let recording = &recordings[0];
+    assert_eq!(recordings.len(), 2, "{recordings:?}");
+    let recording = recordings
+        .iter()
+        .find(|r| r["id"] == first.as_str())
+        .unwrap();
+    let second = recordings
+        .iter()
+        .find(|r| r["id"] != first.as_str())
+        .unwrap();
     assert_eq!(recording["endReason"], "ABORT_UNEXPECTED", "{recording}");
+    assert_eq!(second["endReason"], "NORMAL", "{second}");
+    for file in second["files"].as_array().unwrap() {
+        let length = assert_playable(&d.object(file["objectKey"].as_str().unwrap()), true);
+        assert!(length > 2.0, "the second recording: {length} s");
+    }
     let manifest = d.manifest(recording["id"].as_str().unwrap());
     let entries = manifest["files"].as_array().unwrap();
     assert_eq!(entries.len(), 2, "{manifest}");
@@ -377,8 +459,8 @@ async fn a_participant_who_joins_late_gets_a_file_that_starts_when_they_joined()
     let (first_publication, first_seconds) = finished_participant(first);
 
     let recordings = d.complete_recordings().await;
-    assert_eq!(recordings.len(), 1);
-    assert_eq!(recordings[0]["endReason"], "NORMAL");
+    assert_eq!(recordings.len(), 1, "{recordings:?}\n{}", d.log());
+    assert_eq!(recordings[0]["endReason"], "NORMAL", "{}", d.log());
     let manifest = d.manifest(recordings[0]["id"].as_str().unwrap());
     let entry = |publication: &str| {
         manifest["files"]
@@ -660,4 +742,88 @@ async fn a_chromium_participant_publishes_receives_and_is_recorded() {
 fn finished_participant_or_killed(mut child: Child) -> std::process::ExitStatus {
     let _ = child.kill();
     child.wait().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_abort_failover_a_killed_recorder_ends_the_call() {
+    let d = Deployment::start_with(1, json!({"recordingFailoverMode": "ABORT"}), &[]).await;
+    let talking = d.participant(0, 30.0);
+    d.wait_for_state("STARTED").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    kill_the_recorder(&d);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let conversation = d
+            .call(
+                "GET",
+                &format!("/v1/conversations/{}", d.conversation),
+                &d.tokens[0],
+                Value::Null,
+            )
+            .await;
+        if conversation["activeInteractions"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the call goes on\n{}", d.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(d.state().await, "FAILED");
+    // The participant's session was ended with the call.
+    let out = talking.wait_with_output().unwrap();
+    assert!(!out.status.success(), "the participant was cut off");
+    let recordings = d.complete_recordings().await;
+    assert_eq!(recordings.len(), 1);
+    assert_eq!(recordings[0]["endReason"], "ABORT_UNEXPECTED");
+    assert!(d.log().contains("RECORDING_DENIED"), "{}", d.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorder_that_exits_at_once_uses_up_the_attempts_then_fails_over() {
+    // Recorders are told to join at a port where nothing listens: each exits at once.
+    let d = Deployment::start_with(
+        1,
+        json!({"recordingMaxRetries": 2, "recordingFailoverMode": "ABORT", "initializationTimeout": 60}),
+        &[("CONVREC_PUBLIC_URL", "http://127.0.0.1:1")],
+    )
+    .await;
+    let started = Instant::now();
+    d.call(
+        "POST",
+        &format!("/v1/conversations/{}/calls", d.conversation),
+        &d.tokens[0],
+        json!({"type": "AUDIO_VIDEO"}),
+    )
+    .await;
+    d.wait_for_state("FAILED").await;
+    // Two attempts, 1 s apart, each noticed when its recorder exited (not after 60 s).
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    let conversation = d
+        .call(
+            "GET",
+            &format!("/v1/conversations/{}", d.conversation),
+            &d.tokens[0],
+            Value::Null,
+        )
+        .await;
+    assert_eq!(
+        conversation["activeInteractions"],
+        json!([]),
+        "ABORT ended the call"
+    );
+    let log = d.log();
+    assert_eq!(
+        log.matches("the recorder exited before it connected")
+            .count(),
+        2,
+        "{log}"
+    );
+    assert!(log.contains("RECORDING_DENIED"), "{log}");
 }

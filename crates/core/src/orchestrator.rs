@@ -252,6 +252,21 @@ impl Orchestrator {
         }
     }
 
+    /// Its settings.
+    pub fn settings(&self) -> &RecordingSettings {
+        &self.settings
+    }
+
+    /// Takes new settings (a configuration change) while nothing is being recorded; a running
+    /// recording keeps the settings it started with, and this returns `false`.
+    pub fn set_settings(&mut self, settings: RecordingSettings) -> bool {
+        if self.recording.is_some() {
+            return false;
+        }
+        self.settings = settings;
+        true
+    }
+
     /// The visible state.
     pub fn state(&self) -> State {
         self.state

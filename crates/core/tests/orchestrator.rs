@@ -632,3 +632,22 @@ proptest! {
         prop_assert!(open.is_empty() || o.recording().is_some(), "never finished: {open:?}");
     }
 }
+
+#[test]
+fn new_settings_apply_between_recordings_never_to_a_running_one() {
+    let mut sim = Sim::new(settings(&[("recordingEnabled", "false")]));
+    sim.call("c");
+    assert_eq!(sim.o.recording(), None, "recording is off");
+    // Switched on: the next triggering interaction records.
+    assert!(sim.o.set_settings(settings(&[])));
+    sim.layer("share");
+    assert_eq!(sim.o.recording(), Some(1));
+    assert!(
+        !sim.o
+            .set_settings(settings(&[("recordingEnabled", "false")]))
+    );
+    assert!(
+        sim.o.settings().enabled,
+        "the running recording keeps its settings"
+    );
+}

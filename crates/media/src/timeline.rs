@@ -44,6 +44,9 @@ const AUDIO_SNAP_TOLERANCE_NS: i128 = 10_000_000;
 /// [`PublicationTimeline::handle_sender_report`]). Real corrections (the first report of the
 /// second track, RTP clock drift) are tens of milliseconds.
 pub const MAX_SENDER_REPORT_CORRECTION: Duration = Duration::from_secs(1);
+/// A report that would pull a source back by less than this is taken as jitter, not a real
+/// step: audio and video stay within this of each other, and frame timing stays smooth.
+const SENDER_REPORT_DEAD_BAND_NS: i128 = 15_000_000;
 /// The shortest frame interval taken as a frame rate (120 fps).
 const MIN_VIDEO_FRAME_TICKS: u32 = VIDEO_CLOCK_RATE / 120;
 /// Video frame duration assumed when none has been observed yet (30 fps).
@@ -524,6 +527,12 @@ impl PublicationTimeline {
                 let correction = sender_ns + offset - current_ns;
                 if correction.abs() > MAX_SENDER_REPORT_CORRECTION.as_nanos() as i128 {
                     self.stats.ignored_sender_reports += 1;
+                    return;
+                }
+                // Reports jitter by a few milliseconds (a busy sender stamps them late or
+                // early): following each would put hiccups into the frame timing. Within the
+                // dead band the mapping in use stays; drift beyond it is followed.
+                if !first_frame && correction.abs() < SENDER_REPORT_DEAD_BAND_NS {
                     return;
                 }
                 // A report may pull a source back: its first one when it reached us faster than

@@ -841,3 +841,49 @@ fn a_sender_clock_stepping_back_opens_gaps_and_squeezes_nothing() {
     let offset = av_offset_at(&out, &vc, &ac, Duration::from_secs(5));
     assert!(offset.abs() <= 0.020, "A/V offset {offset} after the step");
 }
+
+#[test]
+fn sender_report_jitter_of_a_few_milliseconds_leaves_frame_timing_smooth() {
+    // A busy sender stamps its reports a few milliseconds off, alternately early and late.
+    // Moving the tracks on each would put hiccups into the frame timing (players and ffmpeg
+    // see a changing frame rate); within the dead band they are taken as jitter.
+    let jitter = |ms: u32| {
+        move |kind: MediaKind, at: Duration, f: &mut MediaFrame| {
+            // Reports arrive as frames without payload (see `run_source`).
+            if f.data.is_empty() {
+                let ticks = ms * kind.clock_rate() / 1000;
+                f.rtp_time = if at.as_secs().is_multiple_of(2) {
+                    f.rtp_time.wrapping_add(ticks)
+                } else {
+                    f.rtp_time.wrapping_sub(ticks)
+                };
+            }
+        }
+    };
+    let video_steps = |ms: u32| {
+        let mut source = SyntheticSource::new(
+            SyntheticConfig::default(),
+            gop(60),
+            vec![OPUS_20MS.to_vec()],
+        );
+        let (out, _, _, _) = run_source(
+            &mut source,
+            10.0,
+            TimelineConfig::default(),
+            |_, _| Duration::from_millis(20),
+            jitter(ms),
+        );
+        let mut steps: Vec<u32> = out.video.iter().map(|s| s.duration).collect();
+        steps.pop();
+        steps.sort_unstable();
+        steps.dedup();
+        steps
+    };
+    assert_eq!(
+        video_steps(5),
+        [3000],
+        "5 ms of jitter: every frame lasts 1/30 s"
+    );
+    // The control: a real step of the sender's clock (40 ms) still moves the tracks.
+    assert_ne!(video_steps(40), [3000]);
+}

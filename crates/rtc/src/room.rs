@@ -13,7 +13,9 @@
 //! the room asks the publisher for a key frame itself, under the same spacing. When a
 //! publisher's video frames are lost beyond repair (a frame arrives that does not follow on from
 //! the last), the room forwards no video of it until the next key frame, which it asks for:
-//! subscribers never get pictures that reference ones they never had.
+//! subscribers never get pictures that reference ones they never had. A publisher's media can
+//! be held ([`Room::set_held`]): then only recorders' subscriptions
+//! ([`Room::subscribe_recorder`]) receive it (SPEC §4's synchronous start).
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -115,6 +117,10 @@ struct Peer {
     sender_reports: Vec<(Mid, SenderInfo, Instant)>,
     /// Publishers: video frames were lost and no key frame has come since.
     video_broken: bool,
+    /// Publishers: media is held, forwarded only to recorders (a synchronous recording start).
+    held: bool,
+    /// Subscribers: a recorder (hidden; receives held media).
+    recorder: bool,
 }
 
 impl Peer {
@@ -212,7 +218,7 @@ impl Room {
     /// Accepts a publisher's SDP offer (WHIP); returns its id and the SDP answer.
     pub fn publish(&mut self, now: Instant, offer: &str) -> Result<(PeerId, String), RoomError> {
         check_offer(offer)?;
-        self.accept(now, offer, Role::Publisher)
+        self.accept(now, offer, Role::Publisher, false)
     }
 
     /// Accepts a subscriber's SDP offer (WHEP) for `publisher`'s media.
@@ -222,6 +228,48 @@ impl Room {
         publisher: PeerId,
         offer: &str,
     ) -> Result<(PeerId, String), RoomError> {
+        self.add_subscriber(now, publisher, offer, false)
+    }
+
+    /// Accepts a recorder's subscription: like [`subscribe`](Self::subscribe), but it also
+    /// receives media that is held.
+    pub fn subscribe_recorder(
+        &mut self,
+        now: Instant,
+        publisher: PeerId,
+        offer: &str,
+    ) -> Result<(PeerId, String), RoomError> {
+        self.add_subscriber(now, publisher, offer, true)
+    }
+
+    /// Holds a publisher's media (forwarded to recorders only) or releases it. On release the
+    /// publisher is asked for a key frame, so the subscribers who had nothing can decode.
+    pub fn set_held(
+        &mut self,
+        now: Instant,
+        publisher: PeerId,
+        held: bool,
+    ) -> Result<(), RoomError> {
+        let index = self
+            .index_of(publisher)
+            .filter(|&i| self.peers[i].role == Role::Publisher)
+            .ok_or(RoomError::UnknownPublisher(publisher))?;
+        let was_held = std::mem::replace(&mut self.peers[index].held, held);
+        if was_held && !held {
+            let mut work = VecDeque::new();
+            self.ask_keyframe(now, publisher, KeyframeRequestKind::Pli, &mut work);
+            self.propagate(now, work);
+        }
+        Ok(())
+    }
+
+    fn add_subscriber(
+        &mut self,
+        now: Instant,
+        publisher: PeerId,
+        offer: &str,
+        recorder: bool,
+    ) -> Result<(PeerId, String), RoomError> {
         if !self
             .peers
             .iter()
@@ -230,7 +278,7 @@ impl Room {
             return Err(RoomError::UnknownPublisher(publisher));
         }
         check_offer(offer)?;
-        self.accept(now, offer, Role::Subscriber { publisher })
+        self.accept(now, offer, Role::Subscriber { publisher }, recorder)
     }
 
     /// Ends a session (WHIP/WHEP `DELETE`).
@@ -316,6 +364,7 @@ impl Room {
         now: Instant,
         offer: &str,
         role: Role,
+        recorder: bool,
     ) -> Result<(PeerId, String), RoomError> {
         let offer = SdpOffer::from_sdp_string(offer).map_err(|e| RoomError::Sdp(e.to_string()))?;
         let mut rtc = server_rtc(now);
@@ -359,6 +408,8 @@ impl Room {
             last_keyframe_request: None,
             sender_reports: Vec::new(),
             video_broken: false,
+            held: false,
+            recorder,
         });
         let index = self.peers.len() - 1;
         let mut work = VecDeque::new();
@@ -452,9 +503,13 @@ impl Room {
         while let Some(item) = work.pop_front() {
             match item {
                 Propagation::Media(from, kind, data, wallclock) => {
+                    let held = self.index_of(from).is_some_and(|i| self.peers[i].held);
                     for index in 0..self.peers.len() {
                         let peer = &mut self.peers[index];
-                        if peer.role != (Role::Subscriber { publisher: from }) || !peer.connected {
+                        if peer.role != (Role::Subscriber { publisher: from })
+                            || !peer.connected
+                            || (held && !peer.recorder)
+                        {
                             continue;
                         }
                         forward(peer, kind, &data, wallclock);

@@ -4,13 +4,16 @@
 //! sessions are; the metadata store keeps the history.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use convrec_core::recorder_protocol::{FromServer, PublicationInfo};
 use convrec_rtc::room::PeerId;
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
 
+use convrec_core::orchestrator::{Orchestrator, RecordingNo};
+
+use crate::recording::SpooledFile;
 use crate::recording::launcher::RecorderProcess;
 
 /// Events a conversation's clients receive (`GET /v1/conversations/{id}/events`).
@@ -34,6 +37,9 @@ pub enum ConversationEvent {
     InteractionEnded {
         /// Its id.
         interaction_id: String,
+        /// Why, when not by its participants (`RECORDING_DENIED`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     /// A publication's media flows: subscribe to it with WHEP.
     PublicationStarted {
@@ -59,6 +65,14 @@ pub enum ConversationEvent {
         recording_id: String,
         /// `INITIALIZING`, `WAITING_READY`, `READY`, `STARTED`, `STOPPED` or `FAILED`.
         recording_state: String,
+    },
+    /// An interaction's media is held until the recording is ready (SPEC §4, synchronous
+    /// start), or released.
+    MediaHeld {
+        /// The interaction.
+        interaction_id: String,
+        /// Held (true) or released.
+        held: bool,
     },
     /// A recording's files are complete and stored.
     RecordingAvailable {
@@ -120,46 +134,24 @@ pub struct Publication {
     pub connected: bool,
 }
 
-/// Where a recording stands (SPEC §4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RecordingState {
-    /// Recorder launched, not ready yet.
-    WaitingReady,
-    /// Recorder ready, nothing durable yet.
-    Ready,
-    /// A fragment is durable.
-    Started,
-    /// Asked to stop; finishing.
-    Stopping,
-}
-
-impl RecordingState {
-    /// As in the API.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RecordingState::WaitingReady => "WAITING_READY",
-            RecordingState::Ready => "READY",
-            RecordingState::Started => "STARTED",
-            // Still finishing, but stopped as far as users are concerned (SPEC §4 has no
-            // separate state for it).
-            RecordingState::Stopping => "STOPPED",
-        }
-    }
-}
-
-/// The recording that runs in a conversation.
+/// The recording being made in a conversation (at most one), as the server carries out what
+/// the orchestrator decides.
 pub struct RunningRecording {
-    /// Its id.
+    /// The orchestrator's number for it.
+    pub no: RecordingNo,
+    /// Its stored id.
     pub id: String,
-    /// Where it stands.
-    pub state: RecordingState,
-    /// Messages to its recorder (once connected).
+    /// The current attempt (0 before the first launch).
+    pub attempt: u32,
+    /// Messages to the current attempt's recorder, once it connected.
     pub link: Option<mpsc::UnboundedSender<FromServer>>,
-    /// Its recorder process.
+    /// The current attempt's recorder process.
     pub process: Option<Box<dyn RecorderProcess>>,
-    /// When it was launched (for the ready latency).
+    /// When the current attempt was launched (for the ready latency).
     pub launched: std::time::Instant,
-    /// Set when the server gave up on it: the end reason to finish it with.
+    /// Files its recorders wrote, handed over when their connections ended.
+    pub files: Vec<SpooledFile>,
+    /// Set when the server is stopping: the end reason to finish it with.
     pub abort_reason: Option<&'static str>,
 }
 
@@ -175,6 +167,14 @@ pub struct LiveConversation {
     pub subscriptions: Vec<(String, PeerId, String)>,
     /// The recording that runs.
     pub recording: Option<RunningRecording>,
+    /// Decides when recordings start and stop (made when the conversation becomes active).
+    pub orchestrator: Option<Orchestrator>,
+    /// Interactions whose media is held (a synchronous start waits for its recorder).
+    pub held: Vec<String>,
+    /// Serializes the orchestrator's work for this conversation.
+    pub drive_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Bumped whenever the orchestrator's timer is set again.
+    pub timer_generation: u64,
     events: broadcast::Sender<ConversationEvent>,
 }
 
@@ -186,6 +186,10 @@ impl LiveConversation {
             publications: Vec::new(),
             subscriptions: Vec::new(),
             recording: None,
+            orchestrator: None,
+            held: Vec::new(),
+            drive_lock: Arc::default(),
+            timer_generation: 0,
             events: broadcast::channel(256).0,
         }
     }
@@ -225,12 +229,16 @@ impl LiveConversation {
                 .filter(|p| p.connected)
                 .map(publication_started),
         );
-        if let Some(r) = &self.recording {
+        if let (Some(r), Some(o)) = (&self.recording, &self.orchestrator) {
             snapshot.push(ConversationEvent::RecordingState {
                 recording_id: r.id.clone(),
-                recording_state: r.state.as_str().to_owned(),
+                recording_state: o.state().as_str().to_owned(),
             });
         }
+        snapshot.extend(self.held.iter().map(|i| ConversationEvent::MediaHeld {
+            interaction_id: i.clone(),
+            held: true,
+        }));
         (snapshot, self.events.subscribe())
     }
 
@@ -280,17 +288,8 @@ pub struct Live {
     conversations: Mutex<HashMap<String, LiveConversation>>,
     /// Recordings whose files are being finished (no longer running, not yet stored).
     finishing: std::sync::atomic::AtomicUsize,
-}
-
-/// Counts a recording as finishing while it lives.
-pub struct Finishing<'a>(&'a Live);
-
-impl Drop for Finishing<'_> {
-    fn drop(&mut self) {
-        self.0
-            .finishing
-            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-    }
+    /// The server is stopping: no recording may start.
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 impl Live {
@@ -342,11 +341,27 @@ impl Live {
             .collect()
     }
 
-    /// Marks a recording as finishing until the guard drops.
-    pub fn finishing(&self) -> Finishing<'_> {
+    /// A recording's files start being finished.
+    pub fn begin_finishing(&self) {
         self.finishing
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Finishing(self)
+    }
+
+    /// A recording's files are finished (or given up on).
+    pub fn end_finishing(&self) {
+        self.finishing
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// From now on no recording starts (the server is stopping).
+    pub fn stop_starting(&self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether recordings may start.
+    pub fn may_start(&self) -> bool {
+        !self.stopping.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Whether recordings run or are being finished.

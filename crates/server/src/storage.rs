@@ -58,6 +58,14 @@ impl Storage {
         })
     }
 
+    /// Whether recordings can be stored now: the spool directory takes a file.
+    pub async fn usable(&self) -> bool {
+        let probe = self.spool_dir.join(".probe");
+        let ok = tokio::fs::write(&probe, b"ok").await.is_ok();
+        let _ = tokio::fs::remove_file(&probe).await;
+        ok
+    }
+
     /// The spool file of a recording's file.
     pub fn spool_path(&self, recording_id: &str, file: u32) -> PathBuf {
         self.spool_dir

@@ -112,7 +112,19 @@ async fn start(
             });
         });
     tracing::info!(conversation = conversation_id, interaction = %id, "{} started", source.as_str());
-    crate::recording::interaction_started(app, conversation_id, &conversation.account_id).await;
+    let (started, orchestrator_source) = (
+        id.clone(),
+        match source {
+            Source::Call => convrec_core::orchestrator::Source::Call,
+            Source::CollaborationLayer => convrec_core::orchestrator::Source::CollaborationLayer,
+        },
+    );
+    crate::recording::drive::drive(
+        app,
+        conversation_id,
+        Box::new(move |o, now| o.handle_interaction_started(now, &started, orchestrator_source)),
+    )
+    .await;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "id": id, "source": source.as_str(), "type": kind, "startedAt": now })),
@@ -164,17 +176,39 @@ pub fn require_active(
     }
 }
 
-/// Ends an interaction: its publications' sessions close, and the recording stops if nothing is
-/// left to record.
+/// Ends an interaction and tells the orchestrator (which stops the recording if nothing is left
+/// to record).
 pub async fn end_interaction(app: &AppState, conversation_id: &str, interaction_id: &str) {
+    if close_interaction(app, conversation_id, interaction_id, None).await {
+        let id = interaction_id.to_owned();
+        crate::recording::drive::drive(
+            app,
+            conversation_id,
+            Box::new(move |o, now| o.handle_interaction_ended(now, &id)),
+        )
+        .await;
+    }
+}
+
+/// Ends an interaction without telling the orchestrator: its publications' sessions close.
+/// `reason` is said to clients when it was not its participants' doing. Returns whether it
+/// was active.
+pub async fn close_interaction(
+    app: &AppState,
+    conversation_id: &str,
+    interaction_id: &str,
+    reason: Option<&str>,
+) -> bool {
     let peers = app.live.with_existing(conversation_id, |c| {
         let before = c.interactions.len();
         c.interactions.retain(|i| i.id != interaction_id);
         if c.interactions.len() == before {
             return None;
         }
+        c.held.retain(|h| h != interaction_id);
         c.publish(ConversationEvent::InteractionEnded {
             interaction_id: interaction_id.to_owned(),
+            reason: reason.map(str::to_owned),
         });
         Some(
             c.publications
@@ -185,11 +219,12 @@ pub async fn end_interaction(app: &AppState, conversation_id: &str, interaction_
         )
     });
     let Some(Some(peers)) = peers else {
-        return;
+        return false;
     };
     tracing::info!(
         conversation = conversation_id,
         interaction = interaction_id,
+        reason,
         "ended"
     );
     if let Err(e) = app
@@ -203,5 +238,5 @@ pub async fn end_interaction(app: &AppState, conversation_id: &str, interaction_
         // Their PeerClosed events close the publications.
         let _ = app.room.call(move |room, now| room.remove(now, peer)).await;
     }
-    crate::recording::interactions_changed(app, conversation_id).await;
+    true
 }

@@ -54,7 +54,7 @@ pub async fn publish(
     let registered = app.live.with_existing(&id, |c| {
         // The call may have ended while the offer was negotiated.
         if !c.interactions.iter().any(|i| i.id == interaction) {
-            return false;
+            return None;
         }
         c.publications.push(Publication {
             id: publication_id.clone(),
@@ -66,11 +66,18 @@ pub async fn publish(
             started_at_ms: now,
             connected: false,
         });
-        true
+        Some(c.held.contains(&interaction))
     });
-    if registered != Some(true) {
+    let Some(Some(held)) = registered else {
         let _ = app.room.call(move |room, now| room.remove(now, peer)).await;
         return Err(ApiError::not_found("active call or layer", &interaction));
+    };
+    if held {
+        // The interaction waits for its recorder: this publication waits with it.
+        let _ = app
+            .room
+            .call(move |room, now| room.set_held(now, peer, true))
+            .await;
     }
     tracing::info!(conversation = %id, publication = %publication_id, participant = %participant.id, "publishing");
     let location = format!("/v1/conversations/{id}/publications/{publication_id}");

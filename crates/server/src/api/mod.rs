@@ -80,6 +80,11 @@ pub fn routes() -> Router<AppState> {
             post(recordings::state),
         )
         .route(
+            "/conversations/{id}/startRecording",
+            post(recordings::start),
+        )
+        .route("/conversations/{id}/stopRecording", post(recordings::stop))
+        .route(
             "/conversationhistory/{id}/getConversationRecordings",
             get(recordings::list),
         )

@@ -4,6 +4,8 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use convrec_core::orchestrator::{Refusal, Requester, State as OrchestratorState};
 use convrec_store::metadata::Role;
 use serde_json::{Value, json};
 
@@ -67,17 +69,18 @@ pub async fn state(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     visible_conversation(&app, &caller, &id).await?;
-    let running = app
+    let live = app
         .live
         .with_existing(&id, |c| {
-            c.recording
-                .as_ref()
-                .map(|r| (r.id.clone(), r.state.as_str()))
+            let state = c.orchestrator.as_ref()?.state();
+            Some((state, c.recording.as_ref().map(|r| r.id.clone())))
         })
-        .flatten();
-    let (recording_id, state) = match running {
-        Some((recording_id, state)) => (Some(recording_id), state.to_owned()),
-        None => match app.metadata.recording_ids(&id).await?.pop() {
+        .flatten()
+        .filter(|(state, _)| *state != OrchestratorState::Idle);
+    let last = app.metadata.recording_ids(&id).await?.pop();
+    let (recording_id, state) = match live {
+        Some((state, current)) => (current.or(last), state.as_str().to_owned()),
+        None => match last {
             None => (None, "IDLE".to_owned()),
             Some(last) => {
                 let normal = app
@@ -85,10 +88,8 @@ pub async fn state(
                     .recording(&last)
                     .await?
                     .is_some_and(|r| r.end_reason.as_deref() == Some("NORMAL"));
-                (
-                    Some(last),
-                    if normal { "STOPPED" } else { "FAILED" }.to_owned(),
-                )
+                let state = if normal { "STOPPED" } else { "FAILED" };
+                (Some(last), state.to_owned())
             }
         },
     };
@@ -103,4 +104,96 @@ pub async fn state(
         "recordingType": recording.as_ref().map(|r| r.recording_type.clone()),
         "recordingStartTimestamp": recording.and_then(|r| r.started_at_ms),
     })))
+}
+
+/// `POST /v1/conversations/{id}/startRecording`: a manual start (always asynchronous) → 204.
+pub async fn start(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    visible_conversation(&app, &caller, &id).await?;
+    if !app.storage.usable().await {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "STORAGE_UNAVAILABLE",
+            "the recording storage is not usable; see the server log",
+        ));
+    }
+    let requester = requester(&caller);
+    request(&app, &id, move |o, now| {
+        o.handle_start_request(now, requester)
+    })
+    .await
+}
+
+/// `POST /v1/conversations/{id}/stopRecording` → 204.
+pub async fn stop(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    visible_conversation(&app, &caller, &id).await?;
+    let requester = requester(&caller);
+    request(&app, &id, move |o, now| {
+        o.handle_stop_request(now, requester)
+    })
+    .await
+}
+
+fn requester(caller: &Caller) -> Requester {
+    match caller {
+        Caller::Admin => Requester::Admin,
+        Caller::Participant(p) => match p.role {
+            Role::AssignedAgent => Requester::AssignedAgent,
+            Role::SecondaryAgent => Requester::SecondaryAgent,
+            Role::Visitor => Requester::Visitor,
+        },
+    }
+}
+
+/// Asks the orchestrator and answers with what it said.
+async fn request(
+    app: &AppState,
+    conversation_id: &str,
+    ask: impl FnOnce(
+        &mut convrec_core::orchestrator::Orchestrator,
+        std::time::Instant,
+    ) -> Result<(), Refusal>
+    + Send
+    + 'static,
+) -> Result<StatusCode, ApiError> {
+    let (answer, answered) = tokio::sync::oneshot::channel();
+    crate::recording::drive::drive(
+        app,
+        conversation_id,
+        Box::new(move |o, now| {
+            let _ = answer.send(ask(o, now));
+        }),
+    )
+    .await;
+    match answered.await {
+        Ok(Ok(())) => Ok(StatusCode::NO_CONTENT),
+        Ok(Err(refusal)) => Err(match refusal {
+            Refusal::RecordingRunning => {
+                ApiError::conflict("RECORDING_RUNNING", refusal.to_string())
+            }
+            Refusal::NothingToRecord => {
+                ApiError::conflict("NOTHING_TO_RECORD", refusal.to_string())
+            }
+            Refusal::RecordingNotRunning => {
+                ApiError::conflict("RECORDING_NOT_RUNNING", refusal.to_string())
+            }
+            Refusal::RecordingDenied => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "RECORDING_DENIED",
+                refusal.to_string(),
+            ),
+        }),
+        // No orchestrator yet: nothing was ever active.
+        Err(_) => Err(ApiError::conflict(
+            "NOTHING_TO_RECORD",
+            "no call or collaboration layer is active",
+        )),
+    }
 }

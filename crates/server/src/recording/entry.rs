@@ -18,11 +18,12 @@ use convrec_store::metadata::RecordingFile;
 use convrec_store::spool::{SpoolError, SpoolFile};
 use tokio::sync::mpsc;
 
-use super::{SpooledFile, finalize, state_event};
+use super::SpooledFile;
+use super::drive::{Feed, drive};
 use crate::AppState;
 use crate::api::error::ApiError;
-use crate::live::RecordingState;
 use crate::storage::object_key;
+use convrec_core::orchestrator::Failure;
 
 /// Upgrades a recorder's connection once its entry point is redeemed.
 pub async fn entry(
@@ -57,23 +58,24 @@ pub async fn entry(
         Err(e) => return ApiError::internal(e).into_response(),
     };
     let (link, orders) = mpsc::unbounded_channel();
-    let attached =
-        app.live
-            .with_existing(&recording.conversation_id, |c| match c.recording.as_mut() {
-                Some(r) if r.id == recording.id && r.link.is_none() => {
-                    r.link = Some(link);
-                    true
-                }
-                _ => false,
-            });
-    if attached != Some(true) {
-        tracing::warn!(recording = %recording.id, "a recorder joined a recording that does not wait for one");
+    let attached = app
+        .live
+        .with_existing(&recording.conversation_id, |c| match c.recording.as_mut() {
+            Some(r) if r.id == recording.id && r.attempt == entry.attempt && r.link.is_none() => {
+                r.link = Some(link);
+                Some(r.no)
+            }
+            _ => None,
+        })
+        .flatten();
+    let Some(recording_no) = attached else {
+        tracing::warn!(recording = %recording.id, attempt = entry.attempt, "a recorder joined a recording that does not wait for one");
         return ApiError::conflict(
             "RECORDING_NOT_WAITING",
             "this recording does not wait for a recorder",
         )
         .into_response();
-    }
+    };
     upgrade
         .max_message_size(BLOCK_HEADER_LEN + MAX_BLOCK)
         .max_frame_size(BLOCK_HEADER_LEN + MAX_BLOCK)
@@ -82,6 +84,8 @@ pub async fn entry(
                 app,
                 conversation_id: recording.conversation_id,
                 recording_id: recording.id,
+                recording_no,
+                attempt: entry.attempt,
                 recording_type: recording.recording_type,
                 files: BTreeMap::new(),
                 started: false,
@@ -91,6 +95,10 @@ pub async fn entry(
             connection.run(socket, orders).await
         })
 }
+
+/// Files a recorder may number (0 to 999); the server stores attempt n's file f as
+/// `(n - 1) * 1000 + f`, so the files of a recording's attempts never collide.
+const FILES_PER_ATTEMPT: u32 = 1000;
 
 /// Why a recorder connection ended.
 enum Ending {
@@ -106,7 +114,11 @@ struct Connection {
     app: AppState,
     conversation_id: String,
     recording_id: String,
+    /// The orchestrator's number for the recording, and this recorder's attempt.
+    recording_no: u64,
+    attempt: u32,
     recording_type: String,
+    /// By the recorder's file number.
     files: BTreeMap<u32, SpooledFile>,
     /// A block is durable (the recording is STARTED).
     started: bool,
@@ -161,27 +173,27 @@ impl Connection {
             }
         };
         let _ = socket.send(Message::Close(None)).await;
-        let aborted = self.app.live.with_existing(&self.conversation_id, |c| {
-            c.recording
-                .as_ref()
-                .filter(|r| r.id == self.recording_id)
-                .and_then(|r| r.abort_reason)
+        // The files go to the recording, to be finished when the orchestrator closes it.
+        let files: Vec<SpooledFile> = std::mem::take(&mut self.files).into_values().collect();
+        let (no, attempt) = (self.recording_no, self.attempt);
+        self.app.live.with_existing(&self.conversation_id, |c| {
+            if let Some(r) = c.recording.as_mut().filter(|r| r.no == no) {
+                r.files.extend(files);
+                if r.attempt == attempt {
+                    r.link = None;
+                }
+            }
         });
-        let reason = match ending {
-            // Finished properly, but perhaps because the server asked (it is stopping).
-            Ending::Done => aborted.flatten().unwrap_or("NORMAL"),
-            Ending::Storage => "ABORT_BLOBSTORE_FAILURE",
-            Ending::Lost => aborted.flatten().unwrap_or("ABORT_UNEXPECTED"),
+        let feed: Feed = match ending {
+            Ending::Done => Box::new(move |o, now| o.handle_recorder_done(now, no)),
+            Ending::Storage => {
+                Box::new(move |o, now| o.handle_recorder_failed(now, no, attempt, Failure::Storage))
+            }
+            Ending::Lost => {
+                Box::new(move |o, now| o.handle_recorder_failed(now, no, attempt, Failure::Crashed))
+            }
         };
-        let files = std::mem::take(&mut self.files).into_values().collect();
-        finalize(
-            &self.app,
-            &self.conversation_id,
-            &self.recording_id,
-            reason,
-            files,
-        )
-        .await;
+        drive(&self.app, &self.conversation_id, feed).await;
     }
 
     async fn handle(&mut self, message: FromRecorder) -> Result<Step, (Ending, FromServer)> {
@@ -230,7 +242,7 @@ impl Connection {
                 let answer = self
                     .app
                     .room
-                    .call(move |room, now| room.subscribe(now, peer, &offer))
+                    .call(move |room, now| room.subscribe_recorder(now, peer, &offer))
                     .await
                     .map_err(|e| lost("INTERNAL", e.to_string()))?;
                 match answer {
@@ -254,18 +266,22 @@ impl Connection {
             }
             FromRecorder::Ready {} => {
                 self.app.live.with_existing(&self.conversation_id, |c| {
-                    if let Some(r) = c.recording.as_mut().filter(|r| r.id == self.recording_id)
-                        && r.state == RecordingState::WaitingReady
-                    {
-                        r.state = RecordingState::Ready;
+                    if let Some(r) = c.recording.as_ref().filter(|r| r.no == self.recording_no) {
                         tracing::info!(
                             recording = %r.id,
+                            attempt = self.attempt,
                             ready_ms = r.launched.elapsed().as_secs_f64() * 1000.0,
                             "recorder ready"
                         );
-                        c.publish(state_event(&self.recording_id, "READY"));
                     }
                 });
+                let (no, attempt) = (self.recording_no, self.attempt);
+                drive(
+                    &self.app,
+                    &self.conversation_id,
+                    Box::new(move |o, now| o.handle_recorder_ready(now, no, attempt)),
+                )
+                .await;
                 Ok(Step::Reply(Vec::new()))
             }
             FromRecorder::FileStarted {
@@ -300,6 +316,13 @@ impl Connection {
         if self.files.contains_key(&file) {
             return Err(lost(format!("file {file} was started already")));
         }
+        if file >= FILES_PER_ATTEMPT {
+            return Err(lost(format!(
+                "file {file}: a recorder numbers its files below {FILES_PER_ATTEMPT}"
+            )));
+        }
+        // Each attempt's recorder numbers its files from 0: stored numbers keep them apart.
+        let stored = (self.attempt.saturating_sub(1)) * FILES_PER_ATTEMPT + file;
         let Some(&publication_started) = self.subscribed.get(&publication_id) else {
             return Err(lost(format!(
                 "publication '{publication_id}' was not subscribed to"
@@ -307,7 +330,7 @@ impl Connection {
         };
         // The file begins when its publication began, or when the recorder joined if later.
         let started_at_ms = publication_started.max(self.joined_at_ms);
-        let path = self.app.storage.spool_path(&self.recording_id, file);
+        let path = self.app.storage.spool_path(&self.recording_id, stored);
         let created = tokio::task::spawn_blocking(move || {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir).map_err(|e| SpoolError::Io {
@@ -331,9 +354,9 @@ impl Connection {
         };
         let row = RecordingFile {
             recording_id: self.recording_id.clone(),
-            file,
+            file: stored,
             publication_id: Some(publication_id.clone()),
-            object_key: object_key(&self.recording_id, file),
+            object_key: object_key(&self.recording_id, stored),
             durable_bytes: 0,
             blocks: 0,
             finished: false,
@@ -349,7 +372,7 @@ impl Connection {
         self.files.insert(
             file,
             SpooledFile {
-                file,
+                file: stored,
                 publication_id,
                 started_at_ms,
                 spool,
@@ -383,6 +406,7 @@ impl Connection {
             Ok(done) => done,
             Err(e) => return Err((Ending::Storage, refusal("INTERNAL", e.to_string()))),
         };
+        let stored = spool.file;
         let durable = (
             spool.spool.len(),
             spool.spool.next_seq(),
@@ -403,7 +427,7 @@ impl Connection {
         if let Err(e) = self
             .app
             .metadata
-            .set_file_durable(&self.recording_id, file, durable.0, durable.1, durable.2)
+            .set_file_durable(&self.recording_id, stored, durable.0, durable.1, durable.2)
             .await
         {
             tracing::warn!(error = %e, "cannot record a file's durable length");
@@ -423,14 +447,13 @@ impl Connection {
             {
                 tracing::warn!(error = %e, "cannot mark the recording started");
             }
-            self.app.live.with_existing(&self.conversation_id, |c| {
-                if let Some(r) = c.recording.as_mut().filter(|r| r.id == self.recording_id)
-                    && r.state != RecordingState::Stopping
-                {
-                    r.state = RecordingState::Started;
-                    c.publish(state_event(&self.recording_id, "STARTED"));
-                }
-            });
+            let no = self.recording_no;
+            drive(
+                &self.app,
+                &self.conversation_id,
+                Box::new(move |o, now| o.handle_fragment_durable(now, no)),
+            )
+            .await;
         }
         Ok(Step::Reply(vec![FromServer::Ack { file, seq: ack.seq }]))
     }

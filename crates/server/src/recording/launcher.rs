@@ -21,13 +21,18 @@ pub trait RecorderProcess: Send {
     fn pid(&self) -> Option<u32>;
 }
 
+/// Called once when a launched recorder exits (with a description of how).
+pub type OnExit = Box<dyn FnOnce(String) + Send>;
+
 /// Starts recorders.
 pub trait Launcher: Send + Sync {
-    /// Starts a recorder for `recording_id` that will join through `entry_point`.
+    /// Starts a recorder for `recording_id` that will join through `entry_point`; `on_exit`
+    /// runs when it exits, so a recorder that dies before it connects is noticed at once.
     fn launch(
         &self,
         recording_id: &str,
         entry_point: &str,
+        on_exit: OnExit,
     ) -> std::io::Result<Box<dyn RecorderProcess>>;
 }
 
@@ -44,16 +49,20 @@ impl LocalProcess {
     }
 }
 
-struct Child(tokio::process::Child);
+/// A child process, watched by a task that reaps it and kills it when asked.
+struct Child {
+    pid: Option<u32>,
+    kill: Option<tokio::sync::oneshot::Sender<()>>,
+}
 
 impl RecorderProcess for Child {
     fn kill(&mut self) {
-        if let Err(e) = self.0.start_kill() {
-            tracing::debug!(error = %e, "the recorder had exited already");
+        if let Some(kill) = self.kill.take() {
+            let _ = kill.send(());
         }
     }
     fn pid(&self) -> Option<u32> {
-        self.0.id()
+        self.pid
     }
 }
 
@@ -62,6 +71,7 @@ impl Launcher for LocalProcess {
         &self,
         recording_id: &str,
         entry_point: &str,
+        on_exit: OnExit,
     ) -> std::io::Result<Box<dyn RecorderProcess>> {
         let mut command = tokio::process::Command::new(&self.program);
         command
@@ -73,12 +83,29 @@ impl Launcher for LocalProcess {
         for name in WITHHELD_ENV {
             command.env_remove(name);
         }
-        let child = command.spawn()?;
-        tracing::info!(
-            recording = recording_id,
-            pid = child.id(),
-            "recorder launched"
-        );
-        Ok(Box::new(Child(child)))
+        let mut child = command.spawn()?;
+        let pid = child.id();
+        tracing::info!(recording = recording_id, pid, "recorder launched");
+        let (kill, mut killed) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let status = tokio::select! {
+                status = child.wait() => status,
+                Ok(()) = &mut killed => {
+                    if let Err(e) = child.start_kill() {
+                        tracing::debug!(error = %e, "the recorder had exited already");
+                    }
+                    child.wait().await
+                }
+            };
+            let how = match status {
+                Ok(status) => status.to_string(),
+                Err(e) => format!("unknown ({e})"),
+            };
+            on_exit(how);
+        });
+        Ok(Box::new(Child {
+            pid,
+            kill: Some(kill),
+        }))
     }
 }

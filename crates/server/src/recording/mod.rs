@@ -1,50 +1,21 @@
-//! Recordings: when one starts and stops, the recorder's entry point, and finishing its files.
-//!
-//! Step 2's rule (step 3 replaces it with the orchestrator of SPEC §3–4): when a call or layer
-//! starts in a conversation whose account has recording enabled and none runs, a recording
-//! starts (automatic, raw layout, one attempt); it stops when no call or layer is active any
-//! more. A recorder that is not ready within the initialization timeout is stopped and the
-//! recording ends with `ABORT_TIMEOUT`; one that fails or vanishes mid-way leaves what was
-//! made durable, finished as `ABORT_UNEXPECTED`.
+//! Recordings: the orchestrator of each conversation driven by what happens ([`drive`]), the
+//! recorders' [`launcher`] and their [`entry`] point, and finishing a recording's files into
+//! the object store ([`finalize`]).
 
+pub mod drive;
 pub mod entry;
 pub mod launcher;
 
 use std::time::{Duration, Instant};
 
 use convrec_core::config::RecordingSettings;
-use convrec_core::recorder_protocol::FromServer;
 use convrec_store::metadata::MetadataError;
 use convrec_store::spool::SpoolFile;
 use serde_json::json;
 
 use crate::AppState;
-use crate::live::{ConversationEvent, RecordingState, RunningRecording};
+use crate::live::ConversationEvent;
 use crate::storage::{manifest_key, object_key};
-
-/// How long a recorder has to connect and be ready (SPEC §2 `initializationTimeout` default).
-pub const INITIALIZATION_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A call or layer started: start recording if the conversation is recorded and none runs.
-pub async fn interaction_started(app: &AppState, conversation_id: &str, account_id: &str) {
-    let running = app
-        .live
-        .with(conversation_id, account_id, |c| c.recording.is_some());
-    if running {
-        return;
-    }
-    match settings(app, conversation_id).await {
-        Ok(s) if s.enabled => {}
-        Ok(_) => return,
-        Err(e) => {
-            tracing::error!(conversation = conversation_id, error = %e, "cannot read the configuration");
-            return;
-        }
-    }
-    if let Err(e) = start(app, conversation_id, account_id).await {
-        tracing::error!(conversation = conversation_id, error = %e, "cannot start a recording");
-    }
-}
 
 /// A conversation's recording settings: its template's scope, then its account's, then the
 /// defaults (SPEC §2).
@@ -71,136 +42,16 @@ pub async fn settings(
     Ok(RecordingSettings::resolve(&[&template, &account]))
 }
 
-async fn start(
-    app: &AppState,
-    conversation_id: &str,
-    account_id: &str,
-) -> Result<(), MetadataError> {
-    let now = crate::now_ms();
-    let id = match app
-        .metadata
-        .create_recording(
-            conversation_id,
-            "AUDIO_VIDEO",
-            "RAW_TRACKS",
-            "AUTOMATIC",
-            now,
-        )
-        .await
-    {
-        Ok(id) => id,
-        // Another start won the race.
-        Err(MetadataError::Conflict(_)) => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    let registered = app.live.with(conversation_id, account_id, |c| {
-        if c.recording.is_some() {
-            return false;
-        }
-        c.recording = Some(RunningRecording {
-            id: id.clone(),
-            state: RecordingState::WaitingReady,
-            link: None,
-            process: None,
-            launched: Instant::now(),
-            abort_reason: None,
-        });
-        c.publish(state_event(&id, "WAITING_READY"));
-        true
-    });
-    if !registered {
-        app.metadata
-            .end_recording(&id, "ABORT_UNEXPECTED", now)
-            .await?;
-        return Ok(());
-    }
-    let ttl = i64::try_from(INITIALIZATION_TIMEOUT.as_millis()).unwrap_or(i64::MAX);
-    let token = app.metadata.create_entry_point(&id, 1, ttl, now).await?;
-    let entry_point = format!("{}/recording/entry/{}", app.base_url, token.expose());
-    tracing::info!(conversation = conversation_id, recording = %id, "recording starts");
-    match app.launcher.launch(&id, &entry_point) {
-        Ok(process) => {
-            app.live.with_existing(conversation_id, |c| {
-                if let Some(r) = c.recording.as_mut().filter(|r| r.id == id) {
-                    r.process = Some(process);
-                }
-            });
-        }
-        Err(e) => {
-            tracing::error!(recording = %id, error = %e, "cannot launch a recorder");
-            abandon(app, conversation_id, &id, "ABORT_UNEXPECTED").await;
-            return Ok(());
-        }
-    }
-    let app = app.clone();
-    let conversation_id = conversation_id.to_owned();
-    tokio::spawn(async move {
-        tokio::time::sleep(INITIALIZATION_TIMEOUT).await;
-        let late = app.live.with_existing(&conversation_id, |c| {
-            c.recording
-                .as_ref()
-                .is_some_and(|r| r.id == id && r.state == RecordingState::WaitingReady)
-        });
-        if late == Some(true) {
-            tracing::warn!(recording = %id, "the recorder was not ready in time");
-            abandon(&app, &conversation_id, &id, "ABORT_TIMEOUT").await;
-        }
-    });
-    Ok(())
-}
-
-/// Gives up on a recording: stops its recorder. If the recorder is connected, its entry-point
-/// task finishes the files with `reason`; otherwise the recording ends here.
-async fn abandon(app: &AppState, conversation_id: &str, recording_id: &str, reason: &'static str) {
-    let connected = app.live.with_existing(conversation_id, |c| {
-        let r = c.recording.as_mut().filter(|r| r.id == recording_id)?;
-        r.abort_reason = Some(reason);
-        if let Some(p) = r.process.as_mut() {
-            p.kill();
-        }
-        if r.link.is_some() {
-            return Some(true);
-        }
-        c.recording = None;
-        c.publish(state_event(recording_id, ended_state(reason)));
-        Some(false)
-    });
-    if connected == Some(Some(false))
-        && let Err(e) = app
-            .metadata
-            .end_recording(recording_id, reason, crate::now_ms())
-            .await
-    {
-        tracing::error!(recording = recording_id, error = %e, "cannot end the recording");
-    }
-}
-
-/// Calls or layers ended: stop the recording when none is active any more.
-pub async fn interactions_changed(app: &AppState, conversation_id: &str) {
-    let unconnected = app.live.with_existing(conversation_id, |c| {
-        if !c.interactions.is_empty() {
-            return None;
-        }
-        let r = c.recording.as_mut()?;
-        if r.state == RecordingState::Stopping {
-            return None;
-        }
-        r.state = RecordingState::Stopping;
-        tracing::info!(recording = %r.id, "nothing left to record: stopping");
-        match &r.link {
-            Some(link) => {
-                let _ = link.send(FromServer::Stop {
-                    reason: "NORMAL".into(),
-                });
-                None
-            }
-            None => Some((r.id.clone(), r.abort_reason.unwrap_or("NORMAL"))),
-        }
-    });
-    // Its recorder never connected: nothing was recorded, and nothing will be.
-    if let Some(Some((recording_id, reason))) = unconnected {
-        abandon(app, conversation_id, &recording_id, reason).await;
-    }
+/// A file a recorder is writing, spooled.
+pub struct SpooledFile {
+    /// Its number.
+    pub file: u32,
+    /// Its publication.
+    pub publication_id: String,
+    /// When it started (Unix ms).
+    pub started_at_ms: i64,
+    /// The spool.
+    pub spool: SpoolFile,
 }
 
 /// The server is stopping: every call and layer ends (their media sessions end with the
@@ -214,6 +65,8 @@ pub async fn stop_all(app: &AppState, grace: Duration) {
             }
         });
     }
+    // No new recording may start now.
+    app.live.stop_starting();
     for (conversation_id, interactions) in app.live.active_interactions() {
         for interaction_id in interactions {
             crate::api::interactions::end_interaction(app, &conversation_id, &interaction_id).await;
@@ -232,15 +85,6 @@ pub async fn stop_all(app: &AppState, grace: Duration) {
     }
 }
 
-/// The state a recording ends in (SPEC §4): `STOPPED` after a normal end, else `FAILED`.
-fn ended_state(reason: &str) -> &'static str {
-    if reason == "NORMAL" {
-        "STOPPED"
-    } else {
-        "FAILED"
-    }
-}
-
 /// The event for a state change.
 pub fn state_event(recording_id: &str, state: &str) -> ConversationEvent {
     ConversationEvent::RecordingState {
@@ -249,19 +93,43 @@ pub fn state_event(recording_id: &str, state: &str) -> ConversationEvent {
     }
 }
 
-/// A file a recorder is writing, spooled.
-pub struct SpooledFile {
-    /// Its number.
-    pub file: u32,
-    /// Its publication.
-    pub publication_id: String,
-    /// When it started (Unix ms).
-    pub started_at_ms: i64,
-    /// The spool.
-    pub spool: SpoolFile,
+/// Finishes a recording: ends it in the metadata now (so the next recording of the
+/// conversation may start), then stores its files in a task of its own, which [`stop_all`]
+/// waits for.
+pub async fn spawn_finalize(
+    app: &AppState,
+    conversation_id: &str,
+    recording_id: &str,
+    reason: &'static str,
+    files: Vec<SpooledFile>,
+) {
+    app.live.begin_finishing();
+    let guard = FinishingGuard(app.clone());
+    let app = app.clone();
+    if let Err(e) = app
+        .metadata
+        .end_recording(recording_id, reason, crate::now_ms())
+        .await
+    {
+        tracing::error!(recording = recording_id, error = %e, "cannot end the recording");
+    }
+    let (conversation_id, recording_id) = (conversation_id.to_owned(), recording_id.to_owned());
+    tokio::spawn(async move {
+        finalize(&guard.0, &conversation_id, &recording_id, reason, files).await;
+        drop(guard);
+    });
 }
 
-/// Ends a recording whose recorder was connected: ends it in the metadata, copies each spooled
+/// Ends one "finishing" count when dropped, however the task ends.
+struct FinishingGuard(AppState);
+
+impl Drop for FinishingGuard {
+    fn drop(&mut self) {
+        self.0.live.end_finishing();
+    }
+}
+
+/// Ends a recording: ends it in the metadata, copies each spooled
 /// file into the object store with the raw layout's manifest, and marks it complete.
 pub async fn finalize(
     app: &AppState,
@@ -270,21 +138,7 @@ pub async fn finalize(
     reason: &str,
     files: Vec<SpooledFile>,
 ) {
-    let _finishing = app.live.finishing();
     let now = crate::now_ms();
-    // Ended in the metadata first: a recording that starts next must not find it running.
-    if let Err(e) = app.metadata.end_recording(recording_id, reason, now).await {
-        tracing::error!(recording = recording_id, error = %e, "cannot end the recording");
-    }
-    app.live.with_existing(conversation_id, |c| {
-        if let Some(r) = c.recording.take_if(|r| r.id == recording_id)
-            && let Some(mut p) = r.process
-            && reason != "NORMAL"
-        {
-            p.kill();
-        }
-        c.publish(state_event(recording_id, ended_state(reason)));
-    });
     match store_files(app, recording_id, reason, now, files).await {
         Ok(true) => {}
         Ok(false) => {

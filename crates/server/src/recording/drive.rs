@@ -1,0 +1,365 @@
+//! Drives each conversation's [`Orchestrator`]: feeds it what happens and carries out what it
+//! decides, in order, one conversation at a time (a per-conversation lock), and wakes it when its
+//! timer is due. Feedback from carrying out an action (a launch that failed, an interaction
+//! ended) is fed back in the same turn.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use convrec_core::orchestrator::{Action, Failure, Orchestrator, Trigger};
+use convrec_core::recorder_protocol::FromServer;
+
+use super::launcher::OnExit;
+use super::{settings, spawn_finalize, state_event};
+use crate::AppState;
+use crate::live::{ConversationEvent, RunningRecording};
+
+/// Something to tell the orchestrator.
+pub type Feed = Box<dyn FnOnce(&mut Orchestrator, Instant) + Send>;
+
+/// Feeds `feed` to the conversation's orchestrator and carries out what follows.
+pub async fn drive(app: &AppState, conversation_id: &str, feed: Feed) {
+    let conversation = match app.metadata.conversation(conversation_id).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::error!(conversation = conversation_id, error = %e, "cannot read the conversation");
+            return;
+        }
+    };
+    let lock = app
+        .live
+        .with(conversation_id, &conversation.account_id, |c| {
+            c.drive_lock.clone()
+        });
+    let _turn = lock.lock().await;
+    let mut feeds: VecDeque<Feed> = VecDeque::from([feed]);
+    while let Some(feed) = feeds.pop_front() {
+        // Between recordings the orchestrator takes the configuration as it is now.
+        let between = app
+            .live
+            .with_existing(conversation_id, |c| {
+                c.orchestrator
+                    .as_ref()
+                    .is_none_or(|o| o.recording().is_none())
+            })
+            .unwrap_or(true);
+        let fresh = if between {
+            match settings(app, conversation_id).await {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::error!(conversation = conversation_id, error = %e, "cannot read the configuration");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let may_start = app.live.may_start();
+        let actions = app
+            .live
+            .with_existing(conversation_id, |c| {
+                if let Some(mut settings) = fresh {
+                    settings.enabled &= may_start;
+                    match c.orchestrator.as_mut() {
+                        Some(o) => {
+                            o.set_settings(settings);
+                        }
+                        None => c.orchestrator = Some(Orchestrator::new(settings)),
+                    }
+                }
+                let o = c.orchestrator.as_mut()?;
+                feed(o, Instant::now());
+                let mut actions = Vec::new();
+                while let Some(a) = o.poll_action() {
+                    actions.push(a);
+                }
+                Some(actions)
+            })
+            .flatten()
+            .unwrap_or_default();
+        for action in actions {
+            carry_out(app, conversation_id, action, &mut feeds).await;
+        }
+    }
+    set_timer(app, conversation_id);
+}
+
+/// Wakes the orchestrator when its timer is due (a newer timer replaces this one).
+fn set_timer(app: &AppState, conversation_id: &str) {
+    let due = app.live.with_existing(conversation_id, |c| {
+        c.timer_generation += 1;
+        let at = c.orchestrator.as_ref()?.poll_timeout()?;
+        Some((at, c.timer_generation))
+    });
+    let Some(Some((at, generation))) = due else {
+        return;
+    };
+    let app = app.clone();
+    let conversation_id = conversation_id.to_owned();
+    tokio::spawn(async move {
+        tokio::time::sleep_until(at.into()).await;
+        let current = app
+            .live
+            .with_existing(&conversation_id, |c| c.timer_generation == generation)
+            .unwrap_or(false);
+        if current {
+            drive(
+                &app,
+                &conversation_id,
+                Box::new(|o, now| o.handle_timeout(now)),
+            )
+            .await;
+        }
+    });
+}
+
+async fn carry_out(
+    app: &AppState,
+    conversation_id: &str,
+    action: Action,
+    feeds: &mut VecDeque<Feed>,
+) {
+    match action {
+        Action::NewRecording { recording, trigger } => {
+            let settings = app
+                .live
+                .with_existing(conversation_id, |c| {
+                    c.orchestrator.as_ref().map(|o| o.settings().clone())
+                })
+                .flatten();
+            let Some(settings) = settings else { return };
+            let trigger_name = match trigger {
+                Trigger::Automatic => "AUTOMATIC",
+                Trigger::Manual => "MANUAL",
+            };
+            let created = app
+                .metadata
+                .create_recording(
+                    conversation_id,
+                    &settings.recording_type,
+                    &settings.layout,
+                    trigger_name,
+                    crate::now_ms(),
+                )
+                .await;
+            match created {
+                Ok(id) => {
+                    tracing::info!(conversation = conversation_id, recording = %id, trigger = trigger_name, "recording starts");
+                    app.live.with_existing(conversation_id, |c| {
+                        c.recording = Some(RunningRecording {
+                            no: recording,
+                            id,
+                            attempt: 0,
+                            link: None,
+                            process: None,
+                            launched: Instant::now(),
+                            files: Vec::new(),
+                            abort_reason: None,
+                        });
+                    });
+                }
+                Err(e) => {
+                    // Its launch finds no recording and reports a storage failure.
+                    tracing::error!(conversation = conversation_id, error = %e, "cannot create a recording");
+                }
+            }
+        }
+        Action::Launch { recording, attempt } => {
+            if let Err(failure) = launch(app, conversation_id, recording, attempt).await {
+                feeds.push_back(Box::new(move |o, now| {
+                    o.handle_recorder_failed(now, recording, attempt, failure)
+                }));
+            }
+        }
+        Action::Kill { recording, attempt } => {
+            app.live.with_existing(conversation_id, |c| {
+                if let Some(r) = c
+                    .recording
+                    .as_mut()
+                    .filter(|r| r.no == recording && r.attempt == attempt)
+                {
+                    tracing::warn!(recording = %r.id, attempt, "stopping a recorder that is not wanted or not ready in time");
+                    if let Some(p) = r.process.as_mut() {
+                        p.kill();
+                    }
+                }
+            });
+        }
+        Action::Stop { recording } => {
+            app.live.with_existing(conversation_id, |c| {
+                if let Some(r) = c.recording.as_ref().filter(|r| r.no == recording) {
+                    tracing::info!(recording = %r.id, "stopping the recording");
+                    if let Some(link) = &r.link {
+                        let _ = link.send(FromServer::Stop {
+                            reason: "NORMAL".into(),
+                        });
+                    }
+                }
+            });
+        }
+        Action::Finish {
+            recording,
+            end_reason,
+        } => {
+            let run = app
+                .live
+                .with_existing(conversation_id, |c| {
+                    c.recording.take_if(|r| r.no == recording)
+                })
+                .flatten();
+            if let Some(mut run) = run {
+                let reason = run.abort_reason.unwrap_or(end_reason);
+                if end_reason != "NORMAL"
+                    && let Some(p) = run.process.as_mut()
+                {
+                    p.kill();
+                }
+                spawn_finalize(app, conversation_id, &run.id, reason, run.files).await;
+            }
+        }
+        Action::Hold(interaction) => set_held(app, conversation_id, &interaction, true).await,
+        Action::Release(interaction) => set_held(app, conversation_id, &interaction, false).await,
+        Action::EndInteractions(ids) => {
+            for id in ids {
+                tracing::warn!(conversation = conversation_id, interaction = %id, "ending: the recording was denied");
+                crate::api::interactions::close_interaction(
+                    app,
+                    conversation_id,
+                    &id,
+                    Some("RECORDING_DENIED"),
+                )
+                .await;
+                feeds.push_back(Box::new(move |o, now| o.handle_interaction_ended(now, &id)));
+            }
+        }
+        Action::Webhook(event) => {
+            // Delivered by the webhook dispatcher of step 4; until then, logged.
+            tracing::info!(conversation = conversation_id, ?event, "webhook event");
+        }
+        Action::State(state) => {
+            app.live.with_existing(conversation_id, |c| {
+                let id = c
+                    .recording
+                    .as_ref()
+                    .map(|r| r.id.clone())
+                    .unwrap_or_default();
+                c.publish(state_event(&id, state.as_str()));
+            });
+        }
+    }
+}
+
+/// Launches attempt `attempt`: checks the storage, makes the entry point, starts a recorder.
+async fn launch(
+    app: &AppState,
+    conversation_id: &str,
+    recording: u64,
+    attempt: u32,
+) -> Result<(), Failure> {
+    let found = app
+        .live
+        .with_existing(conversation_id, |c| {
+            let timeout = c.orchestrator.as_ref()?.settings().initialization_timeout_s;
+            let r = c.recording.as_ref().filter(|r| r.no == recording)?;
+            Some((r.id.clone(), timeout))
+        })
+        .flatten();
+    let Some((recording_id, timeout_s)) = found else {
+        return Err(Failure::Storage);
+    };
+    // The store check: the recording's spool directory can be made.
+    let spool = app.storage.spool_dir_of(&recording_id);
+    if let Err(e) = tokio::fs::create_dir_all(&spool).await {
+        tracing::error!(recording = %recording_id, path = %spool.display(), error = %e, "the storage is not usable");
+        return Err(Failure::Storage);
+    }
+    let ttl_ms = i64::from(timeout_s) * 1000;
+    let token = app
+        .metadata
+        .create_entry_point(&recording_id, attempt, ttl_ms, crate::now_ms())
+        .await
+        .map_err(|e| {
+            tracing::error!(recording = %recording_id, error = %e, "cannot make an entry point");
+            Failure::Storage
+        })?;
+    let entry_point = format!("{}/recording/entry/{}", app.base_url, token.expose());
+    let on_exit = exit_watch(app, conversation_id, recording, attempt);
+    let process = app
+        .launcher
+        .launch(&recording_id, &entry_point, on_exit)
+        .map_err(|e| {
+            tracing::error!(recording = %recording_id, error = %e, "cannot launch a recorder");
+            Failure::Crashed
+        })?;
+    app.live.with_existing(conversation_id, |c| {
+        if let Some(r) = c.recording.as_mut().filter(|r| r.no == recording) {
+            r.attempt = attempt;
+            r.link = None;
+            r.process = Some(process);
+            r.launched = Instant::now();
+        }
+    });
+    Ok(())
+}
+
+/// A recorder that exits before it connected failed its attempt; one that connected is
+/// reported by its connection.
+fn exit_watch(app: &AppState, conversation_id: &str, recording: u64, attempt: u32) -> OnExit {
+    let app = app.clone();
+    let conversation_id = conversation_id.to_owned();
+    Box::new(move |how| {
+        let unconnected = app
+            .live
+            .with_existing(&conversation_id, |c| {
+                c.recording
+                    .as_ref()
+                    .is_some_and(|r| r.no == recording && r.attempt == attempt && r.link.is_none())
+            })
+            .unwrap_or(false);
+        if unconnected {
+            tracing::warn!(conversation = %conversation_id, attempt, %how, "the recorder exited before it connected");
+            tokio::spawn(async move {
+                drive(
+                    &app,
+                    &conversation_id,
+                    Box::new(move |o, now| {
+                        o.handle_recorder_failed(now, recording, attempt, Failure::Crashed)
+                    }),
+                )
+                .await
+            });
+        }
+    })
+}
+
+/// Holds or releases an interaction's media in the SFU, and tells the clients.
+async fn set_held(app: &AppState, conversation_id: &str, interaction: &str, held: bool) {
+    let peers = app
+        .live
+        .with_existing(conversation_id, |c| {
+            if held {
+                if !c.held.iter().any(|h| h == interaction) {
+                    c.held.push(interaction.to_owned());
+                }
+            } else {
+                c.held.retain(|h| h != interaction);
+            }
+            c.publish(ConversationEvent::MediaHeld {
+                interaction_id: interaction.to_owned(),
+                held,
+            });
+            c.publications
+                .iter()
+                .filter(|p| p.interaction_id == interaction)
+                .map(|p| p.peer)
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    for peer in peers {
+        let _ = app
+            .room
+            .call(move |room, now| room.set_held(now, peer, held))
+            .await;
+    }
+}
