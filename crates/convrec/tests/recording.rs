@@ -131,7 +131,29 @@ impl Deployment {
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+        ["server.log", "server-restarted.log"]
+            .iter()
+            .map(|name| std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default())
+            .collect()
+    }
+
+    /// Kills the server with SIGKILL (a crash) and starts it again on the same data.
+    fn crash_and_restart(&mut self) {
+        self.server.kill().unwrap();
+        self.server.wait().unwrap();
+        let data = self.dir.path().join("data");
+        let (server, addr) = serve_logging(
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+                data.to_str().unwrap(),
+            ],
+            &[("CONVREC_BOOTSTRAP_ADMIN_KEY", ADMIN_KEY)],
+            Some(&self.dir.path().join("server-restarted.log")),
+        );
+        self.server = server;
+        self.base = format!("http://{addr}");
     }
 
     /// `convrec participant` for participant `n`, publishing for `seconds`.
@@ -826,4 +848,72 @@ async fn a_recorder_that_exits_at_once_uses_up_the_attempts_then_fails_over() {
         "{log}"
     );
     assert!(log.contains("RECORDING_DENIED"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_server_crash_a_restart_finishes_what_was_recorded() {
+    let mut d = Deployment::start(1).await;
+    let mut talking = d.participant(0, 30.0);
+    d.wait_for_state("STARTED").await;
+    let id = d.recording_id().await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    d.crash_and_restart();
+    let _ = talking.kill();
+    let _ = talking.wait();
+
+    // Nothing is left running: the call ended with the crash, the recording was finished.
+    let conversation = d
+        .call(
+            "GET",
+            &format!("/v1/conversations/{}", d.conversation),
+            &d.tokens[0],
+            Value::Null,
+        )
+        .await;
+    assert_eq!(conversation["activeInteractions"], json!([]));
+    let recordings = d.complete_recordings().await;
+    assert_eq!(recordings.len(), 1, "{recordings:?}");
+    assert_eq!(recordings[0]["id"], id.as_str());
+    assert_eq!(recordings[0]["endReason"], "ABORT_SYSTEM", "{}", d.log());
+    let files = recordings[0]["files"].as_array().unwrap();
+    assert_eq!(files.len(), 1);
+    let length = assert_playable(&d.object(files[0]["objectKey"].as_str().unwrap()), true);
+    assert!(length > 2.0, "{length} s survived of about 4 s");
+    assert_ne!(d.state().await, "STARTED");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unusable_storage_stops_all_attempts_with_abort_blobstore_failure() {
+    let d = Deployment::start(1).await;
+    // A file where the spool directory should be.
+    let spool = d.dir.path().join("data/spool");
+    std::fs::remove_dir_all(&spool).unwrap();
+    std::fs::write(&spool, "not a directory").unwrap();
+    d.call(
+        "POST",
+        &format!("/v1/conversations/{}/calls", d.conversation),
+        &d.tokens[0],
+        json!({"type": "AUDIO_VIDEO"}),
+    )
+    .await;
+    d.wait_for_state("FAILED").await;
+    // No further attempts (RETRY does not retry a storage failure), and the call goes on.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(d.state().await, "FAILED");
+    let log = d.log();
+    assert_eq!(log.matches("the storage is not usable").count(), 1, "{log}");
+    assert!(log.contains("ABORT_BLOBSTORE_FAILURE"), "{log}");
+    assert_eq!(log.matches("recorder launched").count(), 0, "{log}");
+    let conversation = d
+        .call(
+            "GET",
+            &format!("/v1/conversations/{}", d.conversation),
+            &d.tokens[0],
+            Value::Null,
+        )
+        .await;
+    assert_eq!(
+        conversation["activeInteractions"].as_array().unwrap().len(),
+        1
+    );
 }

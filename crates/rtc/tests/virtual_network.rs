@@ -22,6 +22,7 @@ const LATENCY: Duration = Duration::from_millis(5);
 struct Call {
     start: Instant,
     now: Instant,
+    publisher_id: convrec_rtc::room::PeerId,
     room: Room,
     publisher: Client,
     subscriber: Client,
@@ -45,6 +46,11 @@ fn addr(s: &str) -> SocketAddr {
 
 impl Call {
     fn new() -> Self {
+        Self::with_subscriber(false)
+    }
+
+    /// A call whose subscriber is a recorder (`recorder`) or a participant.
+    fn with_subscriber(recorder: bool) -> Self {
         let start = Instant::now();
         let mut room = Room::new(addr("127.0.0.1:5000"));
         let (mut publisher, offer) = Client::publisher(
@@ -56,7 +62,12 @@ impl Call {
         let (publisher_id, answer) = room.publish(start, &offer).unwrap();
         publisher.accept_answer(&answer).unwrap();
         let (mut subscriber, offer) = Client::subscriber(start, addr("127.0.0.3:7000")).unwrap();
-        let (_, answer) = room.subscribe(start, publisher_id, &offer).unwrap();
+        let (_, answer) = if recorder {
+            room.subscribe_recorder(start, publisher_id, &offer)
+                .unwrap()
+        } else {
+            room.subscribe(start, publisher_id, &offer).unwrap()
+        };
         subscriber.accept_answer(&answer).unwrap();
         let source = SyntheticSource::new(
             SyntheticConfig::default(),
@@ -66,6 +77,7 @@ impl Call {
         Self {
             start,
             now: start,
+            publisher_id,
             room,
             publisher,
             subscriber,
@@ -257,5 +269,33 @@ fn after_publisher_loss_subscribers_get_no_frame_they_cannot_decode() {
             idr,
             "the frame at RTP {rtp} after a hole is not a key frame"
         );
+    }
+}
+
+#[test]
+fn held_media_reaches_recorders_only_until_released() {
+    for recorder in [false, true] {
+        let mut call = Call::with_subscriber(recorder);
+        call.run(Duration::from_secs(2));
+        let (now, publisher) = (call.now, call.publisher_id);
+        call.room.set_held(now, publisher, true).unwrap();
+        call.run(Duration::from_secs(5));
+        let while_held = call.frames_between(Duration::from_millis(2100), Duration::from_secs(5));
+        if recorder {
+            assert!(
+                while_held > 60,
+                "the recorder receives held media: {while_held}"
+            );
+        } else {
+            assert_eq!(
+                while_held, 0,
+                "a participant receives nothing while it is held"
+            );
+        }
+        let (now, publisher) = (call.now, call.publisher_id);
+        call.room.set_held(now, publisher, false).unwrap();
+        call.run(Duration::from_secs(8));
+        let after = call.frames_between(Duration::from_secs(5), Duration::from_secs(8));
+        assert!(after > 60, "released: media flows ({after} frames)");
     }
 }

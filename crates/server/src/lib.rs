@@ -181,6 +181,7 @@ impl Server {
             admin_key_digest: auth::digest(&admin_key),
         }));
         tokio::spawn(sfu::run_events(state.clone(), room_events));
+        recording::recover(&state).await?;
         Ok(Self {
             listener,
             state,

@@ -652,3 +652,69 @@ async fn templates_are_a_narrower_scope_and_immutable_settings_are_refused() {
         assert_eq!(state["recordingState"], expected, "{c}");
     }
 }
+
+#[tokio::test]
+async fn a_synchronous_start_holds_the_call_until_the_attempts_give_up() {
+    // Recording on, synchronous (the default), 2 attempts; the "recorder" exits at once.
+    let api = Api::start().await;
+    let account = api
+        .ok("POST", "/v1/accounts", ADMIN, json!({"name": "a"}))
+        .await;
+    let account = account["id"].as_str().unwrap();
+    api.ok(
+        "PUT",
+        &format!("/v1/accounts/{account}/configuration"),
+        ADMIN,
+        json!({"properties": {"messenger.recordingEnabled": true, "conversation.recording.recordingEnabled": true, "conversation.recording.recordingMaxRetries": 2}}),
+    )
+    .await;
+    let conversation = api
+        .ok(
+            "POST",
+            "/v1/conversations",
+            ADMIN,
+            json!({"accountId": account, "topic": "t"}),
+        )
+        .await;
+    let id = conversation["id"].as_str().unwrap();
+    let response = api
+        .http
+        .get(format!("{}/v1/conversations/{id}/events", api.base))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    let mut stream = response.bytes_stream();
+    api.ok(
+        "POST",
+        &format!("/v1/conversations/{id}/calls"),
+        ADMIN,
+        json!({"type": "AUDIO"}),
+    )
+    .await;
+    let mut seen = String::new();
+    while !seen.contains("\"held\":false") {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(20), stream.next())
+            .await
+            .expect("events arrive")
+            .unwrap()
+            .unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let held = seen.find("\"held\":true").expect("held while waiting");
+    let failed = seen
+        .find("\"recordingState\":\"FAILED\"")
+        .expect("the attempts gave up");
+    let released = seen.find("\"held\":false").unwrap();
+    assert!(held < failed && failed < released, "{seen}");
+    // RETRY: the call goes on, released.
+    let read = api
+        .ok(
+            "GET",
+            &format!("/v1/conversations/{id}"),
+            ADMIN,
+            Value::Null,
+        )
+        .await;
+    assert_eq!(read["activeInteractions"].as_array().unwrap().len(), 1);
+}

@@ -807,6 +807,39 @@ impl Metadata {
             .collect::<Result<_, _>>()?)
     }
 
+    /// Recordings that have not ended (after a crash: the ones a restart must finish).
+    pub async fn unfinished_recordings(&self) -> Result<Vec<Recording>, MetadataError> {
+        let rows = sqlx::query(
+            "SELECT id FROM recordings WHERE ended_at_ms IS NULL ORDER BY created_at_ms",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::new();
+        for row in rows {
+            let id: String = row.try_get("id")?;
+            if let Some(r) = self.recording(&id).await? {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Ends every interaction and publication still open (their media sessions died with the
+    /// process that ran them); returns how many interactions were ended.
+    pub async fn end_open_interactions(&self, now_ms: i64) -> Result<u64, MetadataError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE publications SET ended_at_ms = ? WHERE ended_at_ms IS NULL")
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query("UPDATE interactions SET ended_at_ms = ? WHERE ended_at_ms IS NULL")
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
     /// The ids of a conversation's recordings, oldest first.
     pub async fn recording_ids(&self, conversation_id: &str) -> Result<Vec<String>, MetadataError> {
         let rows = sqlx::query(

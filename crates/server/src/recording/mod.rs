@@ -85,6 +85,57 @@ pub async fn stop_all(app: &AppState, grace: Duration) {
     }
 }
 
+/// After a restart: calls and layers that were running ended with the process that ran them,
+/// and every recording that had not ended is finished from what its spool holds (whole,
+/// fsynced blocks), with end reason `ABORT_SYSTEM` (SPEC §4). None stays `STARTED` or
+/// `INITIALIZING`.
+pub async fn recover(app: &AppState) -> Result<(), MetadataError> {
+    let ended = app.metadata.end_open_interactions(crate::now_ms()).await?;
+    if ended > 0 {
+        tracing::warn!(
+            interactions = ended,
+            "ended the calls and layers the last run left open"
+        );
+    }
+    for recording in app.metadata.unfinished_recordings().await? {
+        let mut files = Vec::new();
+        for f in app.metadata.recording_files(&recording.id).await? {
+            let path = app.storage.spool_path(&recording.id, f.file);
+            match tokio::task::spawn_blocking(move || SpoolFile::recover(&path)).await {
+                Ok(Ok((spool, recovery))) => {
+                    tracing::info!(
+                        recording = %recording.id,
+                        file = f.file,
+                        bytes = recovery.durable_len,
+                        discarded = recovery.discarded_bytes,
+                        "recovered a spool file"
+                    );
+                    files.push(SpooledFile {
+                        file: f.file,
+                        publication_id: f.publication_id.unwrap_or_default(),
+                        started_at_ms: f.started_at_ms,
+                        spool,
+                    });
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(recording = %recording.id, file = f.file, error = %e, "a spool file is lost")
+                }
+                Err(e) => tracing::error!(error = %e, "spool recovery failed"),
+            }
+        }
+        tracing::warn!(recording = %recording.id, files = files.len(), "finishing a recording the last run left open");
+        spawn_finalize(
+            app,
+            &recording.conversation_id,
+            &recording.id,
+            "ABORT_SYSTEM",
+            files,
+        )
+        .await;
+    }
+    Ok(())
+}
+
 /// The event for a state change.
 pub fn state_event(recording_id: &str, state: &str) -> ConversationEvent {
     ConversationEvent::RecordingState {
