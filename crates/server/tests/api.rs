@@ -15,7 +15,7 @@ const ADMIN: &str = "admin-key-for-api-tests";
 struct Api {
     base: String,
     http: reqwest::Client,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Api {
@@ -36,7 +36,7 @@ impl Api {
         Self {
             base,
             http: reqwest::Client::new(),
-            _dir: dir,
+            dir,
         }
     }
 
@@ -717,4 +717,99 @@ async fn a_synchronous_start_holds_the_call_until_the_attempts_give_up() {
         )
         .await;
     assert_eq!(read["activeInteractions"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn manual_start_and_stop_answer_with_spec_5_s_codes() {
+    let api = Api::start().await;
+    let account = api
+        .ok("POST", "/v1/accounts", ADMIN, json!({"name": "a"}))
+        .await;
+    let account_id = account["id"].as_str().unwrap();
+    api.ok(
+        "PUT",
+        &format!("/v1/accounts/{account_id}/configuration"),
+        ADMIN,
+        json!({"properties": {
+            "messenger.recordingEnabled": true,
+            "conversation.recording.recordingEnabled": true,
+            "conversation.recording.recordingTriggeringMode": "MANUAL",
+        }}),
+    )
+    .await;
+    let conversation = api
+        .ok(
+            "POST",
+            "/v1/conversations",
+            ADMIN,
+            json!({"accountId": account_id, "topic": "t"}),
+        )
+        .await;
+    let id = conversation["id"].as_str().unwrap();
+    let mut tokens = Vec::new();
+    for role in ["ASSIGNED_AGENT", "VISITOR"] {
+        let p = api
+            .ok(
+                "POST",
+                &format!("/v1/conversations/{id}/participants"),
+                ADMIN,
+                json!({"name": role, "role": role}),
+            )
+            .await;
+        tokens.push(p["token"].as_str().unwrap().to_owned());
+    }
+    let (agent, visitor) = (tokens[0].as_str(), tokens[1].as_str());
+    let start = format!("/v1/conversations/{id}/startRecording");
+    let stop = format!("/v1/conversations/{id}/stopRecording");
+    let code = |r: (u16, Value)| (r.0, r.1["code"].as_str().map(str::to_owned));
+    let expect = |status: u16, c: &str| (status, Some(c.to_owned()));
+
+    assert_eq!(
+        code(api.send("POST", &start, Some(agent), Value::Null).await),
+        expect(409, "NOTHING_TO_RECORD")
+    );
+    api.ok(
+        "POST",
+        &format!("/v1/conversations/{id}/calls"),
+        agent,
+        json!({"type": "AUDIO"}),
+    )
+    .await;
+    assert_eq!(
+        code(api.send("POST", &start, Some(visitor), Value::Null).await),
+        expect(403, "RECORDING_DENIED")
+    );
+    assert_eq!(
+        code(api.send("POST", &stop, Some(agent), Value::Null).await),
+        expect(409, "RECORDING_NOT_RUNNING")
+    );
+    let (status, _) = api.send("POST", &start, Some(agent), Value::Null).await;
+    assert_eq!(status, 204);
+    assert_eq!(
+        code(api.send("POST", &start, Some(agent), Value::Null).await),
+        expect(409, "RECORDING_RUNNING")
+    );
+    assert_eq!(
+        code(api.send("POST", &stop, Some(visitor), Value::Null).await),
+        expect(403, "RECORDING_DENIED")
+    );
+    let (status, _) = api.send("POST", &stop, Some(agent), Value::Null).await;
+    assert_eq!(status, 204);
+    let state = api
+        .ok(
+            "POST",
+            &format!("/v1/conversations/{id}/getRecordingState"),
+            agent,
+            Value::Null,
+        )
+        .await;
+    assert_eq!(state["recordingState"], "STOPPED", "{state}");
+    // Storage that cannot take a file: 503 before anything starts.
+    let spool = api.dir.path().join("spool");
+    std::fs::remove_dir_all(&spool).unwrap();
+    std::fs::write(&spool, "not a directory").unwrap();
+    assert_eq!(
+        code(api.send("POST", &start, Some(agent), Value::Null).await),
+        expect(503, "STORAGE_UNAVAILABLE")
+    );
 }
