@@ -720,25 +720,7 @@ async fn a_chromium_participant_publishes_receives_and_is_recorded() {
     };
     tokio::time::sleep(Duration::from_secs(3)).await;
     // The agent ends the call; the recording stops with it.
-    let conversation = d
-        .call(
-            "GET",
-            &format!("/v1/conversations/{}", d.conversation),
-            &d.tokens[0],
-            Value::Null,
-        )
-        .await;
-    let call = conversation["activeInteractions"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    d.call(
-        "POST",
-        &format!("/v1/conversations/{}/calls/{call}/end", d.conversation),
-        &d.tokens[0],
-        Value::Null,
-    )
-    .await;
+    d.end_the_call().await;
     let recordings = d.complete_recordings().await;
     drop(browser);
     let _ = finished_participant_or_killed(synthetic);

@@ -197,15 +197,7 @@ impl Metadata {
         .bind(now_ms)
         .execute(&self.pool)
         .await;
-        match result {
-            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
-                Err(MetadataError::NotFound {
-                    what: "account",
-                    id: account_id.to_owned(),
-                })
-            }
-            other => other.map(|_| id).map_err(MetadataError::from),
-        }
+        parent_must_exist(result, "account", account_id).map(|()| id)
     }
 
     /// Adds a participant; returns it and its token (shown once).
@@ -229,15 +221,7 @@ impl Metadata {
         .bind(now_ms)
         .execute(&self.pool)
         .await;
-        if let Err(sqlx::Error::Database(e)) = &result
-            && e.is_foreign_key_violation()
-        {
-            return Err(MetadataError::NotFound {
-                what: "conversation",
-                id: conversation_id.to_owned(),
-            });
-        }
-        result?;
+        parent_must_exist(result, "conversation", conversation_id)?;
         let participant = Participant {
             id,
             conversation_id: conversation_id.to_owned(),
@@ -554,15 +538,7 @@ impl Metadata {
         .bind(now_ms)
         .execute(&self.pool)
         .await;
-        match result {
-            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
-                Err(MetadataError::NotFound {
-                    what: "account",
-                    id: account_id.to_owned(),
-                })
-            }
-            other => other.map(|_| id).map_err(MetadataError::from),
-        }
+        parent_must_exist(result, "account", account_id).map(|()| id)
     }
 
     /// A template.
@@ -873,6 +849,23 @@ impl Table {
             Table::Recordings => "SELECT COUNT(*) FROM recordings",
             Table::EntryPoints => "SELECT COUNT(*) FROM entry_points",
         }
+    }
+}
+
+/// An insert's result, with a missing parent row (a foreign key) said as `NotFound`.
+fn parent_must_exist(
+    result: Result<sqlx::sqlite::SqliteQueryResult, sqlx::Error>,
+    what: &'static str,
+    id: &str,
+) -> Result<(), MetadataError> {
+    match result {
+        Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
+            Err(MetadataError::NotFound {
+                what,
+                id: id.to_owned(),
+            })
+        }
+        other => other.map(|_| ()).map_err(MetadataError::from),
     }
 }
 
