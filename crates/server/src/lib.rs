@@ -11,6 +11,7 @@ pub mod router;
 pub mod sfu;
 pub mod storage;
 pub mod web;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -99,6 +100,10 @@ pub struct Shared {
     pub launcher: Box<dyn Launcher>,
     /// `identifier.recordingEntryPointBaseUrl`, without a trailing slash.
     pub base_url: String,
+    /// The HTTP client webhooks are sent with.
+    pub http: reqwest::Client,
+    /// Wakes the webhook dispatcher when a message is queued.
+    pub webhook_wakeup: tokio::sync::Notify,
     admin_key_digest: [u8; 32],
 }
 
@@ -178,10 +183,13 @@ impl Server {
             storage,
             launcher: Box::new(LocalProcess::new(config.recorder_program.clone())),
             base_url,
+            http: reqwest::Client::new(),
+            webhook_wakeup: tokio::sync::Notify::new(),
             admin_key_digest: auth::digest(&admin_key),
         }));
         tokio::spawn(sfu::run_events(state.clone(), room_events));
         recording::recover(&state).await?;
+        tokio::spawn(webhooks::run_dispatcher(state.clone()));
         Ok(Self {
             listener,
             state,

@@ -175,6 +175,8 @@ pub struct LiveConversation {
     pub drive_lock: Arc<tokio::sync::Mutex<()>>,
     /// Bumped whenever the orchestrator's timer is set again.
     pub timer_generation: u64,
+    /// The stored ids of the orchestrator's recordings.
+    pub recording_ids: HashMap<RecordingNo, String>,
     events: broadcast::Sender<ConversationEvent>,
 }
 
@@ -190,6 +192,7 @@ impl LiveConversation {
             held: Vec::new(),
             drive_lock: Arc::default(),
             timer_generation: 0,
+            recording_ids: HashMap::new(),
             events: broadcast::channel(256).0,
         }
     }

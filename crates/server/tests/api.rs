@@ -813,3 +813,72 @@ async fn manual_start_and_stop_answer_with_spec_5_s_codes() {
         expect(503, "STORAGE_UNAVAILABLE")
     );
 }
+
+#[tokio::test]
+async fn webhook_registrations_are_checked_and_only_admins_see_them() {
+    let api = Api::start().await;
+    let (id, tokens) = api.conversation().await;
+    let conversation = api
+        .ok(
+            "GET",
+            &format!("/v1/conversations/{id}"),
+            ADMIN,
+            Value::Null,
+        )
+        .await;
+    let account = conversation["accountId"].clone();
+    let good = json!({
+        "accountId": account,
+        "endpoint": "https://hooks.example/convrec",
+        "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "events": ["conversation.recording_available"],
+    });
+    for (field, value, says) in [
+        (
+            "endpoint",
+            json!("ftp://x"),
+            "'endpoint' must be an absolute http:// or https:// URL",
+        ),
+        ("secret", json!("hunter2"), "'secret' must be 'whsec_'"),
+        ("events", json!([]), "'events' is empty"),
+        (
+            "events",
+            json!(["conversation.deleted"]),
+            "'events' holds 'conversation.deleted'",
+        ),
+    ] {
+        let mut body = good.clone();
+        body[field] = value;
+        let (status, answer) = api.send("POST", "/v1/webhooks", Some(ADMIN), body).await;
+        assert_eq!(
+            (status, answer["code"].as_str()),
+            (422, Some("INVALID_WEBHOOK")),
+            "{answer}"
+        );
+        assert!(
+            answer["message"].as_str().unwrap().contains(says),
+            "{answer}"
+        );
+    }
+    let (status, _) = api
+        .send("POST", "/v1/webhooks", Some(&tokens[0]), good.clone())
+        .await;
+    assert_eq!(status, 403);
+    let webhook = api.ok("POST", "/v1/webhooks", ADMIN, good).await;
+    assert!(
+        webhook.get("secret").is_none(),
+        "the secret is never echoed"
+    );
+    let deliveries = format!(
+        "/v1/webhooks/{}/deliveries",
+        webhook["id"].as_str().unwrap()
+    );
+    assert_eq!(
+        api.ok("GET", &deliveries, ADMIN, Value::Null).await["items"],
+        json!([])
+    );
+    let (status, _) = api
+        .send("GET", &deliveries, Some(&tokens[0]), Value::Null)
+        .await;
+    assert_eq!(status, 404, "participants do not see registrations");
+}

@@ -831,6 +831,268 @@ impl Metadata {
     }
 }
 
+/// A webhook registration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    /// Its id.
+    pub id: String,
+    /// Its account.
+    pub account_id: String,
+    /// Where events are sent.
+    pub endpoint: String,
+    /// The Standard Webhooks secret (`whsec_…`).
+    pub secret: String,
+    /// The event names it wants.
+    pub events: Vec<String>,
+}
+
+/// A message due for delivery, with where it goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueMessage {
+    /// Its id (the `webhook-id` header).
+    pub id: String,
+    /// The event name.
+    pub event_type: String,
+    /// The JSON body.
+    pub payload: String,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// Where it goes.
+    pub endpoint: String,
+    /// The secret to sign it with.
+    pub secret: String,
+}
+
+/// One delivery attempt, for the delivery log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryAttempt {
+    /// The message (`webhook-id`).
+    pub message_id: String,
+    /// The event name.
+    pub event_type: String,
+    /// Its number, from 1.
+    pub attempt: u32,
+    /// When (Unix ms).
+    pub at_ms: i64,
+    /// The HTTP status answered, if any.
+    pub status: Option<u16>,
+    /// What went wrong otherwise.
+    pub error: Option<String>,
+    /// The message's state now: `PENDING`, `DELIVERED` or `FAILED`.
+    pub message_state: String,
+}
+
+/// Which registrations to read.
+#[derive(Debug, Clone, Copy)]
+enum WebhookFilter {
+    /// One, by id.
+    Id,
+    /// An account's.
+    Account,
+}
+
+/// Webhook registrations and their durable delivery queue.
+impl Metadata {
+    /// Registers a webhook; returns its id.
+    pub async fn create_webhook(
+        &self,
+        account_id: &str,
+        endpoint: &str,
+        secret: &str,
+        events: &[String],
+        now_ms: i64,
+    ) -> Result<String, MetadataError> {
+        let id = new_id("wh");
+        let events = serde_json::to_string(events).unwrap_or_else(|_| "[]".into());
+        let result = sqlx::query(
+            "INSERT INTO webhooks (id, account_id, endpoint, secret, events, created_at_ms) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&id)
+        .bind(account_id)
+        .bind(endpoint)
+        .bind(secret)
+        .bind(events)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await;
+        parent_must_exist(result, "account", account_id).map(|()| id)
+    }
+
+    /// A registration.
+    pub async fn webhook(&self, id: &str) -> Result<Option<Webhook>, MetadataError> {
+        let rows = self.webhooks_where(WebhookFilter::Id, id).await?;
+        Ok(rows.into_iter().next())
+    }
+
+    /// The registrations of an account that want `event_type`.
+    pub async fn webhooks_for(
+        &self,
+        account_id: &str,
+        event_type: &str,
+    ) -> Result<Vec<Webhook>, MetadataError> {
+        Ok(self
+            .webhooks_where(WebhookFilter::Account, account_id)
+            .await?
+            .into_iter()
+            .filter(|w| w.events.iter().any(|e| e == event_type))
+            .collect())
+    }
+
+    async fn webhooks_where(
+        &self,
+        filter: WebhookFilter,
+        value: &str,
+    ) -> Result<Vec<Webhook>, MetadataError> {
+        let sql = match filter {
+            WebhookFilter::Id => {
+                "SELECT id, account_id, endpoint, secret, events FROM webhooks WHERE id = ?"
+            }
+            WebhookFilter::Account => {
+                "SELECT id, account_id, endpoint, secret, events FROM webhooks WHERE account_id = ?"
+            }
+        };
+        let rows = sqlx::query(sql).bind(value).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                let events: String = r.try_get("events")?;
+                Ok(Webhook {
+                    id: r.try_get("id")?,
+                    account_id: r.try_get("account_id")?,
+                    endpoint: r.try_get("endpoint")?,
+                    secret: r.try_get("secret")?,
+                    events: serde_json::from_str(&events).unwrap_or_default(),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(MetadataError::from)
+    }
+
+    /// Removes a registration and its queue.
+    pub async fn delete_webhook(&self, id: &str) -> Result<bool, MetadataError> {
+        let done = sqlx::query("DELETE FROM webhooks WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Queues one message for a registration, due at once; returns its id.
+    pub async fn enqueue_webhook_message(
+        &self,
+        webhook_id: &str,
+        event_type: &str,
+        payload: &str,
+        now_ms: i64,
+    ) -> Result<String, MetadataError> {
+        let id = new_id("msg");
+        sqlx::query(
+            "INSERT INTO webhook_messages (id, webhook_id, event_type, payload, created_at_ms, next_attempt_at_ms) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&id)
+        .bind(webhook_id)
+        .bind(event_type)
+        .bind(payload)
+        .bind(now_ms)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    /// Messages whose next attempt is due, oldest first.
+    pub async fn due_webhook_messages(
+        &self,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<DueMessage>, MetadataError> {
+        let rows = sqlx::query(
+            "SELECT m.id, m.event_type, m.payload, m.attempts, w.endpoint, w.secret \
+             FROM webhook_messages m JOIN webhooks w ON w.id = m.webhook_id \
+             WHERE m.state = 'PENDING' AND m.next_attempt_at_ms <= ? \
+             ORDER BY m.next_attempt_at_ms, m.created_at_ms LIMIT ?",
+        )
+        .bind(now_ms)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DueMessage {
+                    id: r.try_get("id")?,
+                    event_type: r.try_get("event_type")?,
+                    payload: r.try_get("payload")?,
+                    attempts: r.try_get("attempts")?,
+                    endpoint: r.try_get("endpoint")?,
+                    secret: r.try_get("secret")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(MetadataError::from)
+    }
+
+    /// Logs an attempt and moves the message on: `DELIVERED`, `FAILED` (given up) or due again
+    /// at `next_attempt_at_ms`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn record_webhook_attempt(
+        &self,
+        message_id: &str,
+        attempt: u32,
+        now_ms: i64,
+        status: Option<u16>,
+        error: Option<&str>,
+        state: &str,
+        next_attempt_at_ms: i64,
+    ) -> Result<(), MetadataError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO webhook_attempts (message_id, attempt, at_ms, status, error) VALUES (?, ?, ?, ?, ?)")
+            .bind(message_id)
+            .bind(attempt)
+            .bind(now_ms)
+            .bind(status)
+            .bind(error)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE webhook_messages SET attempts = ?, state = ?, next_attempt_at_ms = ? WHERE id = ?")
+            .bind(attempt)
+            .bind(state)
+            .bind(next_attempt_at_ms)
+            .bind(message_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every attempt for a registration, newest first.
+    pub async fn webhook_deliveries(
+        &self,
+        webhook_id: &str,
+    ) -> Result<Vec<DeliveryAttempt>, MetadataError> {
+        let rows = sqlx::query(
+            "SELECT a.message_id, m.event_type, a.attempt, a.at_ms, a.status, a.error, m.state \
+             FROM webhook_attempts a JOIN webhook_messages m ON m.id = a.message_id \
+             WHERE m.webhook_id = ? ORDER BY a.at_ms DESC, a.attempt DESC",
+        )
+        .bind(webhook_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DeliveryAttempt {
+                    message_id: r.try_get("message_id")?,
+                    event_type: r.try_get("event_type")?,
+                    attempt: r.try_get("attempt")?,
+                    at_ms: r.try_get("at_ms")?,
+                    status: r.try_get("status")?,
+                    error: r.try_get("error")?,
+                    message_state: r.try_get("state")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(MetadataError::from)
+    }
+}
+
 /// Tables [`Metadata::count`] can count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Table {

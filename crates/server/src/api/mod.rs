@@ -11,6 +11,7 @@ pub mod interactions;
 pub mod media;
 pub mod recordings;
 pub mod templates;
+pub mod webhooks;
 
 use axum::Router;
 use axum::routing::{delete, get, post};
@@ -75,6 +76,9 @@ pub fn routes() -> Router<AppState> {
             delete(media::unsubscribe),
         )
         .route("/conversations/{id}/events", get(events::stream))
+        .route("/webhooks", post(webhooks::register))
+        .route("/webhooks/{id}", delete(webhooks::remove))
+        .route("/webhooks/{id}/deliveries", get(webhooks::deliveries))
         .route(
             "/conversations/{id}/getRecordingState",
             post(recordings::state),

@@ -6,8 +6,9 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use convrec_core::orchestrator::{Action, Failure, Orchestrator, Trigger};
+use convrec_core::orchestrator::{Action, Failure, Orchestrator, Trigger, Webhook};
 use convrec_core::recorder_protocol::FromServer;
+use serde_json::json;
 
 use super::launcher::OnExit;
 use super::{settings, spawn_finalize, state_event};
@@ -147,6 +148,7 @@ async fn carry_out(
                 Ok(id) => {
                     tracing::info!(conversation = conversation_id, recording = %id, trigger = trigger_name, "recording starts");
                     app.live.with_existing(conversation_id, |c| {
+                        c.recording_ids.insert(recording, id.clone());
                         c.recording = Some(RunningRecording {
                             no: recording,
                             id,
@@ -233,10 +235,7 @@ async fn carry_out(
                 feeds.push_back(Box::new(move |o, now| o.handle_interaction_ended(now, &id)));
             }
         }
-        Action::Webhook(event) => {
-            // Delivered by the webhook dispatcher of step 4; until then, logged.
-            tracing::info!(conversation = conversation_id, ?event, "webhook event");
-        }
+        Action::Webhook(event) => webhook(app, conversation_id, event).await,
         Action::State(state) => {
             app.live.with_existing(conversation_id, |c| {
                 let id = c
@@ -362,4 +361,37 @@ async fn set_held(app: &AppState, conversation_id: &str, interaction: &str, held
             .call(move |room, now| room.set_held(now, peer, held))
             .await;
     }
+}
+
+/// Queues the webhook the orchestrator decided on (SPEC §5's payloads).
+async fn webhook(app: &AppState, conversation_id: &str, event: Webhook) {
+    let recording = match event {
+        Webhook::Started { recording } | Webhook::Failed { recording, .. } => recording,
+    };
+    let known = app
+        .live
+        .with_existing(conversation_id, |c| {
+            c.recording_ids
+                .get(&recording)
+                .map(|id| (c.account_id.clone(), id.clone()))
+        })
+        .flatten();
+    let Some((account_id, recording_id)) = known else {
+        return;
+    };
+    let stored = app.metadata.recording(&recording_id).await.ok().flatten();
+    let recording_type = stored.as_ref().map(|r| r.recording_type.clone());
+    let started = stored.and_then(|r| r.started_at_ms);
+    let (name, mut fields) = match event {
+        Webhook::Started { .. } => ("conversation.recording_started", json!({})),
+        Webhook::Failed { reason, .. } => (
+            "conversation.recording_failed",
+            json!({ "failureReason": reason }),
+        ),
+    };
+    fields["conversationId"] = json!(conversation_id);
+    fields["recordingId"] = json!(recording_id);
+    fields["recordingType"] = json!(recording_type);
+    fields["recordingStartTimestamp"] = json!(started);
+    crate::webhooks::emit(app, &account_id, name, fields).await;
 }

@@ -212,6 +212,41 @@ pub async fn finalize(
         })
     });
     tracing::info!(recording = recording_id, reason, "recording complete");
+    announce_available(app, conversation_id, recording_id).await;
+}
+
+/// `conversation.recording_available` (SPEC §5). Download links come with the download
+/// endpoint (step 4); until then the list is empty.
+async fn announce_available(app: &AppState, conversation_id: &str, recording_id: &str) {
+    let (Ok(Some(conversation)), Ok(Some(recording)), Ok(files)) = (
+        app.metadata.conversation(conversation_id).await,
+        app.metadata.recording(recording_id).await,
+        app.metadata.recording_files(recording_id).await,
+    ) else {
+        tracing::error!(
+            recording = recording_id,
+            "cannot read the recording to announce it"
+        );
+        return;
+    };
+    let total: u64 = files.iter().map(|f| f.durable_bytes).sum();
+    let fields = json!({
+        "conversationId": conversation_id,
+        "recordingId": recording_id,
+        "mimeType": "video/mp4",
+        "totalSize": total,
+        "downloadLinks": [],
+        "recordingStartTimestamp": recording.started_at_ms,
+        "recordingEndTimestamp": recording.ended_at_ms,
+        "endReason": recording.end_reason,
+    });
+    crate::webhooks::emit(
+        app,
+        &conversation.account_id,
+        "conversation.recording_available",
+        fields,
+    )
+    .await;
 }
 
 async fn store_files(
