@@ -1102,3 +1102,35 @@ async fn webhooks_queued_while_the_receiver_is_down_survive_a_server_crash() {
     let id = started[0]["id"].as_str().unwrap();
     assert!(before.iter().any(|a| a["webhookId"] == id), "{before:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_conversation_deletes_its_recordings_bytes() {
+    let d = Deployment::start(1).await;
+    let talking = d.participant(0, 3.0);
+    finished_participant(talking);
+    let recordings = d.complete_recordings().await;
+    let id = recordings[0]["id"].as_str().unwrap();
+    let stored = d.object(&format!("recordings/{id}"));
+    assert!(stored.join("000.mp4").is_file() && stored.join("manifest.json").is_file());
+    let path = format!("/v1/conversations/{}", d.conversation);
+    // Participants may not; the admin may.
+    let response = d
+        .http
+        .delete(format!("{}{path}", d.base))
+        .bearer_auth(&d.tokens[0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    d.call("DELETE", &path, ADMIN_KEY, Value::Null).await;
+    assert!(!stored.exists(), "the objects are gone");
+    assert!(!d.dir.path().join(format!("data/spool/{id}")).exists());
+    let response = d
+        .http
+        .get(format!("{}{path}", d.base))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+}

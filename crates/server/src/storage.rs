@@ -115,6 +115,36 @@ impl Storage {
     }
 }
 
+impl Storage {
+    /// Deletes every object of a recording (its files and manifest) and its spool.
+    pub async fn delete_recording(&self, recording_id: &str) -> Result<(), StorageError> {
+        use futures_util::TryStreamExt;
+        let prefix = ObjectPath::from(format!("recordings/{recording_id}"));
+        let keys: Vec<ObjectPath> = self
+            .objects
+            .list(Some(&prefix))
+            .map_ok(|meta| meta.location)
+            .try_collect()
+            .await?;
+        for key in keys {
+            self.objects.delete(&key).await?;
+        }
+        // The local store leaves the emptied directory behind.
+        if let Some(dir) = self.local_object_path(&format!("recordings/{recording_id}")) {
+            let _ = tokio::fs::remove_dir(&dir).await;
+        }
+        let spool = self.spool_dir_of(recording_id);
+        match tokio::fs::remove_dir_all(&spool).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(StorageError::Io {
+                path: spool,
+                source,
+            }),
+        }
+    }
+}
+
 /// The object key of a recording's file.
 pub fn object_key(recording_id: &str, file: u32) -> String {
     format!("recordings/{recording_id}/{file:03}.mp4")

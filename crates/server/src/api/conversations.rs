@@ -136,3 +136,33 @@ pub async fn add_participant(
         })),
     ))
 }
+
+/// `DELETE /v1/conversations/{id}` (admins): the conversation and its recordings, metadata and
+/// stored bytes (objects and spool). Refused while a call, layer or recording is active.
+pub async fn delete(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    visible_conversation(&app, &caller, &id).await?;
+    caller.require_admin()?;
+    let active = app
+        .live
+        .with_existing(&id, |c| !c.interactions.is_empty() || c.recording.is_some())
+        .unwrap_or(false);
+    if active {
+        return Err(ApiError::conflict(
+            "CONVERSATION_ACTIVE",
+            "end its calls and layers (and let the recording finish) before deleting it",
+        ));
+    }
+    for recording_id in app.metadata.recording_ids(&id).await? {
+        app.storage
+            .delete_recording(&recording_id)
+            .await
+            .map_err(ApiError::internal)?;
+    }
+    app.metadata.delete_conversation(&id).await?;
+    tracing::info!(conversation = %id, "deleted with its recordings");
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -37,7 +37,10 @@ pub fn routes() -> Router<AppState> {
             get(configuration::read_template).put(configuration::set_template),
         )
         .route("/conversations", post(conversations::create))
-        .route("/conversations/{id}", get(conversations::read))
+        .route(
+            "/conversations/{id}",
+            get(conversations::read).delete(conversations::delete),
+        )
         .route(
             "/conversations/{id}/participants",
             post(conversations::add_participant),
