@@ -1134,3 +1134,131 @@ async fn deleting_a_conversation_deletes_its_recordings_bytes() {
         .unwrap();
     assert_eq!(response.status(), 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn download_links_serve_ranges_while_recording_and_play_in_a_video_element() {
+    let d = Deployment::start(2).await;
+    let listing = format!(
+        "/v1/conversationhistory/{}/getConversationRecordings",
+        d.conversation
+    );
+    let talking = d.participant(0, 8.0);
+    d.wait_for_state("STARTED").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // While recording: the link serves what is durable so far, as a growing file.
+    let list = d.call("GET", &listing, &d.tokens[0], Value::Null).await;
+    let link = list["items"][0]["downloadLinks"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let partial = d
+        .http
+        .get(&link)
+        .header("range", "bytes=0-99")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(partial.status(), 206);
+    assert_eq!(partial.headers()["content-range"], "bytes 0-99/*");
+    assert_eq!(partial.headers()["content-type"], "video/mp4");
+    let head = partial.bytes().await.unwrap();
+    assert_eq!(head.len(), 100);
+    assert_eq!(&head[4..8], b"ftyp");
+
+    finished_participant(talking);
+    let recordings = d.complete_recordings().await;
+    let list = d.call("GET", &listing, &d.tokens[0], Value::Null).await;
+    let item = &list["items"][0];
+    let link = item["downloadLinks"][0].as_str().unwrap().to_owned();
+    let stored =
+        std::fs::read(d.object(recordings[0]["files"][0]["objectKey"].as_str().unwrap())).unwrap();
+    // Complete: the whole file without any header, named by the file-name pattern.
+    let whole = d.http.get(&link).send().await.unwrap();
+    assert_eq!(whole.status(), 200);
+    let disposition = whole.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let name = item["fileName"].as_str().unwrap();
+    assert!(
+        name.starts_with(&format!("recording-{}-", d.conversation)),
+        "{name}"
+    );
+    assert_eq!(disposition, format!("attachment; filename=\"{name}\""));
+    assert_eq!(whole.bytes().await.unwrap().as_ref(), stored.as_slice());
+    let n = stored.len();
+    let tail = d
+        .http
+        .get(&link)
+        .header("range", "bytes=-100")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tail.status(), 206);
+    assert_eq!(
+        tail.headers()["content-range"],
+        format!("bytes {}-{}/{n}", n - 100, n - 1).as_str()
+    );
+    assert_eq!(tail.bytes().await.unwrap().as_ref(), &stored[n - 100..]);
+    let beyond = d
+        .http
+        .get(&link)
+        .header("range", format!("bytes={n}-"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(beyond.status(), 416);
+
+    // A tampered grant, no credentials, or a visitor (not allowed by default): nothing.
+    let id = recordings[0]["id"].as_str().unwrap();
+    let tampered = link.replace("grant=", "grant=1");
+    assert_eq!(d.http.get(&tampered).send().await.unwrap().status(), 404);
+    let plain = format!("{}/v1/recordings/{id}/download", d.base);
+    assert_eq!(d.http.get(&plain).send().await.unwrap().status(), 401);
+    let as_visitor = d
+        .http
+        .get(&plain)
+        .bearer_auth(&d.tokens[1])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(as_visitor.status(), 404);
+    let as_agent = d
+        .http
+        .get(&plain)
+        .bearer_auth(&d.tokens[0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(as_agent.status(), 200);
+
+    // A <video> element plays the link: no header needed.
+    let page = d.dir.path().join("player.html");
+    std::fs::write(
+        &page,
+        format!(
+            "<video id=v muted autoplay src=\"{}\"></video>",
+            link.replace('&', "&amp;")
+        ),
+    )
+    .unwrap();
+    let page = format!("file://{}", page.display());
+    let browser = Chromium::open(&page);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let state = browser
+            .evaluate("(v => ({ready: v.readyState, duration: v.duration, error: v.error && v.error.code, time: v.currentTime}))(document.getElementById('v'))")
+            .await;
+        if state["ready"].as_u64() >= Some(2) && state["time"].as_f64() > Some(0.5) {
+            assert!(state["duration"].as_f64().unwrap() > 4.0, "{state}");
+            break;
+        }
+        assert!(state["error"].is_null(), "the video failed: {state}");
+        assert!(
+            Instant::now() < deadline,
+            "the video does not play: {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

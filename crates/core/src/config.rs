@@ -660,3 +660,79 @@ mod tests {
         }
     }
 }
+
+/// What a file-name pattern's placeholders stand for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileNameParts<'a> {
+    /// `{conversationId}`.
+    pub conversation_id: &'a str,
+    /// `{recordingId}`.
+    pub recording_id: &'a str,
+    /// `{accountId}`.
+    pub account_id: &'a str,
+    /// `{startTime}`, Unix milliseconds (rendered UTC `YYYYMMDD-HHMMSS`).
+    pub start_ms: i64,
+    /// `{type}`: `AUDIO` or `AUDIO_VIDEO`.
+    pub recording_type: &'a str,
+}
+
+/// The file name users see (SPEC §6): the pattern with its placeholders filled in. Patterns
+/// are checked when they are set ([`check_filename_pattern`]); the ids are safe characters.
+pub fn render_file_name(pattern: &str, parts: &FileNameParts<'_>) -> String {
+    pattern
+        .replace("{conversationId}", parts.conversation_id)
+        .replace("{recordingId}", parts.recording_id)
+        .replace("{accountId}", parts.account_id)
+        .replace("{startTime}", &utc_stamp(parts.start_ms))
+        .replace("{type}", parts.recording_type)
+}
+
+/// Unix milliseconds as UTC `YYYYMMDD-HHMMSS`.
+pub fn utc_stamp(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Days since 1970-01-01 to a civil date (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+#[cfg(test)]
+mod file_name_tests {
+    use super::*;
+
+    #[test]
+    fn names_fill_the_placeholders_with_utc_times() {
+        assert_eq!(utc_stamp(0), "19700101-000000");
+        // 2026-11-28 08:23:52 UTC.
+        assert_eq!(utc_stamp(1_795_854_232_000), "20261128-082352");
+        assert_eq!(utc_stamp(951_782_400_000), "20000229-000000");
+        let parts = FileNameParts {
+            conversation_id: "conv_1",
+            recording_id: "rec_2",
+            account_id: "acc_3",
+            start_ms: 1_795_854_232_000,
+            recording_type: "AUDIO_VIDEO",
+        };
+        assert_eq!(
+            render_file_name("recording-{conversationId}-{startTime}.mp4", &parts),
+            "recording-conv_1-20261128-082352.mp4"
+        );
+        assert_eq!(
+            render_file_name("{accountId}_{recordingId}_{type}.mp4", &parts),
+            "acc_3_rec_2_AUDIO_VIDEO.mp4"
+        );
+    }
+}

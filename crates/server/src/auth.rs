@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use convrec_store::metadata::Participant;
 use sha2::{Digest, Sha256};
@@ -43,20 +44,24 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer(parts).ok_or_else(ApiError::unauthorized)?;
-        if state.is_admin_key(token) {
-            return Ok(Caller::Admin);
-        }
-        match state.metadata.participant_by_token(token).await? {
-            Some(p) => Ok(Caller::Participant(p)),
-            None => Err(ApiError::unauthorized()),
-        }
+        caller(state, &parts.headers).await
     }
 }
 
-fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts
-        .headers
+/// The caller a request's `Authorization: Bearer …` names; 401 without valid credentials.
+pub async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    let token = bearer(headers).ok_or_else(ApiError::unauthorized)?;
+    if state.is_admin_key(token) {
+        return Ok(Caller::Admin);
+    }
+    match state.metadata.participant_by_token(token).await? {
+        Some(p) => Ok(Caller::Participant(p)),
+        None => Err(ApiError::unauthorized()),
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers
         .get(axum::http::header::AUTHORIZATION)?
         .to_str()
         .ok()?;

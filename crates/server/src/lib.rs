@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod grants;
 pub mod live;
 pub mod recording;
 pub mod router;
@@ -102,6 +103,8 @@ pub struct Shared {
     pub base_url: String,
     /// The HTTP client webhooks are sent with.
     pub http: reqwest::Client,
+    /// Signs and checks download links.
+    pub grants: grants::Grants,
     /// Wakes the webhook dispatcher when a message is queued.
     pub webhook_wakeup: tokio::sync::Notify,
     admin_key_digest: [u8; 32],
@@ -184,6 +187,7 @@ impl Server {
             launcher: Box::new(LocalProcess::new(config.recorder_program.clone())),
             base_url,
             http: reqwest::Client::new(),
+            grants: grants::Grants::load_or_create(&config.data_dir).map_err(data_dir_error)?,
             webhook_wakeup: tokio::sync::Notify::new(),
             admin_key_digest: auth::digest(&admin_key),
         }));

@@ -116,6 +116,26 @@ impl Storage {
 }
 
 impl Storage {
+    /// A byte range of an object, as a stream.
+    pub async fn read_range(
+        &self,
+        key: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<
+        futures_util::stream::BoxStream<'static, Result<bytes::Bytes, object_store::Error>>,
+        StorageError,
+    > {
+        let options = object_store::GetOptions {
+            range: Some(object_store::GetRange::Bounded(range)),
+            ..Default::default()
+        };
+        Ok(self
+            .objects
+            .get_opts(&ObjectPath::from(key), options)
+            .await?
+            .into_stream())
+    }
+
     /// Deletes every object of a recording (its files and manifest) and its spool.
     pub async fn delete_recording(&self, recording_id: &str) -> Result<(), StorageError> {
         use futures_util::TryStreamExt;

@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod configuration;
 pub mod conversations;
+pub mod download;
 pub mod error;
 pub mod events;
 pub mod interactions;
@@ -79,6 +80,7 @@ pub fn routes() -> Router<AppState> {
             delete(media::unsubscribe),
         )
         .route("/conversations/{id}/events", get(events::stream))
+        .route("/recordings/{id}/download", get(download::download))
         .route("/webhooks", post(webhooks::register))
         .route("/webhooks/{id}", delete(webhooks::remove))
         .route("/webhooks/{id}/deliveries", get(webhooks::deliveries))

@@ -1,6 +1,6 @@
 //! `GET /v1/conversationhistory/{id}/getConversationRecordings` (SPEC §5): the recordings that
-//! produced media, with their files. Step 4 adds download links, file names from the pattern,
-//! and the participants; until then, raw files are listed with their manifest entries.
+//! produced media, with their files, names (from the file-name pattern) and signed download
+//! links.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -14,9 +14,6 @@ use super::visible_conversation;
 use crate::AppState;
 use crate::auth::Caller;
 
-/// Roles that see recordings by default (`allowSeeRecordingAvailableMessages`).
-const ROLES_THAT_SEE: &[Role] = &[Role::AssignedAgent, Role::SecondaryAgent];
-
 /// Lists a conversation's recordings.
 pub async fn list(
     State(app): State<AppState>,
@@ -24,8 +21,12 @@ pub async fn list(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let (_, participant) = visible_conversation(&app, &caller, &id).await?;
-    if participant.is_some_and(|p| !ROLES_THAT_SEE.contains(&p.role)) {
-        return Ok(Json(json!({ "items": [] })));
+    if let Some(p) = participant {
+        // Roles outside `allowSeeRecordingAvailableMessages` see none (SPEC §5).
+        let settings = crate::recording::settings(&app, &id).await?;
+        if !settings.roles_that_see.iter().any(|r| r == p.role.as_str()) {
+            return Ok(Json(json!({ "items": [] })));
+        }
     }
     let mut items = Vec::new();
     for recording_id in app.metadata.recording_ids(&id).await? {
@@ -38,6 +39,20 @@ pub async fn list(
         };
         let files = app.metadata.recording_files(&recording_id).await?;
         let total: u64 = files.iter().map(|f| f.durable_bytes).sum();
+        let mut listed = Vec::new();
+        for f in &files {
+            listed.push(json!({
+                "file": f.file,
+                "publicationId": f.publication_id,
+                "objectKey": f.object_key,
+                "fileName": super::download::file_name(&app, &r, f, files.len()).await?,
+                "size": f.durable_bytes,
+                "startedAt": f.started_at_ms,
+                "indexed": f.finished,
+                "downloadLink": super::download::link(&app, &r.id, f.file),
+            }));
+        }
+        let file_name = listed.first().map(|f| f["fileName"].clone());
         items.push(json!({
             "id": r.id,
             "conversationId": r.conversation_id,
@@ -49,14 +64,9 @@ pub async fn list(
             "endReason": r.end_reason,
             "recordingType": r.recording_type,
             "layout": r.layout,
-            "files": files.iter().map(|f| json!({
-                "file": f.file,
-                "publicationId": f.publication_id,
-                "objectKey": f.object_key,
-                "size": f.durable_bytes,
-                "startedAt": f.started_at_ms,
-                "indexed": f.finished,
-            })).collect::<Vec<_>>(),
+            "fileName": file_name,
+            "downloadLinks": listed.iter().map(|f| f["downloadLink"].clone()).collect::<Vec<_>>(),
+            "files": listed,
         }));
     }
     Ok(Json(json!({ "items": items })))

@@ -215,8 +215,7 @@ pub async fn finalize(
     announce_available(app, conversation_id, recording_id).await;
 }
 
-/// `conversation.recording_available` (SPEC §5). Download links come with the download
-/// endpoint (step 4); until then the list is empty.
+/// `conversation.recording_available` (SPEC §5), with signed download links.
 async fn announce_available(app: &AppState, conversation_id: &str, recording_id: &str) {
     let (Ok(Some(conversation)), Ok(Some(recording)), Ok(files)) = (
         app.metadata.conversation(conversation_id).await,
@@ -235,7 +234,10 @@ async fn announce_available(app: &AppState, conversation_id: &str, recording_id:
         "recordingId": recording_id,
         "mimeType": "video/mp4",
         "totalSize": total,
-        "downloadLinks": [],
+        "downloadLinks": files
+            .iter()
+            .map(|f| crate::api::download::link(app, recording_id, f.file))
+            .collect::<Vec<_>>(),
         "recordingStartTimestamp": recording.started_at_ms,
         "recordingEndTimestamp": recording.ended_at_ms,
         "endReason": recording.end_reason,
