@@ -541,6 +541,11 @@ async fn entry_points_are_single_use_secret_and_wrong_ones_are_refused() {
         .map(|v| String::from_utf8(v.to_vec()).unwrap())
         .expect("the recorder has its entry point");
     let token = entry_point.rsplit('/').next().unwrap().to_owned();
+    // It holds no secret of the server's.
+    assert!(
+        !String::from_utf8_lossy(&environ).contains("CONVREC_BOOTSTRAP_ADMIN_KEY"),
+        "the admin key reached the recorder"
+    );
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
     assert!(!String::from_utf8_lossy(&cmdline).contains(&token));
     // Used once already: a second recorder is turned away, and the recording goes on.
@@ -560,6 +565,18 @@ async fn a_server_stopped_with_sigterm_ends_the_call_and_finishes_its_recording(
     let mut d = Deployment::start(1).await;
     let mut talking = d.participant(0, 30.0);
     d.wait_for_state("STARTED").await;
+    // A client follows the events: its open stream must not keep the server from stopping.
+    let events = d
+        .http
+        .get(format!(
+            "{}/v1/conversations/{}/events",
+            d.base, d.conversation
+        ))
+        .bearer_auth(&d.tokens[0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), 200);
     tokio::time::sleep(Duration::from_secs(3)).await;
     let stopped = Instant::now();
     let signalled = std::process::Command::new("kill")

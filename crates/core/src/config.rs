@@ -661,6 +661,15 @@ mod tests {
     }
 }
 
+/// A recording's end reasons (SPEC §5).
+pub const END_REASONS: &[&str] = &[
+    "NORMAL",
+    "ABORT_SYSTEM",
+    "ABORT_TIMEOUT",
+    "ABORT_BLOBSTORE_FAILURE",
+    "ABORT_UNEXPECTED",
+];
+
 /// What a file-name pattern's placeholders stand for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileNameParts<'a> {

@@ -27,6 +27,10 @@ use std::time::{Duration, Instant};
 
 use crate::config::RecordingSettings;
 
+/// How long a recorder has to finish its files after `stop` before it is killed and its
+/// recording finished from what is durable.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// After a recording has run this long, the retry delays start again from 1 s (SPEC §4).
 pub const DELAY_RESET_AFTER: Duration = Duration::from_secs(60);
 
@@ -203,8 +207,8 @@ enum Phase {
         since: Instant,
         started: bool,
     },
-    /// Asked to stop; waiting for it to finish.
-    Stopping,
+    /// Asked to stop; waiting for it to finish (killed and finished at `deadline`).
+    Stopping { attempt: u32, deadline: Instant },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -300,7 +304,8 @@ impl Orchestrator {
         match self.recording.as_ref()?.phase {
             Phase::Backoff { until } => Some(until),
             Phase::WaitingReady { deadline, .. } => Some(deadline),
-            Phase::Running { .. } | Phase::Stopping => None,
+            Phase::Stopping { deadline, .. } => Some(deadline),
+            Phase::Running { .. } => None,
         }
     }
 
@@ -317,7 +322,9 @@ impl Orchestrator {
         if self.settings.enabled && self.settings.automatic && self.triggers(source) {
             match &self.recording {
                 None => self.start(now, Trigger::Automatic),
-                Some(r) if r.phase == Phase::Stopping => self.start_when_finished = true,
+                Some(r) if matches!(r.phase, Phase::Stopping { .. }) => {
+                    self.start_when_finished = true
+                }
                 Some(_) => {}
             }
         }
@@ -371,7 +378,7 @@ impl Orchestrator {
         let Some(r) = &self.recording else {
             return Err(Refusal::RecordingNotRunning);
         };
-        if r.phase == Phase::Stopping {
+        if matches!(r.phase, Phase::Stopping { .. }) {
             return Err(Refusal::RecordingNotRunning);
         }
         let allowed = requester == Requester::Admin
@@ -423,7 +430,7 @@ impl Orchestrator {
         if self
             .recording
             .as_ref()
-            .is_some_and(|r| r.no == recording && r.phase == Phase::Stopping)
+            .is_some_and(|r| r.no == recording && matches!(r.phase, Phase::Stopping { .. }))
         {
             self.recording = None;
             self.actions.push_back(Action::Finish {
@@ -453,7 +460,7 @@ impl Orchestrator {
                 attempt: a, since, ..
             } if a == attempt => self.failed_midway(now, since, failure),
             // It was stopping anyway: what is durable is what there is.
-            Phase::Stopping => {
+            Phase::Stopping { attempt: a, .. } if a == attempt => {
                 self.recording = None;
                 self.actions.push_back(Action::Finish {
                     recording,
@@ -472,6 +479,20 @@ impl Orchestrator {
         };
         match r.phase {
             Phase::Backoff { until } if until <= now => self.launch_next(now),
+            Phase::Stopping { attempt, deadline } if deadline <= now => {
+                // It did not finish its files in time: what is durable is what there is.
+                let no = r.no;
+                self.recording = None;
+                self.actions.push_back(Action::Kill {
+                    recording: no,
+                    attempt,
+                });
+                self.actions.push_back(Action::Finish {
+                    recording: no,
+                    end_reason: "ABORT_TIMEOUT",
+                });
+                self.after_finished(now);
+            }
             Phase::WaitingReady { attempt, deadline } if deadline <= now => {
                 let no = r.no;
                 self.actions.push_back(Action::Kill {
@@ -665,8 +686,11 @@ impl Orchestrator {
         // A recording ended on purpose breaks any streak of failures.
         self.failures_in_a_row = 0;
         match r.phase {
-            Phase::Running { .. } => {
-                r.phase = Phase::Stopping;
+            Phase::Running { attempt, .. } => {
+                r.phase = Phase::Stopping {
+                    attempt,
+                    deadline: now + STOP_TIMEOUT,
+                };
                 self.actions.push_back(Action::Stop { recording: no });
                 self.set_state(State::Stopped);
             }
@@ -678,7 +702,7 @@ impl Orchestrator {
                 self.call_off(now, no);
             }
             Phase::Backoff { .. } => self.call_off(now, no),
-            Phase::Stopping => {}
+            Phase::Stopping { .. } => {}
         }
         self.release_all();
     }

@@ -657,3 +657,19 @@ fn new_settings_apply_between_recordings_never_to_a_running_one() {
         "the running recording keeps its settings"
     );
 }
+
+#[test]
+fn a_recorder_that_does_not_finish_after_stop_is_killed_and_its_recording_finished() {
+    let mut sim = Sim::new(settings(&[("recordingStartMode", "\"ASYNCHRONOUS\"")]));
+    sim.call("c").at(11).ready(1, 2);
+    // A late failure of an earlier attempt's recorder changes nothing while #1.2 stops.
+    sim.end("c").failed(1, 1, Failure::Crashed);
+    assert_eq!(sim.o.recording(), Some(1));
+    sim.take();
+    sim.at(60);
+    assert_eq!(
+        sim.take(),
+        ["t=41s kill #1.2", "t=41s finish #1 ABORT_TIMEOUT"],
+        "30 s after stop"
+    );
+}

@@ -105,6 +105,8 @@ pub struct Shared {
     pub http: reqwest::Client,
     /// Signs and checks download links.
     pub grants: grants::Grants,
+    /// Cancelled when the server starts stopping (ends event streams).
+    pub shutdown: tokio_util::sync::CancellationToken,
     /// Wakes the webhook dispatcher when a message is queued.
     pub webhook_wakeup: tokio::sync::Notify,
     admin_key_digest: [u8; 32],
@@ -187,6 +189,7 @@ impl Server {
             launcher: Box::new(LocalProcess::new(config.recorder_program.clone())),
             base_url,
             http: reqwest::Client::new(),
+            shutdown: tokio_util::sync::CancellationToken::new(),
             grants: grants::Grants::load_or_create(&config.data_dir).map_err(data_dir_error)?,
             webhook_wakeup: tokio::sync::Notify::new(),
             admin_key_digest: auth::digest(&admin_key),

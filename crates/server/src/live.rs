@@ -145,6 +145,9 @@ pub struct RunningRecording {
     pub attempt: u32,
     /// Messages to the current attempt's recorder, once it connected.
     pub link: Option<mpsc::UnboundedSender<FromServer>>,
+    /// The current attempt's recorder connected (its connection reports how it ends; its
+    /// process exiting says nothing more).
+    pub connected: bool,
     /// The current attempt's recorder process.
     pub process: Option<Box<dyn RecorderProcess>>,
     /// When the current attempt was launched (for the ready latency).

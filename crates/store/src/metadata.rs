@@ -783,10 +783,12 @@ impl Metadata {
             .collect::<Result<_, _>>()?)
     }
 
-    /// Recordings that have not ended (after a crash: the ones a restart must finish).
+    /// Recordings a restart must finish: those that have not ended, and those that ended with
+    /// media whose files were not all stored (a crash during the hand-off).
     pub async fn unfinished_recordings(&self) -> Result<Vec<Recording>, MetadataError> {
         let rows = sqlx::query(
-            "SELECT id FROM recordings WHERE ended_at_ms IS NULL ORDER BY created_at_ms",
+            "SELECT id FROM recordings WHERE ended_at_ms IS NULL \
+             OR (status <> 'COMPLETE' AND started_at_ms IS NOT NULL) ORDER BY created_at_ms",
         )
         .fetch_all(&self.pool)
         .await?;

@@ -34,28 +34,22 @@ pub async fn download(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let hidden = || ApiError::not_found("recording", &id);
+    // Without a grant, credentials first: an unauthenticated caller learns nothing of what exists.
+    let caller = match &query.grant {
+        Some(_) => None,
+        None => Some(crate::auth::caller(&app, &headers).await?),
+    };
     let recording = app.metadata.recording(&id).await?.ok_or_else(hidden)?;
     let files = app.metadata.recording_files(&id).await?;
     let file = match query.file {
         Some(n) => files.iter().find(|f| f.file == n),
         None => files.first(),
     }
-    .ok_or_else(|| {
-        ApiError::not_found(
-            "file of this recording",
-            &query.file.unwrap_or(0).to_string(),
-        )
-    })?;
-    let admitted = match &query.grant {
-        Some(grant) => app.grants.check(grant, &id, file.file, crate::now_ms()),
-        None => {
-            may_see(
-                &app,
-                &crate::auth::caller(&app, &headers).await?,
-                &recording,
-            )
-            .await?
-        }
+    .ok_or_else(hidden)?;
+    let admitted = match (&query.grant, &caller) {
+        (Some(grant), _) => app.grants.check(grant, &id, file.file, crate::now_ms()),
+        (None, Some(caller)) => may_see(&app, caller, &recording).await?,
+        (None, None) => false,
     };
     if !admitted {
         // A bad grant or a caller who may not see it: the recording does not exist for them.
@@ -78,8 +72,12 @@ pub async fn download(
     let length = if total == 0 { 0 } else { end - start + 1 };
     let body = if length == 0 {
         Body::empty()
-    } else if growing {
-        spool_body(&app.storage.spool_path(&id, file.file), start, length).await?
+    } else if let Some(body) = growing
+        .then(|| app.storage.spool_path(&id, file.file))
+        .filter(|path| path.is_file())
+    {
+        // Still being recorded (or being stored): the spool holds it.
+        spool_body(&body, start, length).await?
     } else {
         let stream = app
             .storage
@@ -95,11 +93,7 @@ pub async fn download(
         StatusCode::OK
     };
     let h = response.headers_mut();
-    let content_type = if recording.recording_type == "AUDIO" {
-        "audio/mp4"
-    } else {
-        "video/mp4"
-    };
+    let content_type = mime_type(&recording.recording_type);
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
@@ -117,6 +111,15 @@ pub async fn download(
         }
     }
     Ok(response.into_response())
+}
+
+/// The MIME type of a recording's files (SPEC §5).
+pub fn mime_type(recording_type: &str) -> &'static str {
+    if recording_type == "AUDIO" {
+        "audio/mp4"
+    } else {
+        "video/mp4"
+    }
 }
 
 /// A download link of a recording's file with a grant valid for [`GRANT_LIFETIME_MS`].

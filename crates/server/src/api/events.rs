@@ -38,8 +38,12 @@ pub async fn stream(
         };
         Some((Ok(event), receiver))
     });
-    Ok(Sse::new(futures_util::StreamExt::chain(first, rest))
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    let until_shutdown = app.shutdown.clone().cancelled_owned();
+    let events = futures_util::StreamExt::take_until(
+        futures_util::StreamExt::chain(first, rest),
+        until_shutdown,
+    );
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
 fn sse(event: &ConversationEvent) -> Event {

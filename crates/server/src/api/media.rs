@@ -68,17 +68,25 @@ pub async fn publish(
         });
         Some(c.held.contains(&interaction))
     });
-    let Some(Some(held)) = registered else {
+    if registered.is_none_or(|held| held.is_none()) {
         let _ = app.room.call(move |room, now| room.remove(now, peer)).await;
         return Err(ApiError::not_found("active call or layer", &interaction));
-    };
-    if held {
-        // The interaction waits for its recorder: this publication waits with it.
-        let _ = app
-            .room
-            .call(move |room, now| room.set_held(now, peer, true))
-            .await;
     }
+    // If the interaction waits for its recorder, this publication waits with it. Decided inside
+    // the room's own turn, so a release carried out meanwhile cannot be missed.
+    let (state, conversation, held_interaction) = (app.clone(), id.clone(), interaction.clone());
+    let _ = app
+        .room
+        .call(move |room, now| {
+            let held = state
+                .live
+                .with_existing(&conversation, |c| c.held.contains(&held_interaction))
+                .unwrap_or(false);
+            if held {
+                let _ = room.set_held(now, peer, true);
+            }
+        })
+        .await;
     tracing::info!(conversation = %id, publication = %publication_id, participant = %participant.id, "publishing");
     let location = format!("/v1/conversations/{id}/publications/{publication_id}");
     Ok(created(location, answer))

@@ -56,7 +56,7 @@ pub async fn list(
         items.push(json!({
             "id": r.id,
             "conversationId": r.conversation_id,
-            "mimeType": "video/mp4",
+            "mimeType": super::download::mime_type(&r.recording_type),
             "totalSize": total,
             "recordingStartTimestamp": started,
             "recordingEndTimestamp": r.ended_at_ms,

@@ -154,6 +154,7 @@ async fn carry_out(
                             id,
                             attempt: 0,
                             link: None,
+                            connected: false,
                             process: None,
                             launched: Instant::now(),
                             files: Vec::new(),
@@ -295,6 +296,7 @@ async fn launch(
         if let Some(r) = c.recording.as_mut().filter(|r| r.no == recording) {
             r.attempt = attempt;
             r.link = None;
+            r.connected = false;
             r.process = Some(process);
             r.launched = Instant::now();
         }
@@ -313,7 +315,7 @@ fn exit_watch(app: &AppState, conversation_id: &str, recording: u64, attempt: u3
             .with_existing(&conversation_id, |c| {
                 c.recording
                     .as_ref()
-                    .is_some_and(|r| r.no == recording && r.attempt == attempt && r.link.is_none())
+                    .is_some_and(|r| r.no == recording && r.attempt == attempt && !r.connected)
             })
             .unwrap_or(false);
         if unconnected {

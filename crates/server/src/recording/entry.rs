@@ -63,6 +63,7 @@ pub async fn entry(
         .with_existing(&recording.conversation_id, |c| match c.recording.as_mut() {
             Some(r) if r.id == recording.id && r.attempt == entry.attempt && r.link.is_none() => {
                 r.link = Some(link);
+                r.connected = true;
                 Some(r.no)
             }
             _ => None,
@@ -176,14 +177,27 @@ impl Connection {
         // The files go to the recording, to be finished when the orchestrator closes it.
         let files: Vec<SpooledFile> = std::mem::take(&mut self.files).into_values().collect();
         let (no, attempt) = (self.recording_no, self.attempt);
-        self.app.live.with_existing(&self.conversation_id, |c| {
-            if let Some(r) = c.recording.as_mut().filter(|r| r.no == no) {
-                r.files.extend(files);
-                if r.attempt == attempt {
-                    r.link = None;
+        let orphaned = self
+            .app
+            .live
+            .with_existing(&self.conversation_id, |c| {
+                match c.recording.as_mut().filter(|r| r.no == no) {
+                    Some(r) => {
+                        r.files.extend(files);
+                        if r.attempt == attempt {
+                            r.link = None;
+                        }
+                        Vec::new()
+                    }
+                    None => files,
                 }
-            }
-        });
+            })
+            .unwrap_or_default();
+        if !orphaned.is_empty() {
+            // Only a recorder of an attempt the orchestrator gave up on gets here (its recording
+            // was finished without it); what it wrote is not part of the stored recording.
+            tracing::error!(recording = %self.recording_id, attempt, files = orphaned.len(), "files arrived after their recording was finished; they are not stored");
+        }
         let feed: Feed = match ending {
             Ending::Done => Box::new(move |o, now| o.handle_recorder_done(now, no)),
             Ending::Storage => {

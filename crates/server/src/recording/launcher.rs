@@ -1,6 +1,7 @@
 //! How a recorder is started: a [`Launcher`] turns an entry point into a running recorder. The
 //! default, [`LocalProcess`], runs `convrec recorder` as a child process with the entry point in
-//! its environment (`CONVREC_ENTRY_POINT`, never on its command line, where `ps` would show it).
+//! its environment (`CONVREC_ENTRY_POINT`, never on its command line, where `ps` would show it);
+//! of the server's environment only `PATH`, `HOME`, locale and log settings pass, no secrets.
 //! A cluster launcher (step 8) implements the same trait.
 
 use std::path::PathBuf;
@@ -9,9 +10,17 @@ use std::process::Stdio;
 /// The environment variable that carries the entry point.
 pub const ENTRY_POINT_ENV: &str = "CONVREC_ENTRY_POINT";
 
-/// Environment variables a recorder must never inherit: it holds no credentials but its entry
-/// point.
-const WITHHELD_ENV: &[&str] = &["CONVREC_BOOTSTRAP_ADMIN_KEY", "CONVREC_CONFIG"];
+/// The only environment variables a recorder inherits: it holds no credentials (no storage
+/// keys, no admin key) but its entry point and, when configured, its recorder key.
+const PASSED_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "TZ",
+    "LANG",
+    "RUST_LOG",
+    "RUST_BACKTRACE",
+    "CONVREC_RECORDER_API_KEY",
+];
 
 /// A started recorder.
 pub trait RecorderProcess: Send {
@@ -76,13 +85,16 @@ impl Launcher for LocalProcess {
         let mut command = tokio::process::Command::new(&self.program);
         command
             .arg("recorder")
-            .env(ENTRY_POINT_ENV, entry_point)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
-        for name in WITHHELD_ENV {
-            command.env_remove(name);
+        command.env_clear();
+        for name in PASSED_ENV {
+            if let Some(value) = std::env::var_os(name) {
+                command.env(name, value);
+            }
         }
+        command.env(ENTRY_POINT_ENV, entry_point);
         let mut child = command.spawn()?;
         let pid = child.id();
         tracing::info!(recording = recording_id, pid, "recorder launched");

@@ -58,6 +58,8 @@ pub struct SpooledFile {
 /// process, SPEC §4), and every recording is finished from what was made durable, with end
 /// reason `ABORT_SYSTEM`. Waits up to `grace` for the recorders to write their indexes.
 pub async fn stop_all(app: &AppState, grace: Duration) {
+    // Event streams end now: the HTTP server's graceful stop waits for open responses.
+    app.shutdown.cancel();
     for (conversation_id, _) in app.live.running_recordings() {
         app.live.with_existing(&conversation_id, |c| {
             if let Some(r) = c.recording.as_mut() {
@@ -124,14 +126,33 @@ pub async fn recover(app: &AppState) -> Result<(), MetadataError> {
             }
         }
         tracing::warn!(recording = %recording.id, files = files.len(), "finishing a recording the last run left open");
-        spawn_finalize(
-            app,
-            &recording.conversation_id,
-            &recording.id,
-            "ABORT_SYSTEM",
-            files,
-        )
-        .await;
+        match recording.end_reason.as_deref() {
+            // Ended, but its files were not all stored: store them under the reason it has.
+            Some(reason) => {
+                let reason = convrec_core::config::END_REASONS
+                    .iter()
+                    .find(|r| **r == reason)
+                    .copied()
+                    .unwrap_or("ABORT_SYSTEM");
+                spawn_store(
+                    FinishingGuard::new(app),
+                    &recording.conversation_id,
+                    &recording.id,
+                    reason,
+                    files,
+                );
+            }
+            None => {
+                spawn_finalize(
+                    app,
+                    &recording.conversation_id,
+                    &recording.id,
+                    "ABORT_SYSTEM",
+                    files,
+                )
+                .await
+            }
+        }
     }
     Ok(())
 }
@@ -154,9 +175,8 @@ pub async fn spawn_finalize(
     reason: &'static str,
     files: Vec<SpooledFile>,
 ) {
-    app.live.begin_finishing();
-    let guard = FinishingGuard(app.clone());
-    let app = app.clone();
+    // Counted from now: [`stop_all`] must not see a gap between running and storing.
+    let guard = FinishingGuard::new(app);
     if let Err(e) = app
         .metadata
         .end_recording(recording_id, reason, crate::now_ms())
@@ -164,6 +184,17 @@ pub async fn spawn_finalize(
     {
         tracing::error!(recording = recording_id, error = %e, "cannot end the recording");
     }
+    spawn_store(guard, conversation_id, recording_id, reason, files);
+}
+
+/// Stores an ended recording's files in a task of its own; [`stop_all`] waits for it.
+fn spawn_store(
+    guard: FinishingGuard,
+    conversation_id: &str,
+    recording_id: &str,
+    reason: &'static str,
+    files: Vec<SpooledFile>,
+) {
     let (conversation_id, recording_id) = (conversation_id.to_owned(), recording_id.to_owned());
     tokio::spawn(async move {
         finalize(&guard.0, &conversation_id, &recording_id, reason, files).await;
@@ -171,8 +202,15 @@ pub async fn spawn_finalize(
     });
 }
 
-/// Ends one "finishing" count when dropped, however the task ends.
+/// Counts a recording as being finished from its making until it drops, however the task ends.
 struct FinishingGuard(AppState);
+
+impl FinishingGuard {
+    fn new(app: &AppState) -> Self {
+        app.live.begin_finishing();
+        Self(app.clone())
+    }
+}
 
 impl Drop for FinishingGuard {
     fn drop(&mut self) {
@@ -232,7 +270,7 @@ async fn announce_available(app: &AppState, conversation_id: &str, recording_id:
     let fields = json!({
         "conversationId": conversation_id,
         "recordingId": recording_id,
-        "mimeType": "video/mp4",
+        "mimeType": crate::api::download::mime_type(&recording.recording_type),
         "totalSize": total,
         "downloadLinks": files
             .iter()
