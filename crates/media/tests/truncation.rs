@@ -156,3 +156,20 @@ fn extreme_times_saturate_instead_of_overflowing() {
     assert_eq!(report.tracks[0].samples, 2);
     assert_eq!(report.fragments.len(), 2);
 }
+
+/// The control for the decode checks everywhere: damaged pictures are reported.
+#[test]
+fn the_decode_check_reports_a_damaged_picture() {
+    let rec = record(&Scenario::new("cbp-320x240-30fps.h264", 3.0));
+    let dir = tempfile::tempdir().unwrap();
+    let mut damaged = rec.file.clone();
+    // Scramble the middle of the first fragment (its mdat holds the key frame's slices).
+    let (start, end) = (rec.block_ends[0], rec.block_ends[1]);
+    for byte in &mut damaged[start + (end - start) / 3..start + (end - start) / 2] {
+        *byte = byte.wrapping_mul(31).wrapping_add(7);
+    }
+    let path = write_temp(&dir, "damaged.mp4", &damaged);
+    assert_ne!(ffmpeg_decode_errors(&path), "", "damage goes unnoticed");
+    let path = write_temp(&dir, "intact.mp4", &rec.file);
+    assert_eq!(ffmpeg_decode_errors(&path), "");
+}

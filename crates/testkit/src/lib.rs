@@ -103,12 +103,16 @@ pub fn decoded_frame_widths(path: &Path) -> Vec<u64> {
         .collect()
 }
 
-/// What `ffmpeg -v error -i FILE -f null -` prints: empty for a file that decodes cleanly.
+/// What `ffmpeg -v error -i FILE -fps_mode passthrough -f null -` prints: empty for a file that
+/// decodes cleanly. Frames keep their own timestamps (`passthrough`): WebRTC video has a
+/// variable frame rate (senders drop and adapt frames), and ffmpeg's default constant-rate
+/// output would report two close frames as a timestamp clash of its own making; truly equal or
+/// decreasing timestamps in the file are still reported.
 pub fn ffmpeg_decode_errors(path: &Path) -> String {
     let out = tool("ffmpeg")
         .args(["-nostdin", "-v", "error", "-i"])
         .arg(path)
-        .args(["-f", "null", "-"])
+        .args(["-fps_mode", "passthrough", "-f", "null", "-"])
         .output()
         .expect("run ffmpeg");
     let mut text = String::from_utf8_lossy(&out.stderr).into_owned();
