@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use convrec_store::metadata::{MetadataError, Role};
+use convrec_store::metadata::Role;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -40,7 +40,7 @@ pub async fn create(
         }
     }
     let now = crate::now_ms();
-    let id = match app
+    let id = app
         .metadata
         .create_conversation(
             &body.account_id,
@@ -48,14 +48,7 @@ pub async fn create(
             &body.topic,
             now,
         )
-        .await
-    {
-        Ok(id) => id,
-        Err(MetadataError::NotFound { .. }) => {
-            return Err(ApiError::not_found("account", &body.account_id));
-        }
-        Err(e) => return Err(e.into()),
-    };
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(

@@ -90,8 +90,15 @@ impl IntoResponse for ApiError {
 }
 
 impl From<convrec_store::metadata::MetadataError> for ApiError {
+    /// A missing object (e.g. the account a new conversation names) is the client's 404; the
+    /// rest is the server's trouble.
     fn from(e: convrec_store::metadata::MetadataError) -> Self {
-        ApiError::internal(e)
+        match e {
+            convrec_store::metadata::MetadataError::NotFound { what, id } => {
+                ApiError::not_found(what, &id)
+            }
+            other => ApiError::internal(other),
+        }
     }
 }
 

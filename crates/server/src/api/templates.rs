@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use convrec_store::metadata::{MetadataError, Template};
+use convrec_store::metadata::Template;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -30,17 +30,10 @@ pub async fn create(
     if name.is_empty() || name.len() > 200 {
         return Err(ApiError::bad_request("'name' must be 1 to 200 characters"));
     }
-    let id = match app
+    let id = app
         .metadata
         .create_template(&body.account_id, name, crate::now_ms())
-        .await
-    {
-        Ok(id) => id,
-        Err(MetadataError::NotFound { .. }) => {
-            return Err(ApiError::not_found("account", &body.account_id));
-        }
-        Err(e) => return Err(e.into()),
-    };
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "id": id, "accountId": body.account_id, "name": name })),

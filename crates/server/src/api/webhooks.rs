@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use convrec_store::metadata::{MetadataError, Webhook};
+use convrec_store::metadata::Webhook;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -51,7 +51,7 @@ pub async fn register(
             EVENTS.join(", ")
         )));
     }
-    let id = match app
+    let id = app
         .metadata
         .create_webhook(
             &body.account_id,
@@ -60,14 +60,7 @@ pub async fn register(
             &body.events,
             crate::now_ms(),
         )
-        .await
-    {
-        Ok(id) => id,
-        Err(MetadataError::NotFound { .. }) => {
-            return Err(ApiError::not_found("account", &body.account_id));
-        }
-        Err(e) => return Err(e.into()),
-    };
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({
