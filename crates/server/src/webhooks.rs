@@ -32,6 +32,9 @@ const SECRET_PREFIX: &str = "whsec_";
 /// How long one delivery may take.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Deliveries in flight at once.
+const PARALLEL_DELIVERIES: usize = 8;
+
 /// How often the dispatcher looks for due messages when nothing wakes it.
 const POLL: Duration = Duration::from_millis(500);
 
@@ -108,13 +111,18 @@ pub async fn run_dispatcher(app: AppState) {
             Ok(due) => due,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the webhook queue");
+                tokio::time::sleep(POLL).await;
                 Vec::new()
             }
         };
         let busy = !due.is_empty();
-        for message in due {
-            deliver(&app, message).await;
-        }
+        // Several at once: one endpoint that does not answer must not hold up the others.
+        futures_util::StreamExt::for_each_concurrent(
+            futures_util::stream::iter(due),
+            PARALLEL_DELIVERIES,
+            |message| deliver(&app, message),
+        )
+        .await;
         if !busy {
             tokio::select! {
                 () = app.webhook_wakeup.notified() => {}
@@ -174,7 +182,9 @@ async fn deliver(app: &AppState, message: convrec_store::metadata::DueMessage) {
         .record_webhook_attempt(&message.id, attempt, now_ms, status, error, state, next)
         .await
     {
+        // The message stays due; wait before it is tried again rather than resend in a loop.
         tracing::error!(error = %e, "cannot log a webhook attempt");
+        tokio::time::sleep(POLL).await;
     }
 }
 
