@@ -218,8 +218,9 @@ struct Recording {
     phase: Phase,
     /// Attempts made for this recording.
     attempts: u32,
-    /// The attempts were exhausted (RETRY goes on in the background).
-    exhausted: bool,
+    /// The attempts were exhausted (RETRY goes on in the background), with the last
+    /// failure's end reason.
+    exhausted: Option<&'static str>,
     /// Media is held for it.
     holding: bool,
 }
@@ -403,7 +404,7 @@ impl Orchestrator {
             since: now,
             started: false,
         };
-        r.exhausted = false;
+        r.exhausted = None;
         r.holding = false;
         self.release_all();
         self.set_state(State::Ready);
@@ -531,7 +532,7 @@ impl Orchestrator {
             trigger,
             phase: Phase::Backoff { until: now },
             attempts: 0,
-            exhausted: false,
+            exhausted: None,
             holding,
         });
         self.actions.push_back(Action::NewRecording {
@@ -581,7 +582,8 @@ impl Orchestrator {
         let Some(r) = self.recording.as_ref() else {
             return;
         };
-        let (no, trigger, attempts, exhausted) = (r.no, r.trigger, r.attempts, r.exhausted);
+        let (no, trigger, attempts, exhausted) =
+            (r.no, r.trigger, r.attempts, r.exhausted.is_some());
         if failure == Failure::Storage {
             // No further attempts in either mode (SPEC §4).
             return self.give_up(no, trigger, "ABORT_BLOBSTORE_FAILURE");
@@ -604,7 +606,7 @@ impl Orchestrator {
             self.set_state(State::Failed);
             let until = now + self.delay(self.failures_in_a_row);
             if let Some(r) = self.recording.as_mut() {
-                r.exhausted = true;
+                r.exhausted = Some(reason);
                 r.holding = false;
                 r.phase = Phase::Backoff { until };
             }
@@ -650,7 +652,7 @@ impl Orchestrator {
             trigger: Trigger::Automatic,
             phase: Phase::Backoff { until },
             attempts: 0,
-            exhausted: false,
+            exhausted: None,
             holding: false,
         });
         self.actions.push_back(Action::NewRecording {
@@ -682,7 +684,7 @@ impl Orchestrator {
         let Some(r) = self.recording.as_mut() else {
             return;
         };
-        let no = r.no;
+        let (no, exhausted) = (r.no, r.exhausted);
         // A recording ended on purpose breaks any streak of failures.
         self.failures_in_a_row = 0;
         match r.phase {
@@ -699,22 +701,27 @@ impl Orchestrator {
                     recording: no,
                     attempt,
                 });
-                self.call_off(now, no);
+                self.call_off(now, no, exhausted);
             }
-            Phase::Backoff { .. } => self.call_off(now, no),
+            Phase::Backoff { .. } => self.call_off(now, no, exhausted),
             Phase::Stopping { .. } => {}
         }
         self.release_all();
     }
 
-    /// A recording that never got a ready recorder ends with nothing recorded.
-    fn call_off(&mut self, now: Instant, no: RecordingNo) {
+    /// A recording that never got a ready recorder ends with nothing recorded; one whose
+    /// attempts were exhausted (RETRY was still trying) ends as failed.
+    fn call_off(&mut self, now: Instant, no: RecordingNo, exhausted: Option<&'static str>) {
         self.recording = None;
         self.actions.push_back(Action::Finish {
             recording: no,
-            end_reason: "NORMAL",
+            end_reason: exhausted.unwrap_or("NORMAL"),
         });
-        self.set_state(State::Stopped);
+        self.set_state(if exhausted.is_some() {
+            State::Failed
+        } else {
+            State::Stopped
+        });
         self.after_finished(now);
     }
 

@@ -673,3 +673,29 @@ fn a_recorder_that_does_not_finish_after_stop_is_killed_and_its_recording_finish
         "30 s after stop"
     );
 }
+
+#[test]
+fn a_call_ending_while_retry_tries_in_the_background_leaves_the_recording_failed() {
+    // Between two background attempts.
+    let mut sim = Sim::new(settings(&[]));
+    sim.call("c").at(22);
+    assert_eq!(sim.o.state(), State::Failed, "attempts exhausted at 21 s");
+    sim.take();
+    sim.end("c");
+    assert_eq!(sim.take(), ["t=22s finish #1 ABORT_TIMEOUT"]);
+    assert_eq!(sim.o.state(), State::Failed);
+    // During one (the state showed WAITING_READY again).
+    let mut sim = Sim::new(settings(&[]));
+    sim.call("c").at(25);
+    assert_eq!(sim.o.state(), State::WaitingReady);
+    sim.take();
+    sim.end("c");
+    assert_eq!(
+        sim.take(),
+        [
+            "t=25s kill #1.3",
+            "t=25s finish #1 ABORT_TIMEOUT",
+            "t=25s state FAILED"
+        ]
+    );
+}
