@@ -103,16 +103,17 @@ pub fn decoded_frame_widths(path: &Path) -> Vec<u64> {
         .collect()
 }
 
-/// What `ffmpeg -v error -i FILE -fps_mode passthrough -f null -` prints: empty for a file that
-/// decodes cleanly. Frames keep their own timestamps (`passthrough`): WebRTC video has a
-/// variable frame rate (senders drop and adapt frames), and ffmpeg's default constant-rate
-/// output would report two close frames as a timestamp clash of its own making; truly equal or
-/// decreasing timestamps in the file are still reported.
+/// What `ffmpeg -v error -i FILE -fps_mode passthrough -enc_time_base:v 1:90000 -f null -`
+/// prints: empty for a file that decodes cleanly. Frames keep their own timestamps, at the
+/// file's own 90 kHz: WebRTC video has a variable frame rate, and ffmpeg's default output time
+/// base (one tick per guessed frame interval) reports two frames closer than that as a
+/// timestamp clash of its own making.
 pub fn ffmpeg_decode_errors(path: &Path) -> String {
     let out = tool("ffmpeg")
         .args(["-nostdin", "-v", "error", "-i"])
         .arg(path)
-        .args(["-fps_mode", "passthrough", "-f", "null", "-"])
+        .args(["-fps_mode", "passthrough", "-enc_time_base:v", "1:90000"])
+        .args(["-f", "null", "-"])
         .output()
         .expect("run ffmpeg");
     let mut text = String::from_utf8_lossy(&out.stderr).into_owned();
