@@ -133,6 +133,18 @@ impl Deployment {
         serde_json::from_str(&text).unwrap_or(Value::Null)
     }
 
+    /// The status of a request that may be refused.
+    async fn status(&self, method: &str, path: &str, token: &str) -> u16 {
+        self.http
+            .request(method.parse().unwrap(), format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
     fn log(&self) -> String {
         ["server.log", "server-restarted.log"]
             .iter()
@@ -1069,14 +1081,8 @@ async fn webhooks_are_signed_retried_with_the_same_id_and_logged() {
         Value::Null,
     )
     .await;
-    let response = d
-        .http
-        .get(format!("{}/v1/webhooks/{webhook}/deliveries", d.base))
-        .bearer_auth(ADMIN_KEY)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 404);
+    let deliveries = format!("/v1/webhooks/{webhook}/deliveries");
+    assert_eq!(d.status("GET", &deliveries, ADMIN_KEY).await, 404);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1131,25 +1137,11 @@ async fn deleting_a_conversation_deletes_its_recordings_bytes() {
     assert!(stored.join("000.mp4").is_file() && stored.join("manifest.json").is_file());
     let path = format!("/v1/conversations/{}", d.conversation);
     // Participants may not; the admin may.
-    let response = d
-        .http
-        .delete(format!("{}{path}", d.base))
-        .bearer_auth(&d.tokens[0])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 403);
+    assert_eq!(d.status("DELETE", &path, &d.tokens[0]).await, 403);
     d.call("DELETE", &path, ADMIN_KEY, Value::Null).await;
     assert!(!stored.exists(), "the objects are gone");
     assert!(!d.dir.path().join(format!("data/spool/{id}")).exists());
-    let response = d
-        .http
-        .get(format!("{}{path}", d.base))
-        .bearer_auth(ADMIN_KEY)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 404);
+    assert_eq!(d.status("GET", &path, ADMIN_KEY).await, 404);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
