@@ -19,8 +19,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# The published Standard Webhooks library verifies webhooks in the tests, as receivers would.
+# The published Standard Webhooks library verifies webhooks in the tests, as receivers would;
+# Schemathesis checks the server against its own OpenAPI document.
 python3 -c "import standardwebhooks" 2>/dev/null || python3 -m pip install --quiet standardwebhooks==1.1.0
+python3 -c "import schemathesis" 2>/dev/null || python3 -m pip install --quiet schemathesis==4.32.5
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -12,279 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{convrec, serve_logging};
+use common::convrec;
+use common::deployment::{ADMIN_KEY, Deployment};
+use common::webhooks::{Receiver, WEBHOOK_SECRET};
 use convrec_testkit::{ffmpeg_decode_errors, ffprobe, media_length, stream};
 use serde_json::{Value, json};
-
-const ADMIN_KEY: &str = "test-admin-key-0123456789";
-
-/// A server with an account that records, one conversation and its participants.
-struct Deployment {
-    server: Child,
-    base: String,
-    dir: tempfile::TempDir,
-    account: String,
-    conversation: String,
-    tokens: Vec<String>,
-    http: reqwest::Client,
-}
-
-impl Drop for Deployment {
-    fn drop(&mut self) {
-        let _ = self.server.kill();
-        let _ = self.server.wait();
-    }
-}
-
-impl Deployment {
-    async fn start(participants: usize) -> Self {
-        Self::start_with(participants, json!({}), &[]).await
-    }
-
-    /// A deployment whose account also sets `properties` (short names after
-    /// `conversation.recording.`).
-    async fn start_with(
-        participants: usize,
-        properties: Value,
-        server_env: &[(&str, &str)],
-    ) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        let (server, addr) = serve_logging(
-            &[
-                "--listen",
-                "127.0.0.1:0",
-                "--data-dir",
-                data.to_str().unwrap(),
-            ],
-            &[&[("CONVREC_BOOTSTRAP_ADMIN_KEY", ADMIN_KEY)], server_env].concat(),
-            Some(&dir.path().join("server.log")),
-        );
-        let mut d = Deployment {
-            server,
-            base: format!("http://{addr}"),
-            dir,
-            account: String::new(),
-            conversation: String::new(),
-            tokens: Vec::new(),
-            http: reqwest::Client::new(),
-        };
-        let account = d
-            .call("POST", "/v1/accounts", ADMIN_KEY, json!({"name": "bank"}))
-            .await;
-        let account = account["id"].as_str().unwrap().to_owned();
-        d.account = account.clone();
-        d.call(
-            "PUT",
-            &format!("/v1/accounts/{account}/configuration"),
-            ADMIN_KEY,
-            {
-                let mut set = json!({"messenger.recordingEnabled": true, "conversation.recording.recordingEnabled": true});
-                for (k, v) in properties.as_object().unwrap() {
-                    set[format!("conversation.recording.{k}")] = v.clone();
-                }
-                json!({ "properties": set })
-            },
-        )
-        .await;
-        let conversation = d
-            .call(
-                "POST",
-                "/v1/conversations",
-                ADMIN_KEY,
-                json!({"accountId": account, "topic": "t"}),
-            )
-            .await;
-        d.conversation = conversation["id"].as_str().unwrap().to_owned();
-        for n in 0..participants {
-            let role = if n == 0 { "ASSIGNED_AGENT" } else { "VISITOR" };
-            let p = d
-                .call(
-                    "POST",
-                    &format!("/v1/conversations/{}/participants", d.conversation),
-                    ADMIN_KEY,
-                    json!({"name": format!("p{n}"), "role": role}),
-                )
-                .await;
-            d.tokens.push(p["token"].as_str().unwrap().to_owned());
-        }
-        d
-    }
-
-    /// A JSON request that must succeed.
-    async fn call(&self, method: &str, path: &str, token: &str, body: Value) -> Value {
-        let request = self
-            .http
-            .request(method.parse().unwrap(), format!("{}{path}", self.base))
-            .bearer_auth(token);
-        let request = if body.is_null() {
-            request
-        } else {
-            request.json(&body)
-        };
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        assert!(
-            status.is_success(),
-            "{method} {path}: {status} {text}\n{}",
-            self.log()
-        );
-        serde_json::from_str(&text).unwrap_or(Value::Null)
-    }
-
-    /// The status of a request that may be refused.
-    async fn status(&self, method: &str, path: &str, token: &str) -> u16 {
-        self.http
-            .request(method.parse().unwrap(), format!("{}{path}", self.base))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
-    }
-
-    fn log(&self) -> String {
-        ["server.log", "server-restarted.log"]
-            .iter()
-            .map(|name| std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default())
-            .collect()
-    }
-
-    /// Kills the server with SIGKILL (a crash) and starts it again on the same data.
-    fn crash_and_restart(&mut self) {
-        self.server.kill().unwrap();
-        self.server.wait().unwrap();
-        let data = self.dir.path().join("data");
-        let (server, addr) = serve_logging(
-            &[
-                "--listen",
-                "127.0.0.1:0",
-                "--data-dir",
-                data.to_str().unwrap(),
-            ],
-            &[("CONVREC_BOOTSTRAP_ADMIN_KEY", ADMIN_KEY)],
-            Some(&self.dir.path().join("server-restarted.log")),
-        );
-        self.server = server;
-        self.base = format!("http://{addr}");
-    }
-
-    /// `convrec participant` for participant `n`, publishing for `seconds`.
-    fn participant(&self, n: usize, seconds: f64) -> Child {
-        convrec()
-            .args([
-                "participant",
-                "--server",
-                &self.base,
-                "--conversation",
-                &self.conversation,
-            ])
-            .args(["--seconds", &seconds.to_string()])
-            .env("CONVREC_PARTICIPANT_TOKEN", &self.tokens[n])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    }
-
-    async fn state(&self) -> String {
-        let state = self
-            .call(
-                "POST",
-                &format!("/v1/conversations/{}/getRecordingState", self.conversation),
-                &self.tokens[0],
-                Value::Null,
-            )
-            .await;
-        state["recordingState"].as_str().unwrap().to_owned()
-    }
-
-    async fn recording_id(&self) -> String {
-        let state = self
-            .call(
-                "POST",
-                &format!("/v1/conversations/{}/getRecordingState", self.conversation),
-                &self.tokens[0],
-                Value::Null,
-            )
-            .await;
-        state["recordingId"].as_str().unwrap_or_default().to_owned()
-    }
-
-    /// The active call, ended by the agent.
-    async fn end_the_call(&self) {
-        let conversation = self
-            .call(
-                "GET",
-                &format!("/v1/conversations/{}", self.conversation),
-                &self.tokens[0],
-                Value::Null,
-            )
-            .await;
-        let call = conversation["activeInteractions"][0]["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        self.call(
-            "POST",
-            &format!("/v1/conversations/{}/calls/{call}/end", self.conversation),
-            &self.tokens[0],
-            Value::Null,
-        )
-        .await;
-    }
-
-    async fn wait_for_state(&self, wanted: &str) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.state().await != wanted {
-            assert!(
-                Instant::now() < deadline,
-                "no {wanted} state\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// The recordings, once all are complete.
-    async fn complete_recordings(&self) -> Vec<Value> {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let list = self
-                .call(
-                    "GET",
-                    &format!(
-                        "/v1/conversationhistory/{}/getConversationRecordings",
-                        self.conversation
-                    ),
-                    &self.tokens[0],
-                    Value::Null,
-                )
-                .await;
-            let items = list["items"].as_array().unwrap().clone();
-            if !items.is_empty() && items.iter().all(|r| r["status"] == "COMPLETE") {
-                return items;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "not complete: {list}\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    fn object(&self, key: &str) -> PathBuf {
-        self.dir.path().join("data/objects").join(key)
-    }
-
-    fn manifest(&self, recording_id: &str) -> Value {
-        let path = self.object(&format!("recordings/{recording_id}/manifest.json"));
-        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-    }
-}
 
 /// SIGKILLs the one recorder the server runs.
 fn kill_the_recorder(d: &Deployment) {
@@ -932,61 +664,6 @@ async fn unusable_storage_stops_all_attempts_with_abort_blobstore_failure() {
     );
 }
 
-/// A webhook receiver (`tests/webhook_receiver.py`) that verifies each delivery with the
-/// published Standard Webhooks library and answers 500 to its first `fail_first` requests.
-struct Receiver {
-    process: Child,
-    port: u16,
-    out: PathBuf,
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        let _ = self.process.kill();
-        let _ = self.process.wait();
-    }
-}
-
-/// A Standard Webhooks secret for the tests.
-const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-
-impl Receiver {
-    fn start(dir: &Path, fail_first: u32, port: u16) -> Self {
-        use std::io::BufRead;
-        let out = dir.join(format!("webhooks-{port}-{fail_first}.jsonl"));
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/webhook_receiver.py");
-        let mut process = std::process::Command::new("python3")
-            .arg(script)
-            .args([WEBHOOK_SECRET, &fail_first.to_string()])
-            .arg(&out)
-            .arg(port.to_string())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 runs the receiver (the test command installs standardwebhooks)");
-        let mut line = String::new();
-        std::io::BufReader::new(process.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line.trim().parse().expect("the receiver says its port");
-        Self { process, port, out }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/hooks", self.port)
-    }
-
-    /// The deliveries it verified, by event type.
-    fn verified(&self, event: &str) -> Vec<Value> {
-        std::fs::read_to_string(&self.out)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str::<Value>(l).unwrap())
-            .inspect(|d| assert_eq!(d["verified"], true, "a delivery failed verification: {d}"))
-            .filter(|d| d["payload"]["type"] == event)
-            .collect()
-    }
-}
-
 impl Deployment {
     async fn register_webhook(&self, endpoint: &str) -> String {
         let webhook = self
@@ -1124,6 +801,26 @@ async fn webhooks_queued_while_the_receiver_is_down_survive_a_server_crash() {
     assert_eq!(started.len(), 1, "delivered once: {started:?}");
     let id = started[0]["id"].as_str().unwrap();
     assert!(before.iter().any(|a| a["webhookId"] == id), "{before:?}");
+    // Its download link was signed when it was finally sent (a retry a second or more after
+    // it was queued), not when it was queued, and it works.
+    let available = &receiver.verified("conversation.recording_available")[0]["payload"];
+    let link = available["downloadLinks"][0].as_str().unwrap();
+    let expiry: i64 = link
+        .split("grant=")
+        .nth(1)
+        .unwrap()
+        .split('.')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let queued = available["timestamp"].as_i64().unwrap();
+    assert!(
+        expiry >= queued + 3_600_000 + 1_000,
+        "signed at {} ms after queueing",
+        expiry - queued - 3_600_000
+    );
+    assert_eq!(d.http.get(link).send().await.unwrap().status(), 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,12 +1,13 @@
-//! Who is calling: the global admin (the bootstrap key, SPEC §7) or a participant (its token).
-//! Account-scoped API keys come with step 4.
+//! Who is calling (SPEC §1, §5, §7): a global admin (the bootstrap key or a `GLOBAL_ADMIN` API
+//! key), an account's admin (an `ADMIN` API key) or a participant (its token). What each may
+//! see and do is the table in `docs/security.md`.
 
 use std::path::Path;
 
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
-use convrec_store::metadata::Participant;
+use convrec_store::metadata::{KeyRole, Participant};
 use sha2::{Digest, Sha256};
 
 use crate::AppState;
@@ -15,27 +16,66 @@ use crate::api::error::ApiError;
 /// The authenticated caller of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
-    /// The global admin: every account.
-    Admin,
+    /// A global admin: every account.
+    GlobalAdmin {
+        /// The API key's id (none for the bootstrap key).
+        key_id: Option<String>,
+    },
+    /// An account's admin: everything in that account.
+    AccountAdmin {
+        /// The account.
+        account_id: String,
+        /// The API key's id.
+        key_id: String,
+    },
     /// A participant: its own conversation only.
     Participant(Participant),
 }
 
 impl Caller {
-    /// The caller, if it may see `conversation_id`; otherwise the 404 that hides it.
-    pub fn participant_in(&self, conversation_id: &str) -> Result<Option<&Participant>, ApiError> {
+    /// Whether the caller sees an account (and so everything in it): its admins and the
+    /// global admins. Participants see no account, only their conversation.
+    pub fn sees_account(&self, account_id: &str) -> bool {
         match self {
-            Caller::Admin => Ok(None),
-            Caller::Participant(p) if p.conversation_id == conversation_id => Ok(Some(p)),
-            Caller::Participant(_) => Err(ApiError::not_found("conversation", conversation_id)),
+            Caller::GlobalAdmin { .. } => true,
+            Caller::AccountAdmin {
+                account_id: own, ..
+            } => own == account_id,
+            Caller::Participant(_) => false,
         }
     }
 
-    /// Only the admin may do this.
+    /// Whether the caller sees a conversation of `account_id`.
+    pub fn sees_conversation(&self, account_id: &str, conversation_id: &str) -> bool {
+        match self {
+            Caller::Participant(p) => p.conversation_id == conversation_id,
+            admin => admin.sees_account(account_id),
+        }
+    }
+
+    /// The participant, if the caller is one.
+    pub fn participant(&self) -> Option<&Participant> {
+        match self {
+            Caller::Participant(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// Only an admin (of an account the caller was shown to see) may do this: 403 otherwise.
     pub fn require_admin(&self) -> Result<(), ApiError> {
         match self {
-            Caller::Admin => Ok(()),
             Caller::Participant(_) => Err(ApiError::forbidden("only an administrator may do this")),
+            _ => Ok(()),
+        }
+    }
+
+    /// Only a global admin may do this: 403 otherwise.
+    pub fn require_global_admin(&self) -> Result<(), ApiError> {
+        match self {
+            Caller::GlobalAdmin { .. } => Ok(()),
+            _ => Err(ApiError::forbidden(
+                "only a global administrator may do this",
+            )),
         }
     }
 }
@@ -48,11 +88,23 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-/// The caller a request's `Authorization: Bearer …` names; 401 without valid credentials.
+/// The caller a request's `Authorization: Bearer …` names; 401 without valid credentials (a
+/// revoked key is no credential).
 pub async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
     let token = bearer(headers).ok_or_else(ApiError::unauthorized)?;
     if state.is_admin_key(token) {
-        return Ok(Caller::Admin);
+        return Ok(Caller::GlobalAdmin { key_id: None });
+    }
+    if let Some(key) = state.metadata.api_key_by_secret(token).await? {
+        return Ok(match (key.role, key.account_id) {
+            (KeyRole::Admin, Some(account_id)) => Caller::AccountAdmin {
+                account_id,
+                key_id: key.id,
+            },
+            _ => Caller::GlobalAdmin {
+                key_id: Some(key.id),
+            },
+        });
     }
     match state.metadata.participant_by_token(token).await? {
         Some(p) => Ok(Caller::Participant(p)),

@@ -1,9 +1,11 @@
-//! The HTTP routes: the API under `/v1`, the recorder entry point, and `/health` (outside the
-//! prefix, SPEC §5).
+//! The HTTP routes: the API under `/v1` with its OpenAPI document, the recorder entry point,
+//! and `/health` (outside the prefix, SPEC §5). Unknown paths and methods answer JSON errors.
+
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Json};
 use axum::routing::get;
 
@@ -11,6 +13,12 @@ use crate::AppState;
 
 /// All routes of the server.
 pub fn build(state: AppState) -> Router {
+    let (api, document) = crate::api::routes();
+    let document = Arc::new(
+        document
+            .to_json()
+            .expect("bug: the OpenAPI document serializes"),
+    );
     Router::new()
         .route("/health", get(health))
         .route(
@@ -18,7 +26,18 @@ pub fn build(state: AppState) -> Router {
             get(crate::recording::entry::entry),
         )
         .route("/web/publish.html", get(crate::web::publish_page))
-        .nest("/v1", crate::api::routes())
+        .merge(api)
+        .route(
+            "/v1/openapi.json",
+            get(move || async move {
+                (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    document.as_str().to_owned(),
+                )
+            }),
+        )
+        .fallback(crate::api::error::no_route)
+        .method_not_allowed_fallback(crate::api::error::wrong_method)
         .with_state(state)
 }
 

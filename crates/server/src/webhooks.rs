@@ -132,8 +132,34 @@ pub async fn run_dispatcher(app: AppState) {
     }
 }
 
+/// The payload to send now: download links are signed afresh at every attempt, so a delivery
+/// retried hours later still carries links that work (their grants last an hour).
+async fn with_fresh_links(app: &AppState, payload: &str) -> String {
+    let Ok(mut value) = serde_json::from_str::<Value>(payload) else {
+        return payload.to_owned();
+    };
+    let Some(recording_id) = value["recordingId"].as_str().map(str::to_owned) else {
+        return payload.to_owned();
+    };
+    if value.get("downloadLinks").is_none() {
+        return payload.to_owned();
+    }
+    match app.metadata.recording_files(&recording_id).await {
+        Ok(files) if !files.is_empty() => {
+            value["downloadLinks"] = files
+                .iter()
+                .map(|f| json!(crate::api::download::link(app, &recording_id, f.file)))
+                .collect();
+            value.to_string()
+        }
+        // Deleted since (its links answer 404 either way), or unreadable: as it was queued.
+        _ => payload.to_owned(),
+    }
+}
+
 async fn deliver(app: &AppState, message: convrec_store::metadata::DueMessage) {
     let attempt = message.attempts + 1;
+    let payload = with_fresh_links(app, &message.payload).await;
     let now_ms = crate::now_ms();
     let timestamp = now_ms / 1000;
     let outcome = match secret_key(&message.secret) {
@@ -148,9 +174,9 @@ async fn deliver(app: &AppState, message: convrec_store::metadata::DueMessage) {
                 .header("webhook-timestamp", timestamp.to_string())
                 .header(
                     "webhook-signature",
-                    signature(&key, &message.id, timestamp, &message.payload),
+                    signature(&key, &message.id, timestamp, &payload),
                 )
-                .body(message.payload.clone())
+                .body(payload)
                 .send()
                 .await;
             match sent {

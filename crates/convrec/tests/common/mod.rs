@@ -1,5 +1,11 @@
-//! What the black-box tests share: `convrec serve` as a child process, and a graceful stop.
+//! What the black-box tests share: `convrec serve` as a child process, a graceful stop, a
+//! recording [`deployment`], the server's [`openapi`] document as clients read it, and a
+//! [`webhooks`] receiver.
 #![allow(dead_code, reason = "each test binary uses a part")]
+
+pub mod deployment;
+pub mod openapi;
+pub mod webhooks;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -40,6 +46,25 @@ pub fn serve_logging(
     (child, addr)
 }
 
+/// `convrec participant` publishing into a call of `conversation` with `token` (and `args`); its
+/// standard error is piped (it says what it published).
+pub fn participant(base: &str, conversation: &str, token: &str, args: &[&str]) -> Child {
+    convrec()
+        .args([
+            "participant",
+            "--server",
+            base,
+            "--conversation",
+            conversation,
+        ])
+        .args(args)
+        .env("CONVREC_PARTICIPANT_TOKEN", token)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start convrec participant")
+}
+
 /// [`serve_logging`] without a log.
 pub fn serve(args: &[&str], env: &[(&str, &str)]) -> (Child, String) {
     serve_logging(args, env, None)
@@ -55,4 +80,14 @@ pub fn terminate(mut child: Child) {
     assert!(status.success());
     let exit = child.wait().expect("wait for the server");
     assert!(exit.success(), "a SIGTERM stop is a clean exit: {exit}");
+}
+
+/// A child process killed when the test ends, however it ends.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -1,34 +1,80 @@
-//! Conversations and their participants.
+//! Conversations and their participants: create, list (paged), read, delete (admins).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use convrec_store::metadata::Role;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use convrec_store::metadata::{Conversation, Participant, Role};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-use super::error::{ApiError, ApiJson};
+use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody};
+use super::interactions::InteractionView;
 use super::visible_conversation;
 use crate::AppState;
 use crate::auth::Caller;
 
 /// `POST /v1/conversations` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct NewConversation {
+    /// The account it belongs to.
     account_id: String,
+    /// Its template (of the same account), whose configuration applies.
     template_id: Option<String>,
+    /// Up to 1000 characters.
+    #[schema(max_length = 1000)]
     topic: String,
 }
 
-/// Creates a conversation (admin).
+/// A conversation.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConversationView {
+    /// Its id.
+    id: String,
+    /// The account it belongs to.
+    account_id: String,
+    /// Its template.
+    template_id: Option<String>,
+    /// Its topic.
+    topic: String,
+    /// When it was made (Unix ms).
+    created_at: i64,
+}
+
+impl From<Conversation> for ConversationView {
+    fn from(c: Conversation) -> Self {
+        Self {
+            id: c.id,
+            account_id: c.account_id,
+            template_id: c.template_id,
+            topic: c.topic,
+            created_at: c.created_at_ms,
+        }
+    }
+}
+
+/// A conversation with what is active in it now.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConversationDetails {
+    /// The conversation.
+    #[serde(flatten)]
+    conversation: ConversationView,
+    /// Its active calls and layers.
+    active_interactions: Vec<InteractionView>,
+}
+
+/// Creates a conversation (the account's admins).
+#[utoipa::path(post, operation_id = "createConversation", path = "/conversations", tag = "conversations", request_body = NewConversation,
+    responses((status = 201, body = ConversationView)))]
 pub async fn create(
     State(app): State<AppState>,
     caller: Caller,
     ApiJson(body): ApiJson<NewConversation>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    caller.require_admin()?;
-    if body.topic.len() > 1000 {
+) -> Result<(StatusCode, Json<ConversationView>), ApiError> {
+    super::accounts::visible_account(&app, &caller, &body.account_id).await?;
+    if body.topic.chars().count() > 1000 {
         return Err(ApiError::bad_request(
             "'topic' is longer than 1000 characters",
         ));
@@ -49,93 +95,232 @@ pub async fn create(
             now,
         )
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(
-            json!({ "id": id, "accountId": body.account_id, "templateId": body.template_id, "topic": body.topic, "createdAt": now }),
-        ),
-    ))
+    let conversation = Conversation {
+        id,
+        account_id: body.account_id,
+        template_id: body.template_id,
+        topic: body.topic,
+        created_at_ms: now,
+    };
+    Ok((StatusCode::CREATED, Json(conversation.into())))
+}
+
+/// `GET /v1/conversations` query.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// The account (by default: an account admin's own; every account for a global admin).
+    account_id: Option<String>,
+    /// Page size, 1 to 200 (50 by default).
+    #[param(minimum = 1, maximum = 200)]
+    limit: Option<u32>,
+    /// `nextCursor` of the previous page.
+    #[param(pattern = r"^[0-9]{1,18}\.conv_[0-9a-f]{1,64}$")]
+    cursor: Option<String>,
+}
+
+/// One page of conversations, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConversationPage {
+    /// The conversations.
+    items: Vec<ConversationView>,
+    /// Where the next page starts; absent on the last page.
+    next_cursor: Option<String>,
+}
+
+/// Lists an account's conversations (its admins; a global admin without `accountId`: every
+/// account's), paged oldest first.
+#[utoipa::path(get, operation_id = "listConversations", path = "/conversations", tag = "conversations", params(ListQuery),
+    responses((status = 200, body = ConversationPage),
+        (status = 403, description = "A participant lists nothing", body = ErrorBody)))]
+pub async fn list(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<ConversationPage>, ApiError> {
+    let account_id = match (query.account_id, &caller) {
+        (Some(id), _) => Some(id),
+        (None, Caller::AccountAdmin { account_id, .. }) => Some(account_id.clone()),
+        (None, Caller::GlobalAdmin { .. }) => None,
+        (None, Caller::Participant(_)) => {
+            return Err(ApiError::forbidden("participants list no conversations"));
+        }
+    };
+    if let Some(account_id) = &account_id {
+        super::accounts::visible_account(&app, &caller, account_id).await?;
+    }
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "'limit' is {limit}; allowed: 1 to 200"
+        )));
+    }
+    let cursor = query.cursor.as_deref().map(parse_cursor).transpose()?;
+    let mut items = app
+        .metadata
+        .conversations_page(account_id.as_deref(), cursor.as_ref(), limit + 1)
+        .await?;
+    let more = items.len() > limit as usize;
+    items.truncate(limit as usize);
+    let next_cursor = more
+        .then(|| {
+            items
+                .last()
+                .map(|c| format!("{}.{}", c.created_at_ms, c.id))
+        })
+        .flatten();
+    Ok(Json(ConversationPage {
+        items: items.into_iter().map(Into::into).collect(),
+        next_cursor,
+    }))
+}
+
+fn parse_cursor(cursor: &str) -> Result<(i64, String), ApiError> {
+    let hex = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    };
+    cursor
+        .split_once('.')
+        .filter(|(ms, id)| {
+            (1..=18).contains(&ms.len())
+                && ms.bytes().all(|b| b.is_ascii_digit())
+                && id.strip_prefix("conv_").is_some_and(hex)
+        })
+        .and_then(|(ms, id)| Some((ms.parse().ok()?, id.to_owned())))
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "'cursor' '{cursor}' is not a cursor this server gave out (use 'nextCursor')"
+            ))
+        })
 }
 
 /// Reads a conversation with its active calls and layers.
+#[utoipa::path(get, operation_id = "getConversation", path = "/conversations/{id}", tag = "conversations",
+    params(("id" = String, Path, description = "The conversation")),
+    responses((status = 200, body = ConversationDetails)))]
 pub async fn read(
     State(app): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<ConversationDetails>, ApiError> {
     let (conversation, _) = visible_conversation(&app, &caller, &id).await?;
-    let interactions = app
+    let active_interactions = app
         .live
-        .with_existing(&id, |c| {
-            c.interactions
-                .iter()
-                .map(|i| {
-                    json!({
-                        "id": i.id,
-                        "source": i.source.as_str(),
-                        "type": i.kind,
-                        "startedAt": i.started_at_ms,
-                    })
-                })
-                .collect::<Vec<_>>()
-        })
+        .with_existing(&id, |c| c.interactions.iter().map(Into::into).collect())
         .unwrap_or_default();
-    Ok(Json(json!({
-        "id": conversation.id,
-        "accountId": conversation.account_id,
-        "templateId": conversation.template_id,
-        "topic": conversation.topic,
-        "createdAt": conversation.created_at_ms,
-        "activeInteractions": interactions,
-    })))
+    Ok(Json(ConversationDetails {
+        conversation: conversation.into(),
+        active_interactions,
+    }))
 }
 
 /// `POST /v1/conversations/{id}/participants` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewParticipant {
+    /// 1 to 200 characters, not blank.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     name: String,
+    /// Its role.
+    #[schema(value_type = ParticipantRole)]
     role: String,
 }
 
-/// Adds a participant (admin); the token is shown once.
+/// A participant's role (SPEC §1).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ParticipantRole {
+    /// The agent the conversation is assigned to.
+    AssignedAgent,
+    /// Another agent.
+    SecondaryAgent,
+    /// A visitor (customer).
+    Visitor,
+}
+
+/// A participant.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ParticipantView {
+    /// Its id.
+    pub id: String,
+    /// Its conversation.
+    pub conversation_id: String,
+    /// Its name.
+    pub name: String,
+    /// Its role.
+    #[schema(value_type = ParticipantRole)]
+    pub role: String,
+}
+
+impl From<Participant> for ParticipantView {
+    fn from(p: Participant) -> Self {
+        Self {
+            id: p.id,
+            conversation_id: p.conversation_id,
+            name: p.name,
+            role: p.role.as_str().to_owned(),
+        }
+    }
+}
+
+/// A new participant and its token (shown once).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ParticipantCreated {
+    /// The participant.
+    #[serde(flatten)]
+    participant: ParticipantView,
+    /// Its bearer token: what the person acts with in this conversation. Not shown again.
+    token: String,
+}
+
+/// Adds a participant (admins); the token is shown once.
+#[utoipa::path(post, operation_id = "addParticipant", path = "/conversations/{id}/participants", tag = "conversations",
+    params(("id" = String, Path, description = "The conversation")), request_body = NewParticipant,
+    responses((status = 201, body = ParticipantCreated),
+        (status = 403, description = "A participant may not add participants", body = ErrorBody)))]
 pub async fn add_participant(
     State(app): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<NewParticipant>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<ParticipantCreated>), ApiError> {
     visible_conversation(&app, &caller, &id).await?;
     caller.require_admin()?;
     let role: Role = body
         .role
         .parse()
         .map_err(|e: String| ApiError::bad_request(format!("'role': {e}")))?;
-    if body.name.trim().is_empty() || body.name.len() > 200 {
-        return Err(ApiError::bad_request("'name' must be 1 to 200 characters"));
-    }
+    let name = super::checked_name("name", &body.name)?;
     let (participant, token) = app
         .metadata
-        .add_participant(&id, &body.name, role, crate::now_ms())
+        .add_participant(&id, name, role, crate::now_ms())
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "id": participant.id,
-            "conversationId": id,
-            "name": participant.name,
-            "role": role.as_str(),
-            "token": token.expose(),
-        })),
+        Json(ParticipantCreated {
+            participant: participant.into(),
+            token: token.expose().to_owned(),
+        }),
     ))
 }
 
-/// `DELETE /v1/conversations/{id}` (admins): the conversation and its recordings, metadata and
-/// stored bytes (objects and spool). Refused while a call, layer or recording is active.
+/// Deletes a conversation with its recordings: metadata, objects and spool files (admins).
+/// Refused while a call, layer or recording is active. Nothing else deletes a recording.
+#[utoipa::path(delete, operation_id = "deleteConversation", path = "/conversations/{id}", tag = "conversations",
+    params(("id" = String, Path, description = "The conversation")),
+    responses((status = 204, description = "Deleted"),
+        (status = 403, description = "A participant may not delete", body = ErrorBody),
+        (status = 409, description = "`CONVERSATION_ACTIVE`", body = ErrorBody)))]
 pub async fn delete(
     State(app): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     visible_conversation(&app, &caller, &id).await?;
     caller.require_admin()?;
@@ -149,7 +334,22 @@ pub async fn delete(
             "end its calls and layers (and let the recording finish) before deleting it",
         ));
     }
-    for recording_id in app.metadata.recording_ids(&id).await? {
+    let recording_ids = app.metadata.recording_ids(&id).await?;
+    for recording_id in &recording_ids {
+        // Bytes still on their way to the object store would outlive the deletion.
+        let storing = app
+            .metadata
+            .recording(recording_id)
+            .await?
+            .is_some_and(|r| r.status == "PENDING");
+        if storing {
+            return Err(ApiError::conflict(
+                "CONVERSATION_ACTIVE",
+                format!("recording {recording_id} is still being stored; try again shortly"),
+            ));
+        }
+    }
+    for recording_id in recording_ids {
         app.storage
             .delete_recording(&recording_id)
             .await

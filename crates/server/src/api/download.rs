@@ -5,20 +5,21 @@
 //! recordings, or anyone holding the link's signed grant (so `<video src>` plays it).
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use convrec_core::config::{FileNameParts, render_file_name};
 use convrec_store::metadata::{Recording, RecordingFile};
 use serde::Deserialize;
 
-use super::error::ApiError;
+use super::error::{ApiError, ApiPath, ApiQuery, ErrorBody};
 use crate::AppState;
 use crate::auth::Caller;
 
 /// The query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct DownloadQuery {
     /// The file (raw recordings); the first by default.
     file: Option<u32>,
@@ -26,11 +27,24 @@ pub struct DownloadQuery {
     grant: Option<String>,
 }
 
-/// Serves a file.
+/// Serves a recording's file: from the spool while it is recorded (up to the last durable
+/// fragment), from the object store after. Needs the link's `grant`, or the credentials of a
+/// caller who may see the recording.
+#[utoipa::path(get, operation_id = "downloadRecording", path = "/recordings/{id}/download", tag = "recordings",
+    params(("id" = String, Path, description = "The recording"), DownloadQuery,
+        ("Range" = Option<String>, Header, description = "One byte range: `bytes=a-b`, `a-` or `-n`")),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The file", content_type = "video/mp4", body = Vec<u8>,
+            headers(("Content-Disposition" = String, description = "attachment; the file name"))),
+        (status = 206, description = "The range; `Content-Range: bytes a-b/*` while the file grows",
+            content_type = "video/mp4", body = Vec<u8>,
+            headers(("Content-Range" = String, description = "bytes a-b/total (or /*)"))),
+        (status = 416, description = "`RANGE_NOT_SATISFIABLE`", body = ErrorBody)))]
 pub async fn download(
     State(app): State<AppState>,
-    Path(id): Path<String>,
-    Query(query): Query<DownloadQuery>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<DownloadQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let hidden = || ApiError::not_found("recording", &id);
@@ -141,14 +155,17 @@ pub async fn may_see(
     caller: &Caller,
     recording: &Recording,
 ) -> Result<bool, ApiError> {
-    match caller {
-        Caller::Admin => Ok(true),
-        Caller::Participant(p) if p.conversation_id == recording.conversation_id => {
-            let settings = crate::recording::settings(app, &recording.conversation_id).await?;
-            Ok(settings.roles_that_see.iter().any(|r| r == p.role.as_str()))
-        }
-        Caller::Participant(_) => Ok(false),
+    let Some(conversation) = app
+        .metadata
+        .conversation(&recording.conversation_id)
+        .await?
+    else {
+        return Ok(false);
+    };
+    if !caller.sees_conversation(&conversation.account_id, &conversation.id) {
+        return Ok(false);
     }
+    super::sees_recordings(app, caller, &conversation.id).await
 }
 
 /// The name users see: the conversation's file-name pattern, with the file's number before the

@@ -1,12 +1,13 @@
 //! API errors: `{code, message, details}` with a stable `code` and the right status (SPEC §5).
 //! Internal causes are logged here and never shown to clients.
 
-use axum::extract::FromRequest;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// An error answered to a client.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,9 +83,25 @@ impl ApiError {
     }
 }
 
+/// The body of every error answer (SPEC §5).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// Stable, machine-readable code (`NOT_FOUND`, `RECORDING_RUNNING`, …).
+    pub code: String,
+    /// What was wrong, for people: which field, what it held, what is allowed.
+    pub message: String,
+    /// Particulars for programs (e.g. the id of the interaction in the way), or null.
+    #[schema(value_type = Object, nullable)]
+    pub details: Value,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({ "code": self.code, "message": self.message, "details": self.details });
+        let body = ErrorBody {
+            code: self.code.to_owned(),
+            message: self.message,
+            details: self.details,
+        };
         (self.status, axum::Json(body)).into_response()
     }
 }
@@ -123,7 +140,76 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
         JsonRejection::MissingJsonContentType(_) => "UNSUPPORTED_MEDIA_TYPE",
         JsonRejection::JsonSyntaxError(_) => "MALFORMED_JSON",
         JsonRejection::JsonDataError(_) => "INVALID_BODY",
+        _ if status == StatusCode::PAYLOAD_TOO_LARGE => "PAYLOAD_TOO_LARGE",
         _ => "BAD_REQUEST",
     };
     ApiError::new(status, code, rejection.body_text())
+}
+
+/// Path parameters whose rejections (e.g. an id that is not valid UTF-8 once decoded) are
+/// [`ApiError`]s.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(ApiPath(value)),
+            Err(rejection) => Err(path_rejection(rejection)),
+        }
+    }
+}
+
+fn path_rejection(rejection: PathRejection) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "INVALID_PATH",
+        rejection.body_text(),
+    )
+}
+
+/// A query string whose rejections (unknown or malformed parameters) are [`ApiError`]s.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(ApiQuery(value)),
+            Err(rejection) => Err(query_rejection(rejection)),
+        }
+    }
+}
+
+fn query_rejection(rejection: QueryRejection) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "INVALID_QUERY",
+        rejection.body_text(),
+    )
+}
+
+/// The answer for a path no route matches.
+pub async fn no_route(uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "NO_ROUTE",
+        format!("no endpoint at '{}'; see /v1/openapi.json", uri.path()),
+    )
+}
+
+/// The answer for a method a route does not take.
+pub async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+        format!(
+            "'{}' does not take {method}; see /v1/openapi.json",
+            uri.path()
+        ),
+    )
 }

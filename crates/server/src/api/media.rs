@@ -2,32 +2,74 @@
 //! into a call or layer with an SDP offer and receives another's publication the same way. The
 //! `Location` of a session is what `DELETE` ends.
 
-use axum::extract::{MatchedPath, Path, State};
+use axum::body::Bytes;
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use convrec_media::timeline::MediaKind;
 use convrec_rtc::room::RoomError;
 use convrec_store::metadata::Participant;
 
-use super::error::ApiError;
+use super::error::{ApiError, ApiPath, ErrorBody};
 use super::visible_conversation;
 use crate::AppState;
 use crate::auth::Caller;
-use crate::live::Publication;
+use crate::live::{Publication, Source};
 
 const SDP: &str = "application/sdp";
 
-/// `POST …/calls/{id}/whip` and `POST …/layers/{id}/whip`: publish.
-pub async fn publish(
+/// Publishes a participant's camera and microphone into a call (WHIP, RFC 9725).
+#[utoipa::path(post, operation_id = "publishToCall", path = "/conversations/{id}/calls/{callId}/whip", tag = "media",
+    params(("id" = String, Path, description = "The conversation"),
+        ("callId" = String, Path, description = "The active call")),
+    request_body(content = String, content_type = "application/sdp", description = "SDP offer"),
+    responses(
+        (status = 201, description = "SDP answer; `Location` is the session to `DELETE`",
+            content_type = "application/sdp", body = String,
+            headers(("Location" = String, description = "The publication"))),
+        (status = 403, description = "Not a participant token", body = ErrorBody)))]
+pub async fn publish_call(
     State(app): State<AppState>,
     caller: Caller,
-    route: MatchedPath,
-    Path((id, interaction)): Path<(String, String)>,
+    ApiPath((id, interaction)): ApiPath<(String, String)>,
     headers: HeaderMap,
-    offer: String,
+    offer: Bytes,
 ) -> Result<Response, ApiError> {
-    let participant = media_participant(&app, &caller, &id, &headers).await?;
-    super::interactions::require_active(&app, &id, &interaction, &route)?;
+    publish(app, caller, id, interaction, Source::Call, headers, offer).await
+}
+
+/// Publishes a participant's screen into a collaboration layer (WHIP, RFC 9725).
+#[utoipa::path(post, operation_id = "publishToLayer", path = "/conversations/{id}/layers/{layerId}/whip", tag = "media",
+    params(("id" = String, Path, description = "The conversation"),
+        ("layerId" = String, Path, description = "The active layer")),
+    request_body(content = String, content_type = "application/sdp", description = "SDP offer"),
+    responses(
+        (status = 201, description = "SDP answer; `Location` is the session to `DELETE`",
+            content_type = "application/sdp", body = String,
+            headers(("Location" = String, description = "The publication"))),
+        (status = 403, description = "Not a participant token", body = ErrorBody)))]
+pub async fn publish_layer(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiPath((id, interaction)): ApiPath<(String, String)>,
+    headers: HeaderMap,
+    offer: Bytes,
+) -> Result<Response, ApiError> {
+    let source = Source::CollaborationLayer;
+    publish(app, caller, id, interaction, source, headers, offer).await
+}
+
+async fn publish(
+    app: AppState,
+    caller: Caller,
+    id: String,
+    interaction: String,
+    source: Source,
+    headers: HeaderMap,
+    offer: Bytes,
+) -> Result<Response, ApiError> {
+    let (participant, offer) = media_participant(&app, &caller, &id, &headers, offer).await?;
+    super::interactions::require_active(&app, &id, &interaction, source)?;
     let (peer, answer, kinds) = app
         .room
         .call(move |room, now| {
@@ -92,11 +134,16 @@ pub async fn publish(
     Ok(created(location, answer))
 }
 
-/// `DELETE …/publications/{id}`: ends a WHIP session (its publisher, or an admin).
+/// Ends a WHIP session (its publisher, or an admin).
+#[utoipa::path(delete, operation_id = "endPublication", path = "/conversations/{id}/publications/{publicationId}", tag = "media",
+    params(("id" = String, Path, description = "The conversation"),
+        ("publicationId" = String, Path, description = "The publication")),
+    responses((status = 200, description = "Ended"),
+        (status = 403, description = "Another participant's publication", body = ErrorBody)))]
 pub async fn unpublish(
     State(app): State<AppState>,
     caller: Caller,
-    Path((id, publication)): Path<(String, String)>,
+    ApiPath((id, publication)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let (_, participant) = visible_conversation(&app, &caller, &id).await?;
     let found = app
@@ -120,15 +167,24 @@ pub async fn unpublish(
     Ok(StatusCode::OK)
 }
 
-/// `POST …/publications/{id}/whep`: receive a publication.
+/// Receives one publication (WHEP-style: SDP offer in, answer out).
+#[utoipa::path(post, operation_id = "subscribeToPublication", path = "/conversations/{id}/publications/{publicationId}/whep", tag = "media",
+    params(("id" = String, Path, description = "The conversation"),
+        ("publicationId" = String, Path, description = "The publication")),
+    request_body(content = String, content_type = "application/sdp", description = "SDP offer"),
+    responses(
+        (status = 201, description = "SDP answer; `Location` is the session to `DELETE`",
+            content_type = "application/sdp", body = String,
+            headers(("Location" = String, description = "The subscription"))),
+        (status = 403, description = "Not a participant token", body = ErrorBody)))]
 pub async fn subscribe(
     State(app): State<AppState>,
     caller: Caller,
-    Path((id, publication)): Path<(String, String)>,
+    ApiPath((id, publication)): ApiPath<(String, String)>,
     headers: HeaderMap,
-    offer: String,
+    offer: Bytes,
 ) -> Result<Response, ApiError> {
-    let participant = media_participant(&app, &caller, &id, &headers).await?;
+    let (participant, offer) = media_participant(&app, &caller, &id, &headers, offer).await?;
     let publisher = app
         .live
         .with_existing(&id, |c| {
@@ -158,11 +214,16 @@ pub async fn subscribe(
     Ok(created(location, answer))
 }
 
-/// `DELETE …/subscriptions/{id}`: ends a WHEP session.
+/// Ends a WHEP session (its subscriber, or an admin).
+#[utoipa::path(delete, operation_id = "endSubscription", path = "/conversations/{id}/subscriptions/{subscriptionId}", tag = "media",
+    params(("id" = String, Path, description = "The conversation"),
+        ("subscriptionId" = String, Path, description = "The subscription")),
+    responses((status = 200, description = "Ended"),
+        (status = 403, description = "Another participant's subscription", body = ErrorBody)))]
 pub async fn unsubscribe(
     State(app): State<AppState>,
     caller: Caller,
-    Path((id, subscription)): Path<(String, String)>,
+    ApiPath((id, subscription)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let (_, participant) = visible_conversation(&app, &caller, &id).await?;
     let found = app
@@ -186,13 +247,14 @@ pub async fn unsubscribe(
     Ok(StatusCode::OK)
 }
 
-/// The participant making a media session in its conversation, with an SDP body.
+/// The participant making a media session in its conversation, and its SDP offer.
 async fn media_participant(
     app: &AppState,
     caller: &Caller,
     conversation_id: &str,
     headers: &HeaderMap,
-) -> Result<Participant, ApiError> {
+    offer: Bytes,
+) -> Result<(Participant, String), ApiError> {
     let (_, participant) = visible_conversation(app, caller, conversation_id).await?;
     let participant = participant.ok_or_else(|| {
         ApiError::forbidden("media sessions are made with a participant token, not an API key")
@@ -210,7 +272,9 @@ async fn media_participant(
             ),
         ));
     }
-    Ok(participant)
+    let offer = String::from_utf8(offer.to_vec())
+        .map_err(|_| ApiError::bad_request("the SDP offer is not UTF-8 text"))?;
+    Ok((participant, offer))
 }
 
 async fn end_session(app: &AppState, peer: convrec_rtc::room::PeerId) -> Result<(), ApiError> {

@@ -1,83 +1,174 @@
-//! `GET /v1/conversationhistory/{id}/getConversationRecordings` (SPEC §5): the recordings that
-//! produced media, with their files, names (from the file-name pattern) and signed download
-//! links.
+//! A conversation's recordings (SPEC §4–5): the list with files, names (from the file-name
+//! pattern) and signed download links; the recording state; manual start and stop.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use convrec_core::orchestrator::{Refusal, Requester, State as OrchestratorState};
-use convrec_store::metadata::Role;
-use serde_json::{Value, json};
+use convrec_store::metadata::{Recording, Role};
+use serde::Serialize;
+use utoipa::ToSchema;
 
-use super::error::ApiError;
+use super::error::{ApiError, ApiPath, ErrorBody};
 use super::visible_conversation;
 use crate::AppState;
 use crate::auth::Caller;
 
-/// Lists a conversation's recordings.
+/// One file of a recording (one in a composed recording; one per publication in raw mode).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordingFileView {
+    /// Its number (`?file=N` of the download).
+    file: u32,
+    /// The publication it records (raw mode).
+    publication_id: Option<String>,
+    /// Where the object store keeps it (for operators; downloads go through the link).
+    object_key: String,
+    /// The name users see and download (from `recordingFilenamePattern`).
+    file_name: String,
+    /// Bytes durable so far (all of it once `COMPLETE`).
+    size: u64,
+    /// When its media began (Unix ms).
+    started_at: i64,
+    /// Whether it ended normally with an `mfra` index.
+    indexed: bool,
+    /// Absolute URL with a signed, expiring grant: plays in `<video src>` without a header.
+    download_link: String,
+}
+
+/// A recording as the history lists it (SPEC §5).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordingView {
+    /// Its id.
+    pub id: String,
+    /// Its conversation.
+    pub conversation_id: String,
+    /// The first file's name.
+    pub file_name: Option<String>,
+    /// `video/mp4` or `audio/mp4`.
+    pub mime_type: String,
+    /// Bytes of all its files.
+    pub total_size: u64,
+    /// One per file.
+    pub download_links: Vec<String>,
+    /// Its first durable fragment (Unix ms).
+    pub recording_start_timestamp: i64,
+    /// Its end (Unix ms), while not running.
+    pub recording_end_timestamp: Option<i64>,
+    /// `INITIALIZING`, `PENDING` or `COMPLETE`.
+    pub status: String,
+    /// `NORMAL` or an `ABORT_*` reason, once it ended.
+    pub end_reason: Option<String>,
+    /// `AUDIO` or `AUDIO_VIDEO`.
+    pub recording_type: String,
+    /// `COMPOSED` or `RAW_TRACKS`.
+    pub layout: String,
+    /// The calls it overlapped.
+    pub call_ids: Vec<String>,
+    /// The participants whose media it holds.
+    pub participants: Vec<String>,
+    /// Its files.
+    pub files: Vec<RecordingFileView>,
+}
+
+/// `{items}` of `getConversationRecordings`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecordingList {
+    /// Oldest first.
+    items: Vec<RecordingView>,
+}
+
+/// A conversation's recordings that produced media, with their files, names and signed
+/// download links. A participant whose role is not in `allowSeeRecordingAvailableMessages`
+/// gets an empty list.
+#[utoipa::path(get, operation_id = "getConversationRecordings", path = "/conversationhistory/{id}/getConversationRecordings", tag = "recordings",
+    params(("id" = String, Path, description = "The conversation")),
+    responses((status = 200, body = RecordingList)))]
 pub async fn list(
     State(app): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let (_, participant) = visible_conversation(&app, &caller, &id).await?;
-    if let Some(p) = participant {
-        // Roles outside `allowSeeRecordingAvailableMessages` see none (SPEC §5).
-        let settings = crate::recording::settings(&app, &id).await?;
-        if !settings.roles_that_see.iter().any(|r| r == p.role.as_str()) {
-            return Ok(Json(json!({ "items": [] })));
-        }
-    }
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<RecordingList>, ApiError> {
+    visible_conversation(&app, &caller, &id).await?;
     let mut items = Vec::new();
-    for recording_id in app.metadata.recording_ids(&id).await? {
-        let Some(r) = app.metadata.recording(&recording_id).await? else {
-            continue;
-        };
-        // One that never produced media is not listed (SPEC §5).
-        let Some(started) = r.started_at_ms else {
-            continue;
-        };
-        let files = app.metadata.recording_files(&recording_id).await?;
-        let total: u64 = files.iter().map(|f| f.durable_bytes).sum();
-        let mut listed = Vec::new();
-        for f in &files {
-            listed.push(json!({
-                "file": f.file,
-                "publicationId": f.publication_id,
-                "objectKey": f.object_key,
-                "fileName": super::download::file_name(&app, &r, f, files.len()).await?,
-                "size": f.durable_bytes,
-                "startedAt": f.started_at_ms,
-                "indexed": f.finished,
-                "downloadLink": super::download::link(&app, &r.id, f.file),
-            }));
+    if super::sees_recordings(&app, &caller, &id).await? {
+        for recording_id in app.metadata.recording_ids(&id).await? {
+            if let Some(r) = app.metadata.recording(&recording_id).await? {
+                items.extend(view(&app, r).await?);
+            }
         }
-        let file_name = listed.first().map(|f| f["fileName"].clone());
-        items.push(json!({
-            "id": r.id,
-            "conversationId": r.conversation_id,
-            "mimeType": super::download::mime_type(&r.recording_type),
-            "totalSize": total,
-            "recordingStartTimestamp": started,
-            "recordingEndTimestamp": r.ended_at_ms,
-            "status": r.status,
-            "endReason": r.end_reason,
-            "recordingType": r.recording_type,
-            "layout": r.layout,
-            "fileName": file_name,
-            "downloadLinks": listed.iter().map(|f| f["downloadLink"].clone()).collect::<Vec<_>>(),
-            "files": listed,
-        }));
     }
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(RecordingList { items }))
 }
 
-/// `POST /v1/conversations/{id}/getRecordingState` (SPEC §4–5).
+/// How the history shows a recording; none for one that never produced media (SPEC §5).
+pub async fn view(app: &AppState, r: Recording) -> Result<Option<RecordingView>, ApiError> {
+    let Some(started) = r.started_at_ms else {
+        return Ok(None);
+    };
+    let files = app.metadata.recording_files(&r.id).await?;
+    let mut listed = Vec::new();
+    for f in &files {
+        listed.push(RecordingFileView {
+            file: f.file,
+            publication_id: f.publication_id.clone(),
+            object_key: f.object_key.clone(),
+            file_name: super::download::file_name(app, &r, f, files.len()).await?,
+            size: f.durable_bytes,
+            started_at: f.started_at_ms,
+            indexed: f.finished,
+            download_link: super::download::link(app, &r.id, f.file),
+        });
+    }
+    let (call_ids, participants) = app
+        .metadata
+        .recorded_calls_and_participants(&r, crate::now_ms())
+        .await?;
+    Ok(Some(RecordingView {
+        file_name: listed.first().map(|f| f.file_name.clone()),
+        mime_type: super::download::mime_type(&r.recording_type).to_owned(),
+        total_size: files.iter().map(|f| f.durable_bytes).sum(),
+        download_links: listed.iter().map(|f| f.download_link.clone()).collect(),
+        recording_start_timestamp: started,
+        recording_end_timestamp: r.ended_at_ms,
+        id: r.id,
+        conversation_id: r.conversation_id,
+        status: r.status,
+        end_reason: r.end_reason,
+        recording_type: r.recording_type,
+        layout: r.layout,
+        call_ids,
+        participants,
+        files: listed,
+    }))
+}
+
+/// `getRecordingState`'s answer.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordingState {
+    /// The conversation.
+    conversation_id: String,
+    /// The running or last recording.
+    recording_id: Option<String>,
+    /// `IDLE`, `INITIALIZING`, `WAITING_READY`, `READY`, `STARTED`, `STOPPED` or `FAILED`.
+    recording_state: String,
+    /// `AUDIO` or `AUDIO_VIDEO`.
+    recording_type: Option<String>,
+    /// Its first durable fragment (Unix ms).
+    recording_start_timestamp: Option<i64>,
+}
+
+/// The recording state of a conversation (SPEC §4–5).
+#[utoipa::path(post, operation_id = "getRecordingState", path = "/conversations/{id}/getRecordingState", tag = "recordings",
+    params(("id" = String, Path, description = "The conversation")),
+    responses((status = 200, body = RecordingState)))]
 pub async fn state(
     State(app): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<RecordingState>, ApiError> {
     visible_conversation(&app, &caller, &id).await?;
     let live = app
         .live
@@ -107,20 +198,27 @@ pub async fn state(
         Some(r) => app.metadata.recording(r).await?,
         None => None,
     };
-    Ok(Json(json!({
-        "conversationId": id,
-        "recordingId": recording_id,
-        "recordingState": state,
-        "recordingType": recording.as_ref().map(|r| r.recording_type.clone()),
-        "recordingStartTimestamp": recording.and_then(|r| r.started_at_ms),
-    })))
+    Ok(Json(RecordingState {
+        conversation_id: id,
+        recording_id,
+        recording_state: state,
+        recording_type: recording.as_ref().map(|r| r.recording_type.clone()),
+        recording_start_timestamp: recording.and_then(|r| r.started_at_ms),
+    }))
 }
 
-/// `POST /v1/conversations/{id}/startRecording`: a manual start (always asynchronous) → 204.
+/// Starts a recording by hand (always asynchronous; `conversation.recording_started` or
+/// `conversation.recording_failed` tells how it went).
+#[utoipa::path(post, operation_id = "startRecording", path = "/conversations/{id}/startRecording", tag = "recordings",
+    params(("id" = String, Path, description = "The conversation")),
+    responses((status = 204, description = "Starting"),
+        (status = 403, description = "`RECORDING_DENIED`: the caller's role may not start one", body = ErrorBody),
+        (status = 409, description = "`RECORDING_RUNNING` or `NOTHING_TO_RECORD`", body = ErrorBody),
+        (status = 503, description = "`STORAGE_UNAVAILABLE`", body = ErrorBody)))]
 pub async fn start(
     State(app): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     visible_conversation(&app, &caller, &id).await?;
     if !app.storage.usable().await {
@@ -137,11 +235,16 @@ pub async fn start(
     .await
 }
 
-/// `POST /v1/conversations/{id}/stopRecording` → 204.
+/// Stops a manually started recording (admitted participants), or any recording (admins).
+#[utoipa::path(post, operation_id = "stopRecording", path = "/conversations/{id}/stopRecording", tag = "recordings",
+    params(("id" = String, Path, description = "The conversation")),
+    responses((status = 204, description = "Stopping"),
+        (status = 403, description = "`RECORDING_DENIED`: an automatic recording, or a role that may not stop it", body = ErrorBody),
+        (status = 409, description = "`RECORDING_NOT_RUNNING`", body = ErrorBody)))]
 pub async fn stop(
     State(app): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     visible_conversation(&app, &caller, &id).await?;
     let requester = requester(&caller);
@@ -153,7 +256,7 @@ pub async fn stop(
 
 fn requester(caller: &Caller) -> Requester {
     match caller {
-        Caller::Admin => Requester::Admin,
+        Caller::GlobalAdmin { .. } | Caller::AccountAdmin { .. } => Requester::Admin,
         Caller::Participant(p) => match p.role {
             Role::AssignedAgent => Requester::AssignedAgent,
             Role::SecondaryAgent => Requester::SecondaryAgent,

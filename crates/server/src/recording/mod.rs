@@ -357,9 +357,8 @@ async fn store_files(
     app.storage
         .put(&manifest_key(recording_id), manifest)
         .await?;
-    app.metadata
-        .set_recording_status(recording_id, "COMPLETE")
-        .await?;
+    // COMPLETE and its RECORDING_AVAILABLE history message land together (SPEC §5).
+    app.metadata.complete_recording(recording_id).await?;
     drop(files);
     let spool = app.storage.spool_dir_of(recording_id);
     if let Err(e) = tokio::fs::remove_dir_all(&spool).await {

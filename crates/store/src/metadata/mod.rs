@@ -1,5 +1,5 @@
 //! Metadata: accounts, conversations, participants, interactions, publications, recordings and
-//! their files, and recorder entry points, in SQLite (the embedded default) through sqlx, with
+//! their files, recorder entry points, API keys and chat messages, in SQLite (the embedded default) through sqlx, with
 //! the schema in versioned migrations (`crates/store/migrations/sqlite`).
 //!
 //! Secrets (participant tokens, entry-point tokens) are random 256-bit values handed out once
@@ -14,6 +14,12 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use thiserror::Error;
+
+mod api_keys;
+mod history;
+
+pub use api_keys::{ApiKey, KeyRole};
+pub use history::{Interaction, Message, PageCursor, Sender};
 
 /// The migrations, embedded in the binary.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -242,18 +248,7 @@ impl Metadata {
         .bind(hash(token))
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| {
-            let role: String = r.try_get("role")?;
-            Ok(Participant {
-                id: r.try_get("id")?,
-                conversation_id: r.try_get("conversation_id")?,
-                name: r.try_get("name")?,
-                role: role
-                    .parse()
-                    .map_err(|e: String| sqlx::Error::Decode(e.into()))?,
-            })
-        })
-        .transpose()
+        Ok(row.as_ref().map(participant_from_row).transpose()?)
     }
 
     /// Creates a recording in `INITIALIZING`; returns its id. Refused (`Conflict`) while another
@@ -508,17 +503,7 @@ impl Metadata {
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row
-            .map(|r| -> Result<Conversation, sqlx::Error> {
-                Ok(Conversation {
-                    id: r.try_get("id")?,
-                    account_id: r.try_get("account_id")?,
-                    template_id: r.try_get("template_id")?,
-                    topic: r.try_get("topic")?,
-                    created_at_ms: r.try_get("created_at_ms")?,
-                })
-            })
-            .transpose()?)
+        Ok(row.as_ref().map(conversation_from_row).transpose()?)
     }
 
     /// Creates a template in an account; returns its id.
@@ -602,24 +587,39 @@ impl Metadata {
         Ok(())
     }
 
-    /// Starts a call or collaboration layer; returns its id.
+    /// A new id for a call (`source` `CALL`) or collaboration layer.
+    pub fn new_interaction_id(source: &str) -> String {
+        new_id(if source == "CALL" { "call" } else { "layer" })
+    }
+
+    /// Records a call or collaboration layer that started, with an id from
+    /// [`Metadata::new_interaction_id`].
     pub async fn create_interaction(
         &self,
+        id: &str,
         conversation_id: &str,
         source: &str,
         kind: &str,
         now_ms: i64,
-    ) -> Result<String, MetadataError> {
-        let id = new_id(if source == "CALL" { "call" } else { "layer" });
+    ) -> Result<(), MetadataError> {
         sqlx::query("INSERT INTO interactions (id, conversation_id, source, type, started_at_ms) VALUES (?, ?, ?, ?, ?)")
-            .bind(&id)
+            .bind(id)
             .bind(conversation_id)
             .bind(source)
             .bind(kind)
             .bind(now_ms)
             .execute(&self.pool)
             .await?;
-        Ok(id)
+        Ok(())
+    }
+
+    /// Deletes an interaction that never started (it lost a race to another).
+    pub async fn delete_interaction(&self, id: &str) -> Result<(), MetadataError> {
+        sqlx::query("DELETE FROM interactions WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Ends an interaction (once; later calls change nothing).
@@ -1114,6 +1114,28 @@ impl Table {
             Table::EntryPoints => "SELECT COUNT(*) FROM entry_points",
         }
     }
+}
+
+fn participant_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<Participant, sqlx::Error> {
+    let role: String = r.try_get("role")?;
+    Ok(Participant {
+        id: r.try_get("id")?,
+        conversation_id: r.try_get("conversation_id")?,
+        name: r.try_get("name")?,
+        role: role
+            .parse()
+            .map_err(|e: String| sqlx::Error::Decode(e.into()))?,
+    })
+}
+
+fn conversation_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<Conversation, sqlx::Error> {
+    Ok(Conversation {
+        id: r.try_get("id")?,
+        account_id: r.try_get("account_id")?,
+        template_id: r.try_get("template_id")?,
+        topic: r.try_get("topic")?,
+        created_at_ms: r.try_get("created_at_ms")?,
+    })
 }
 
 /// An insert's result, with a missing parent row (a foreign key) said as `NotFound`.

@@ -1,0 +1,269 @@
+//! A server with an account that records, one conversation and its participants: what the
+//! black-box recording tests start from.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers fail the test by panicking"
+)]
+
+use std::path::PathBuf;
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::serve_logging;
+
+pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
+
+/// A server with an account that records, one conversation and its participants.
+pub struct Deployment {
+    pub server: Child,
+    pub base: String,
+    pub dir: tempfile::TempDir,
+    pub account: String,
+    pub conversation: String,
+    pub tokens: Vec<String>,
+    pub http: reqwest::Client,
+}
+
+impl Drop for Deployment {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
+impl Deployment {
+    pub async fn start(participants: usize) -> Self {
+        Self::start_with(participants, json!({}), &[]).await
+    }
+
+    /// A deployment whose account also sets `properties` (short names after
+    /// `conversation.recording.`).
+    pub async fn start_with(
+        participants: usize,
+        properties: Value,
+        server_env: &[(&str, &str)],
+    ) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let (server, addr) = serve_logging(
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+                data.to_str().unwrap(),
+            ],
+            &[&[("CONVREC_BOOTSTRAP_ADMIN_KEY", ADMIN_KEY)], server_env].concat(),
+            Some(&dir.path().join("server.log")),
+        );
+        let mut d = Deployment {
+            server,
+            base: format!("http://{addr}"),
+            dir,
+            account: String::new(),
+            conversation: String::new(),
+            tokens: Vec::new(),
+            http: reqwest::Client::new(),
+        };
+        let account = d
+            .call("POST", "/v1/accounts", ADMIN_KEY, json!({"name": "bank"}))
+            .await;
+        let account = account["id"].as_str().unwrap().to_owned();
+        d.account = account.clone();
+        d.call(
+            "PUT",
+            &format!("/v1/accounts/{account}/configuration"),
+            ADMIN_KEY,
+            {
+                let mut set = json!({"messenger.recordingEnabled": true, "conversation.recording.recordingEnabled": true});
+                for (k, v) in properties.as_object().unwrap() {
+                    set[format!("conversation.recording.{k}")] = v.clone();
+                }
+                json!({ "properties": set })
+            },
+        )
+        .await;
+        let conversation = d
+            .call(
+                "POST",
+                "/v1/conversations",
+                ADMIN_KEY,
+                json!({"accountId": account, "topic": "t"}),
+            )
+            .await;
+        d.conversation = conversation["id"].as_str().unwrap().to_owned();
+        for n in 0..participants {
+            let role = if n == 0 { "ASSIGNED_AGENT" } else { "VISITOR" };
+            let p = d
+                .call(
+                    "POST",
+                    &format!("/v1/conversations/{}/participants", d.conversation),
+                    ADMIN_KEY,
+                    json!({"name": format!("p{n}"), "role": role}),
+                )
+                .await;
+            d.tokens.push(p["token"].as_str().unwrap().to_owned());
+        }
+        d
+    }
+
+    /// A JSON request that must succeed.
+    pub async fn call(&self, method: &str, path: &str, token: &str, body: Value) -> Value {
+        let request = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.base))
+            .bearer_auth(token);
+        let request = if body.is_null() {
+            request
+        } else {
+            request.json(&body)
+        };
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert!(
+            status.is_success(),
+            "{method} {path}: {status} {text}\n{}",
+            self.log()
+        );
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    /// The status of a request that may be refused.
+    pub async fn status(&self, method: &str, path: &str, token: &str) -> u16 {
+        self.http
+            .request(method.parse().unwrap(), format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    pub fn log(&self) -> String {
+        ["server.log", "server-restarted.log"]
+            .iter()
+            .map(|name| std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default())
+            .collect()
+    }
+
+    /// Kills the server with SIGKILL (a crash) and starts it again on the same data.
+    pub fn crash_and_restart(&mut self) {
+        self.server.kill().unwrap();
+        self.server.wait().unwrap();
+        let data = self.dir.path().join("data");
+        let (server, addr) = serve_logging(
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+                data.to_str().unwrap(),
+            ],
+            &[("CONVREC_BOOTSTRAP_ADMIN_KEY", ADMIN_KEY)],
+            Some(&self.dir.path().join("server-restarted.log")),
+        );
+        self.server = server;
+        self.base = format!("http://{addr}");
+    }
+
+    /// `convrec participant` for participant `n`, publishing for `seconds`.
+    pub fn participant(&self, n: usize, seconds: f64) -> Child {
+        let seconds = seconds.to_string();
+        super::participant(
+            &self.base,
+            &self.conversation,
+            &self.tokens[n],
+            &["--seconds", &seconds],
+        )
+    }
+
+    /// `getRecordingState`, asked by participant 0.
+    async fn recording_state(&self) -> Value {
+        let path = format!("/v1/conversations/{}/getRecordingState", self.conversation);
+        self.call("POST", &path, &self.tokens[0], Value::Null).await
+    }
+
+    pub async fn state(&self) -> String {
+        let state = self.recording_state().await;
+        state["recordingState"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn recording_id(&self) -> String {
+        let state = self.recording_state().await;
+        state["recordingId"].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// The active call, ended by the agent.
+    pub async fn end_the_call(&self) {
+        let conversation = self
+            .call(
+                "GET",
+                &format!("/v1/conversations/{}", self.conversation),
+                &self.tokens[0],
+                Value::Null,
+            )
+            .await;
+        let call = conversation["activeInteractions"][0]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        self.call(
+            "POST",
+            &format!("/v1/conversations/{}/calls/{call}/end", self.conversation),
+            &self.tokens[0],
+            Value::Null,
+        )
+        .await;
+    }
+
+    pub async fn wait_for_state(&self, wanted: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.state().await != wanted {
+            assert!(
+                Instant::now() < deadline,
+                "no {wanted} state\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The recordings, once all are complete.
+    pub async fn complete_recordings(&self) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let list = self
+                .call(
+                    "GET",
+                    &format!(
+                        "/v1/conversationhistory/{}/getConversationRecordings",
+                        self.conversation
+                    ),
+                    &self.tokens[0],
+                    Value::Null,
+                )
+                .await;
+            let items = list["items"].as_array().unwrap().clone();
+            if !items.is_empty() && items.iter().all(|r| r["status"] == "COMPLETE") {
+                return items;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not complete: {list}\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn object(&self, key: &str) -> PathBuf {
+        self.dir.path().join("data/objects").join(key)
+    }
+
+    pub fn manifest(&self, recording_id: &str) -> Value {
+        let path = self.object(&format!("recordings/{recording_id}/manifest.json"));
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    }
+}
