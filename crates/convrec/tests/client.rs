@@ -408,6 +408,25 @@ async fn an_integrator_records_a_call_and_downloads_it_using_only_http_and_the_o
         - recording["recordingStartTimestamp"].as_i64().unwrap();
     assert_eq!(minutes["recordedMilliseconds"].as_i64().unwrap(), span);
     assert_eq!(minutes["recordedMinutes"], 1);
+    // A period that cuts a second off the start and half a second off the end.
+    let (start, end) = (
+        recording["recordingStartTimestamp"].as_i64().unwrap(),
+        recording["recordingEndTimestamp"].as_i64().unwrap(),
+    );
+    let period = format!("?fromTime={}&toTime={}", start + 1000, end - 500);
+    let clipped = api
+        .call(
+            "getRecordedMinutes",
+            &key,
+            &[("id", account)],
+            &period,
+            None,
+        )
+        .await;
+    assert_eq!(
+        clipped["recordedMilliseconds"].as_i64().unwrap(),
+        span - 1500
+    );
     let listed = api.call("listConversations", &key, &[], "", None).await;
     assert_eq!(listed["items"][0]["id"], c);
 }

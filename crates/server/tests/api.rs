@@ -1122,3 +1122,189 @@ async fn webhook_registrations_are_checked_and_only_admins_see_them() {
         .await;
     assert_eq!(status, 404, "participants do not see registrations");
 }
+
+#[tokio::test]
+async fn api_keys_are_shown_once_act_for_their_account_only_and_stop_at_revocation() {
+    let api = Api::start().await;
+    let (conversation, _) = api.conversation().await;
+    let read = api
+        .ok(
+            "GET",
+            &format!("/v1/conversations/{conversation}"),
+            ADMIN,
+            Value::Null,
+        )
+        .await;
+    let account = read["accountId"].as_str().unwrap().to_owned();
+    let made = api
+        .ok(
+            "POST",
+            "/v1/apikeys",
+            ADMIN,
+            json!({"accountId": account, "role": "ADMIN", "name": "crm"}),
+        )
+        .await;
+    let secret = made["apiKey"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("crk_") && secret.len() > 60, "{made}");
+    // Listed without its secret; the data directory keeps only a hash.
+    let listed = api
+        .ok(
+            "GET",
+            &format!("/v1/apikeys?accountId={account}"),
+            ADMIN,
+            Value::Null,
+        )
+        .await;
+    assert_eq!(listed["items"][0]["id"], made["id"]);
+    assert!(listed["items"][0].get("apiKey").is_none(), "{listed}");
+    let database = std::fs::read(api.dir.path().join("convrec.db")).unwrap_or_default();
+    let wal = std::fs::read(api.dir.path().join("convrec.db-wal")).unwrap_or_default();
+    assert!(
+        !database.is_empty(),
+        "the metadata database is where the test looks"
+    );
+    for bytes in [&database, &wal] {
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "the secret is not stored"
+        );
+    }
+    // It acts as its account's admin, and only there.
+    let (status, _) = api
+        .send(
+            "GET",
+            &format!("/v1/conversations/{conversation}"),
+            Some(&secret),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (other, _) = api.conversation().await;
+    let (status, _) = api
+        .send(
+            "GET",
+            &format!("/v1/conversations/{other}"),
+            Some(&secret),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(
+        status, 404,
+        "another account's conversation does not exist for it"
+    );
+    let (status, body) = api
+        .send(
+            "POST",
+            "/v1/apikeys",
+            Some(&secret),
+            json!({"role": "GLOBAL_ADMIN", "name": "escalate"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("FORBIDDEN")),
+        "{body}"
+    );
+    // Revoked: no credential any more, and listed as revoked.
+    api.ok(
+        "DELETE",
+        &format!("/v1/apikeys/{}", made["id"].as_str().unwrap()),
+        ADMIN,
+        Value::Null,
+    )
+    .await;
+    let (status, body) = api
+        .send(
+            "GET",
+            &format!("/v1/conversations/{conversation}"),
+            Some(&secret),
+            Value::Null,
+        )
+        .await;
+    assert_eq!((status, body["code"].as_str()), (401, Some("UNAUTHORIZED")));
+    let listed = api
+        .ok(
+            "GET",
+            &format!("/v1/apikeys?accountId={account}"),
+            ADMIN,
+            Value::Null,
+        )
+        .await;
+    assert!(listed["items"][0]["revokedAt"].is_i64(), "{listed}");
+}
+
+#[tokio::test]
+async fn conversations_are_listed_in_pages_that_miss_and_repeat_none() {
+    let api = Api::start().await;
+    let (first, _) = api.conversation().await;
+    let read = api
+        .ok(
+            "GET",
+            &format!("/v1/conversations/{first}"),
+            ADMIN,
+            Value::Null,
+        )
+        .await;
+    let account = read["accountId"].as_str().unwrap().to_owned();
+    let mut made = vec![first];
+    for n in 0..6 {
+        let c = api
+            .ok(
+                "POST",
+                "/v1/conversations",
+                ADMIN,
+                json!({"accountId": account, "topic": format!("t{n}")}),
+            )
+            .await;
+        made.push(c["id"].as_str().unwrap().to_owned());
+    }
+    // Another account's conversation is never on this account's pages.
+    api.conversation().await;
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = api
+            .ok(
+                "GET",
+                &format!("/v1/conversations?accountId={account}&limit=3{cursor}"),
+                ADMIN,
+                Value::Null,
+            )
+            .await;
+        let items = page["items"].as_array().unwrap();
+        assert!(items.len() <= 3);
+        seen.extend(items.iter().map(|c| c["id"].as_str().unwrap().to_owned()));
+        match page["nextCursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, made, "oldest first, each once");
+    let (status, body) = api
+        .send(
+            "GET",
+            "/v1/conversations?cursor=12.nope",
+            Some(ADMIN),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("BAD_REQUEST")),
+        "{body}"
+    );
+    let (status, _) = api
+        .send(
+            "GET",
+            &format!("/v1/conversations?accountId={account}&limit=0"),
+            Some(ADMIN),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, 400);
+    // A global admin without accountId sees every account's.
+    let all = api
+        .ok("GET", "/v1/conversations?limit=200", ADMIN, Value::Null)
+        .await;
+    assert_eq!(all["items"].as_array().unwrap().len(), made.len() + 1);
+}
