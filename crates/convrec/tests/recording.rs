@@ -9,9 +9,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
+use common::chromium::Chromium;
 use common::convrec;
 use common::deployment::{ADMIN_KEY, Deployment};
 use common::webhooks::{Receiver, WEBHOOK_SECRET};
@@ -351,105 +352,6 @@ async fn a_server_stopped_with_sigterm_ends_the_call_and_finishes_its_recording(
     assert_eq!(entry["indexed"], true, "{manifest}");
     let length = assert_playable(&d.object(entry["objectKey"].as_str().unwrap()), true);
     assert!(length > 2.0, "{length} s");
-}
-
-/// Debian's Chromium, headless, with a fake camera and microphone (DESIGN.md's flags), and the
-/// DevTools protocol to read the page's state.
-struct Chromium {
-    process: Child,
-    profile: tempfile::TempDir,
-}
-
-impl Drop for Chromium {
-    fn drop(&mut self) {
-        let _ = self.process.kill();
-        let _ = self.process.wait();
-    }
-}
-
-impl Chromium {
-    fn open(url: &str) -> Self {
-        let profile = tempfile::tempdir().unwrap();
-        let process = std::process::Command::new("chromium")
-            .args([
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--use-fake-device-for-media-stream",
-                "--use-fake-ui-for-media-stream",
-                // The SFU is on loopback in tests; WebRTC skips loopback candidates otherwise.
-                "--allow-loopback-in-peer-connection",
-                "--disable-features=WebRtcHideLocalIpsWithMdns",
-                "--remote-debugging-port=0",
-            ])
-            .arg(format!("--user-data-dir={}", profile.path().display()))
-            .arg(url)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("run chromium (the test command installs it)");
-        Self { process, profile }
-    }
-
-    /// Evaluates `expression` in the page; returns its JSON value.
-    async fn evaluate(&self, expression: &str) -> Value {
-        use futures_util::{SinkExt, StreamExt};
-        // Chromium writes its DevTools port here once it listens.
-        let port_file = self.profile.path().join("DevToolsActivePort");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let port = loop {
-            if let Some(port) = std::fs::read_to_string(&port_file)
-                .ok()
-                .and_then(|s| s.lines().next().map(str::to_owned))
-                .filter(|p| !p.is_empty())
-            {
-                break port;
-            }
-            assert!(Instant::now() < deadline, "chromium did not start");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
-        let targets: Value = reqwest::get(format!("http://127.0.0.1:{port}/json/list"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let page = targets
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["type"] == "page")
-            .expect("the page");
-        let (mut socket, _) =
-            tokio_tungstenite::connect_async(page["webSocketDebuggerUrl"].as_str().unwrap())
-                .await
-                .unwrap();
-        let request = json!({
-            "id": 1,
-            "method": "Runtime.evaluate",
-            "params": { "expression": expression, "returnByValue": true },
-        });
-        socket
-            .send(tokio_tungstenite::tungstenite::Message::Text(
-                request.to_string().into(),
-            ))
-            .await
-            .unwrap();
-        while let Some(message) = socket.next().await {
-            if let Ok(tokio_tungstenite::tungstenite::Message::Text(text)) = message {
-                let answer: Value = serde_json::from_str(&text).unwrap();
-                if answer["id"] == 1 {
-                    return answer["result"]["result"]["value"].clone();
-                }
-            }
-        }
-        panic!("no answer from the page")
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

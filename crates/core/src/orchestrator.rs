@@ -514,13 +514,7 @@ impl Orchestrator {
     }
 
     fn may_manage(&self, requester: Requester) -> bool {
-        match (self.settings.allow_manual_recording.as_str(), requester) {
-            (_, Requester::Admin) => true,
-            (_, Requester::Visitor) | ("NONE", _) => false,
-            ("ASSIGNED_AGENT", Requester::AssignedAgent) => true,
-            ("ALL_AGENTS", Requester::AssignedAgent | Requester::SecondaryAgent) => true,
-            _ => false,
-        }
+        admitted(&self.settings, requester)
     }
 
     fn start(&mut self, now: Instant, trigger: Trigger) {
@@ -769,5 +763,17 @@ fn end_reason(failure: Failure) -> &'static str {
     match failure {
         Failure::Crashed => "ABORT_UNEXPECTED",
         Failure::Storage => "ABORT_BLOBSTORE_FAILURE",
+    }
+}
+
+/// Whether `allowManualRecording` (SPEC §3) admits `requester` to start and stop recordings by
+/// hand (admins always are).
+pub fn admitted(settings: &RecordingSettings, requester: Requester) -> bool {
+    match (settings.allow_manual_recording.as_str(), requester) {
+        (_, Requester::Admin) => true,
+        (_, Requester::Visitor) | ("NONE", _) => false,
+        ("ASSIGNED_AGENT", Requester::AssignedAgent) => true,
+        ("ALL_AGENTS", Requester::AssignedAgent | Requester::SecondaryAgent) => true,
+        _ => false,
     }
 }

@@ -79,6 +79,19 @@ pub enum ConversationEvent {
         /// The recording.
         recording_id: String,
     },
+    /// A chat message was posted.
+    MessagePosted {
+        /// Its id.
+        message_id: String,
+        /// Who sent it (a participant's or an API key's id).
+        sender_id: String,
+        /// Its name.
+        sender_name: String,
+        /// What it says.
+        text: String,
+        /// When (Unix ms).
+        timestamp: i64,
+    },
 }
 
 /// `CALL` or `COLLABORATION_LAYER`.

@@ -25,7 +25,8 @@ pub fn build(state: AppState) -> Router {
             "/recording/entry/{token}",
             get(crate::recording::entry::entry),
         )
-        .route("/web/publish.html", get(crate::web::publish_page))
+        .route("/", get(crate::web::index))
+        .route("/web/{file}", get(crate::web::file))
         .merge(api)
         .route(
             "/v1/openapi.json",

@@ -1,8 +1,9 @@
 //! What the black-box tests share: `convrec serve` as a child process, a graceful stop, a
-//! recording [`deployment`], the server's [`openapi`] document as clients read it, and a
+//! recording [`deployment`], a headless [`chromium`], the server's [`openapi`] document as clients read it, and a
 //! [`webhooks`] receiver.
 #![allow(dead_code, reason = "each test binary uses a part")]
 
+pub mod chromium;
 pub mod deployment;
 pub mod openapi;
 pub mod webhooks;

@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use convrec_core::orchestrator::admitted;
 use convrec_store::metadata::{Conversation, Participant, Role};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -63,6 +64,35 @@ pub struct ConversationDetails {
     conversation: ConversationView,
     /// Its active calls and layers.
     active_interactions: Vec<InteractionView>,
+    /// What the caller is here and may do: what a client needs to show the conversation.
+    viewer: Viewer,
+}
+
+/// The caller in a conversation (SPEC §3, §5), for clients to show what applies to it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Viewer {
+    /// The calling participant (absent for an admin).
+    participant_id: Option<String>,
+    /// Its name.
+    name: Option<String>,
+    /// Its role (absent for an admin).
+    #[schema(value_type = Option<ParticipantRole>)]
+    role: Option<String>,
+    /// Recording is on for this conversation (both switches).
+    recording_enabled: bool,
+    /// `AUTOMATIC` or `MANUAL`.
+    recording_triggering_mode: String,
+    /// The caller may start a recording by hand (MANUAL mode and admitted by
+    /// `allowManualRecording`, or an admin).
+    may_start_recording: bool,
+    /// The caller may stop a recording by hand (admins always; admitted participants a manual
+    /// one).
+    may_stop_recording: bool,
+    /// The caller sees recordings (`allowSeeRecordingAvailableMessages`, or an admin).
+    sees_recordings: bool,
+    /// Clients show a banner while recording (`showRecordingBanner`).
+    show_recording_banner: bool,
 }
 
 /// Creates a conversation (the account's admins).
@@ -208,14 +238,34 @@ pub async fn read(
     caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ConversationDetails>, ApiError> {
-    let (conversation, _) = visible_conversation(&app, &caller, &id).await?;
+    let (conversation, participant) = visible_conversation(&app, &caller, &id).await?;
     let active_interactions = app
         .live
         .with_existing(&id, |c| c.interactions.iter().map(Into::into).collect())
         .unwrap_or_default();
+    let settings = crate::recording::settings(&app, &id).await?;
+    let admitted = admitted(&settings, super::recordings::requester(&caller));
+    let admin = participant.is_none();
+    let viewer = Viewer {
+        participant_id: participant.as_ref().map(|p| p.id.clone()),
+        name: participant.as_ref().map(|p| p.name.clone()),
+        role: participant.as_ref().map(|p| p.role.as_str().to_owned()),
+        recording_enabled: settings.enabled,
+        recording_triggering_mode: if settings.automatic {
+            "AUTOMATIC"
+        } else {
+            "MANUAL"
+        }
+        .to_owned(),
+        may_start_recording: settings.enabled && !settings.automatic && admitted,
+        may_stop_recording: settings.enabled && (admin || (!settings.automatic && admitted)),
+        sees_recordings: super::sees_recordings(&app, &caller, &id).await?,
+        show_recording_banner: settings.show_banner,
+    };
     Ok(Json(ConversationDetails {
         conversation: conversation.into(),
         active_interactions,
+        viewer,
     }))
 }
 

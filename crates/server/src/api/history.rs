@@ -15,6 +15,7 @@ use super::error::{ApiError, ApiJson, ApiPath};
 use super::visible_conversation;
 use crate::AppState;
 use crate::auth::Caller;
+use crate::live::ConversationEvent;
 
 /// `POST /v1/conversations/{id}/messages` body.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -180,7 +181,7 @@ pub async fn post_message(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<NewMessage>,
 ) -> Result<(StatusCode, Json<TimelineEntry>), ApiError> {
-    visible_conversation(&app, &caller, &id).await?;
+    let (conversation, _) = visible_conversation(&app, &caller, &id).await?;
     let length = body.text.chars().count();
     if body.text.trim().is_empty() || length > MAX_TEXT {
         return Err(ApiError::bad_request(format!(
@@ -192,6 +193,23 @@ pub async fn post_message(
         .metadata
         .add_text_message(&id, sender, &body.text, crate::now_ms())
         .await?;
+    if let Message::Text {
+        id: message_id,
+        sender,
+        text,
+        at_ms,
+    } = &message
+    {
+        let event = ConversationEvent::MessagePosted {
+            message_id: message_id.clone(),
+            sender_id: sender.id.clone(),
+            sender_name: sender.name.clone(),
+            text: text.clone(),
+            timestamp: *at_ms,
+        };
+        app.live
+            .with(&id, &conversation.account_id, |c| c.publish(event));
+    }
     let entry = message_entry(&app, message, true)
         .await?
         .ok_or_else(|| ApiError::internal("a text message has no entry"))?;

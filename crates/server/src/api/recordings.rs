@@ -254,7 +254,8 @@ pub async fn stop(
     .await
 }
 
-fn requester(caller: &Caller) -> Requester {
+/// How the orchestrator sees a caller.
+pub fn requester(caller: &Caller) -> Requester {
     match caller {
         Caller::GlobalAdmin { .. } | Caller::AccountAdmin { .. } => Requester::Admin,
         Caller::Participant(p) => match p.role {
