@@ -56,6 +56,14 @@ async fn assert_plain_and_labelled(page: &Chromium, what: &str) {
         .evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
         .await;
     assert_eq!(fits, Value::Bool(true), "{what}: wider than the window");
+    // Everything the page loaded came from the server itself (no CDN, no web fonts).
+    let elsewhere = page
+        .evaluate(
+            "performance.getEntriesByType('resource').map((r) => r.name)
+               .filter((url) => new URL(url).origin !== location.origin)",
+        )
+        .await;
+    assert_eq!(elsewhere, json!([]), "{what}: loaded from elsewhere");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -311,6 +319,8 @@ async fn two_browsers_call_share_record_twice_and_find_and_play_the_recordings()
     // conversation, no recordings and no RECORDING_AVAILABLE.
     visitor.resize(1280, 720, false).await;
     visitor.navigate(&format!("{}/", d.base)).await;
+    assert_plain_and_labelled(&visitor, "the start page").await;
+    visitor.screenshot(&shots.join("start.png")).await;
     visitor
         .evaluate("document.getElementById('token').focus()")
         .await;
