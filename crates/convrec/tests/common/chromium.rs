@@ -129,7 +129,8 @@ impl Chromium {
         panic!("no answer from the page to {method}")
     }
 
-    /// Evaluates `expression` in the page (awaiting a promise); returns its JSON value.
+    /// Evaluates `expression` in the page (awaiting a promise); returns its JSON value, or null
+    /// when it threw (the exception goes to standard error).
     pub async fn evaluate(&self, expression: &str) -> Value {
         self.run(expression, false).await
     }
@@ -151,10 +152,11 @@ impl Chromium {
                 }),
             )
             .await;
-        assert!(
-            result["exceptionDetails"].is_null(),
-            "{expression}: {result}"
-        );
+        if !result["exceptionDetails"].is_null() {
+            // Often a page still loading; the caller's own checks decide.
+            eprintln!("{expression}: {}", result["exceptionDetails"]);
+            return Value::Null;
+        }
         result["result"]["value"].clone()
     }
 

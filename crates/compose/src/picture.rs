@@ -1,0 +1,335 @@
+//! Pictures in planar YUV 4:2:0 (what H.264 decoders give and encoders take): filled, framed,
+//! and drawn into a tile with a bilinear scaler, so a camera of any size (and one that changes
+//! size mid-call) lands in its tile without distortion.
+
+use crate::layout::Rect;
+
+/// A colour in Y'CbCr (BT.601, limited range, as H.264 streams are by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Color {
+    /// Luma.
+    pub y: u8,
+    /// Blue-difference chroma.
+    pub u: u8,
+    /// Red-difference chroma.
+    pub v: u8,
+}
+
+impl Color {
+    /// The colour of `r`, `g`, `b` (0–255, full range).
+    pub fn rgb(r: u8, g: u8, b: u8) -> Self {
+        let (r, g, b) = (i32::from(r), i32::from(g), i32::from(b));
+        let y = ((66 * r + 129 * g + 25 * b + 128) >> 8) + 16;
+        let u = ((-38 * r - 74 * g + 112 * b + 128) >> 8) + 128;
+        let v = ((112 * r - 94 * g - 18 * b + 128) >> 8) + 128;
+        Self {
+            y: y.clamp(0, 255) as u8,
+            u: u.clamp(0, 255) as u8,
+            v: v.clamp(0, 255) as u8,
+        }
+    }
+}
+
+/// A planar YUV 4:2:0 picture with even width and height.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Picture {
+    width: u32,
+    height: u32,
+    /// Luma, `width × height`.
+    pub y: Vec<u8>,
+    /// Blue-difference chroma, `width/2 × height/2`.
+    pub u: Vec<u8>,
+    /// Red-difference chroma, `width/2 × height/2`.
+    pub v: Vec<u8>,
+}
+
+/// Why planes do not make a picture.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "a {width}×{height} 4:2:0 picture needs even sides and planes of {luma}/{chroma}/{chroma} bytes"
+)]
+pub struct PictureError {
+    width: u32,
+    height: u32,
+    luma: usize,
+    chroma: usize,
+}
+
+impl Picture {
+    /// A picture of one colour.
+    pub fn filled(width: u32, height: u32, color: Color) -> Self {
+        let (w, h) = (width & !1, height & !1);
+        let luma = (w * h) as usize;
+        Self {
+            width: w,
+            height: h,
+            y: vec![color.y; luma],
+            u: vec![color.u; luma / 4],
+            v: vec![color.v; luma / 4],
+        }
+    }
+
+    /// A picture from its planes (what a decoder wrote, with the strides removed).
+    pub fn from_planes(
+        width: u32,
+        height: u32,
+        y: Vec<u8>,
+        u: Vec<u8>,
+        v: Vec<u8>,
+    ) -> Result<Self, PictureError> {
+        let luma = width as usize * height as usize;
+        let chroma = luma / 4;
+        if !width.is_multiple_of(2)
+            || !height.is_multiple_of(2)
+            || y.len() != luma
+            || u.len() != chroma
+            || v.len() != chroma
+        {
+            return Err(PictureError {
+                width,
+                height,
+                luma,
+                chroma,
+            });
+        }
+        Ok(Self {
+            width,
+            height,
+            y,
+            u,
+            v,
+        })
+    }
+
+    /// Width in pixels.
+    pub fn width(&self) -> u32 {
+        self.width
+    }
+
+    /// Height in pixels.
+    pub fn height(&self) -> u32 {
+        self.height
+    }
+
+    /// The colour at a pixel.
+    pub fn at(&self, x: u32, y: u32) -> Color {
+        let (cx, cy) = ((x / 2) as usize, (y / 2) as usize);
+        let half = (self.width / 2) as usize;
+        Color {
+            y: self.y[y as usize * self.width as usize + x as usize],
+            u: self.u[cy * half + cx],
+            v: self.v[cy * half + cx],
+        }
+    }
+
+    /// Paints `rect` (clipped to the picture; its edges rounded to even) with `color`.
+    pub fn fill(&mut self, rect: Rect, color: Color) {
+        let r = self.clip(rect);
+        let w = self.width as usize;
+        for row in r.y..r.bottom() {
+            let start = row as usize * w;
+            self.y[start + r.x as usize..start + r.right() as usize].fill(color.y);
+        }
+        let half = w / 2;
+        for row in r.y / 2..r.bottom() / 2 {
+            let start = row as usize * half;
+            let (from, to) = (start + (r.x / 2) as usize, start + (r.right() / 2) as usize);
+            self.u[from..to].fill(color.u);
+            self.v[from..to].fill(color.v);
+        }
+    }
+
+    /// Draws a frame `thickness` pixels wide just inside `rect`.
+    pub fn frame(&mut self, rect: Rect, thickness: u32, color: Color) {
+        let t = (thickness & !1)
+            .max(2)
+            .min(rect.width / 2)
+            .min(rect.height / 2);
+        let sides = [
+            Rect { height: t, ..rect },
+            Rect {
+                y: rect.bottom() - t,
+                height: t,
+                ..rect
+            },
+            Rect { width: t, ..rect },
+            Rect {
+                x: rect.right() - t,
+                width: t,
+                ..rect
+            },
+        ];
+        for side in sides {
+            self.fill(side, color);
+        }
+    }
+
+    /// Draws `source` scaled (bilinear) to exactly `rect` (clipped to the picture).
+    pub fn draw_scaled(&mut self, source: &Picture, rect: Rect) {
+        let r = self.clip(rect);
+        if r.width == 0 || r.height == 0 || source.width == 0 || source.height == 0 {
+            return;
+        }
+        let (w, half) = (self.width as usize, self.width as usize / 2);
+        scale_plane(
+            &source.y,
+            source.width,
+            source.height,
+            &mut self.y,
+            w,
+            Rect { ..r },
+        );
+        let chroma = Rect {
+            x: r.x / 2,
+            y: r.y / 2,
+            width: r.width / 2,
+            height: r.height / 2,
+        };
+        let (sw, sh) = (source.width / 2, source.height / 2);
+        scale_plane(&source.u, sw, sh, &mut self.u, half, chroma);
+        scale_plane(&source.v, sw, sh, &mut self.v, half, chroma);
+    }
+
+    fn clip(&self, rect: Rect) -> Rect {
+        let x = (rect.x & !1).min(self.width);
+        let y = (rect.y & !1).min(self.height);
+        let right = (rect.right() & !1).min(self.width).max(x);
+        let bottom = (rect.bottom() & !1).min(self.height).max(y);
+        Rect {
+            x,
+            y,
+            width: right - x,
+            height: bottom - y,
+        }
+    }
+}
+
+/// Bilinear scaling of one plane (`sw × sh`) into `rect` of a plane `stride` bytes wide, in
+/// 16.16 fixed point, sampling pixel centres.
+fn scale_plane(src: &[u8], sw: u32, sh: u32, dst: &mut [u8], stride: usize, rect: Rect) {
+    let step_x = (u64::from(sw) << 16) / u64::from(rect.width.max(1));
+    let step_y = (u64::from(sh) << 16) / u64::from(rect.height.max(1));
+    let (max_x, max_y) = (i64::from(sw) - 1, i64::from(sh) - 1);
+    let sw = sw as usize;
+    for row in 0..rect.height {
+        // Centre of the destination pixel, back in source coordinates, minus half a pixel.
+        let fy = ((i64::from(row) * 2 + 1) * step_y as i64 / 2 - (1 << 15)).max(0);
+        let y0 = (fy >> 16).min(max_y);
+        let y1 = (y0 + 1).min(max_y);
+        let wy = (fy & 0xffff) as u32;
+        let (line0, line1) = (&src[y0 as usize * sw..], &src[y1 as usize * sw..]);
+        let out =
+            &mut dst[(rect.y + row) as usize * stride + rect.x as usize..][..rect.width as usize];
+        for (column, pixel) in out.iter_mut().enumerate() {
+            let fx = ((column as i64 * 2 + 1) * step_x as i64 / 2 - (1 << 15)).max(0);
+            let x0 = (fx >> 16).min(max_x) as usize;
+            let x1 = (x0 + 1).min(max_x as usize);
+            let wx = (fx & 0xffff) as u32;
+            let top = u32::from(line0[x0]) * (0x10000 - wx) + u32::from(line0[x1]) * wx;
+            let bottom = u32::from(line1[x0]) * (0x10000 - wx) + u32::from(line1[x1]) * wx;
+            let value = (u64::from(top) * u64::from(0x10000 - wy)
+                + u64::from(bottom) * u64::from(wy))
+                >> 32;
+            *pixel = value.min(255) as u8;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const RED: Color = Color {
+        y: 82,
+        u: 90,
+        v: 240,
+    };
+    const BLUE: Color = Color {
+        y: 41,
+        u: 240,
+        v: 110,
+    };
+
+    fn rect(x: u32, y: u32, width: u32, height: u32) -> Rect {
+        Rect {
+            x,
+            y,
+            width,
+            height,
+        }
+    }
+
+    #[test]
+    fn rgb_to_yuv_follows_bt601_limited_range() {
+        assert_eq!(Color::rgb(255, 0, 0), RED);
+        assert_eq!(Color::rgb(0, 0, 255), BLUE);
+        assert_eq!(
+            Color::rgb(0, 0, 0),
+            Color {
+                y: 16,
+                u: 128,
+                v: 128
+            }
+        );
+        assert_eq!(
+            Color::rgb(255, 255, 255),
+            Color {
+                y: 235,
+                u: 128,
+                v: 128
+            }
+        );
+    }
+
+    #[test]
+    fn a_scaled_picture_fills_exactly_its_rectangle_and_keeps_its_halves() {
+        // Left half red, right half blue, 320×240, drawn into 200×100 at (40, 20) of a black canvas.
+        let mut source = Picture::filled(320, 240, RED);
+        source.fill(rect(160, 0, 160, 240), BLUE);
+        let mut canvas = Picture::filled(640, 360, Color::rgb(0, 0, 0));
+        canvas.draw_scaled(&source, rect(40, 20, 200, 100));
+        assert_eq!(canvas.at(50, 30), RED);
+        assert_eq!(canvas.at(230, 110), BLUE);
+        assert_eq!(canvas.at(38, 30), Color::rgb(0, 0, 0), "left of it");
+        assert_eq!(canvas.at(240, 30), Color::rgb(0, 0, 0), "right of it");
+        assert_eq!(canvas.at(50, 120), Color::rgb(0, 0, 0), "below it");
+        // The edge between the halves stays in the middle (within the bilinear blend).
+        assert_eq!(canvas.at(136, 60), RED);
+        assert_eq!(canvas.at(144, 60), BLUE);
+    }
+
+    #[test]
+    fn a_frame_is_drawn_inside_the_rectangle() {
+        let mut canvas = Picture::filled(100, 100, BLUE);
+        canvas.frame(rect(10, 10, 40, 40), 4, RED);
+        assert_eq!(canvas.at(10, 10), RED);
+        assert_eq!(canvas.at(49, 30), RED);
+        assert_eq!(canvas.at(30, 30), BLUE, "inside stays");
+        assert_eq!(canvas.at(8, 10), BLUE, "outside stays");
+    }
+
+    #[test]
+    fn planes_of_the_wrong_size_are_refused() {
+        assert!(Picture::from_planes(4, 4, vec![0; 16], vec![0; 4], vec![0; 4]).is_ok());
+        assert!(Picture::from_planes(4, 4, vec![0; 15], vec![0; 4], vec![0; 4]).is_err());
+        assert!(Picture::from_planes(3, 4, vec![0; 12], vec![0; 3], vec![0; 3]).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn drawing_anywhere_never_panics_and_a_solid_source_stays_solid(
+            sw in 1u32..200, sh in 1u32..200,
+            x in 0u32..300, y in 0u32..300, w in 0u32..400, h in 0u32..400,
+        ) {
+            let source = Picture::filled(sw * 2, sh * 2, RED);
+            let mut canvas = Picture::filled(320, 240, BLUE);
+            canvas.draw_scaled(&source, rect(x, y, w, h));
+            canvas.frame(rect(x, y, w, h), 4, RED);
+            let inside = canvas.clip(rect(x, y, w, h));
+            if inside.width > 0 && inside.height > 0 {
+                prop_assert_eq!(canvas.at(inside.x, inside.y), RED);
+            }
+        }
+    }
+}
