@@ -43,6 +43,8 @@ const SPEAKER: Color = Color {
 #[derive(Debug)]
 struct Source {
     kind: SourceKind,
+    /// Written under its tile.
+    name: String,
     /// The picture shown now.
     current: Option<Picture>,
     /// Pictures not yet due, oldest first, with their times (µs).
@@ -75,10 +77,11 @@ impl Compositor {
         }
     }
 
-    /// A source joins (shown with a placeholder until its first picture).
-    pub fn add_source(&mut self, id: SourceId, kind: SourceKind) {
+    /// A source joins (shown with a placeholder until its first picture), named under its tile.
+    pub fn add_source(&mut self, id: SourceId, kind: SourceKind, name: &str) {
         self.sources.entry(id).or_insert(Source {
             kind,
+            name: name.to_owned(),
             current: None,
             waiting: VecDeque::new(),
         });
@@ -176,12 +179,36 @@ impl Compositor {
                 }
                 None => self.frame.fill(tile.rect, PLACEHOLDER),
             }
+            if let Some(name) = id
+                .and_then(|id| self.sources.get(&id))
+                .map(|s| s.name.as_str())
+            {
+                label(&mut self.frame, tile.rect, name, canvas);
+            }
             if tile.highlighted {
                 self.frame.frame(tile.rect, canvas.gap().max(4), SPEAKER);
             }
         }
     }
 }
+
+/// A name on a dark band along the bottom of its tile; twice the size on tall canvases.
+fn label(frame: &mut Picture, tile: crate::layout::Rect, name: &str, canvas: Canvas) {
+    if name.is_empty() {
+        return;
+    }
+    let scale = if canvas.height >= 900 { 2 } else { 1 };
+    let band = (16 * scale + 4).min(tile.height);
+    let strip = crate::layout::Rect {
+        y: tile.bottom() - band,
+        height: band,
+        ..tile
+    };
+    frame.fill(strip, BACKGROUND);
+    frame.draw_text(strip.x + 2 * scale, strip.y + 2, name, scale, LABEL, strip);
+}
+
+const LABEL: u8 = 235;
 
 #[cfg(test)]
 mod tests {
@@ -212,7 +239,7 @@ mod tests {
     #[test]
     fn frames_come_at_the_rate_whatever_the_inputs_do() {
         let mut c = Compositor::new(HD, 15);
-        c.add_source(1, SourceKind::Camera);
+        c.add_source(1, SourceKind::Camera, "");
         let mut times = Vec::new();
         while let Some((at, _)) = c.poll_frame(999_999) {
             times.push(at);
@@ -234,8 +261,8 @@ mod tests {
     #[test]
     fn each_source_shows_its_newest_due_picture_and_a_late_one_keeps_its_last() {
         let mut c = Compositor::new(HD, 10);
-        c.add_source(1, SourceKind::Camera);
-        c.add_source(2, SourceKind::Camera);
+        c.add_source(1, SourceKind::Camera, "");
+        c.add_source(2, SourceKind::Camera, "");
         let scene = Scene {
             cameras: 2,
             screen: false,
@@ -258,8 +285,8 @@ mod tests {
     #[test]
     fn a_screen_share_takes_the_large_tile_and_leaving_closes_the_gap() {
         let mut c = Compositor::new(HD, 10);
-        c.add_source(1, SourceKind::Camera);
-        c.add_source(5, SourceKind::Screen);
+        c.add_source(1, SourceKind::Camera, "");
+        c.add_source(5, SourceKind::Screen, "");
         c.handle_picture(1, 0, solid(255, 0, 0));
         c.handle_picture(5, 0, Picture::filled(640, 360, Color::rgb(255, 255, 255)));
         let with_screen = Scene {
@@ -282,10 +309,36 @@ mod tests {
     }
 
     #[test]
+    fn names_are_written_on_a_band_at_the_bottom_of_their_tiles() {
+        let mut c = Compositor::new(HD, 10);
+        c.add_source(1, SourceKind::Camera, "Ann Agent");
+        c.handle_picture(1, 0, solid(0, 0, 255));
+        let (_, frame) = c.poll_frame(0).expect("a frame");
+        let tile = arrange(
+            HD,
+            &Scene {
+                cameras: 1,
+                screen: false,
+                speaker: None,
+            },
+        )[0]
+        .rect;
+        let lit = (tile.bottom() - 20..tile.bottom())
+            .flat_map(|y| (tile.x..tile.x + 90).map(move |x| (x, y)))
+            .filter(|(x, y)| frame.at(*x, *y).y == LABEL)
+            .count();
+        assert!(lit > 40, "the name is there: {lit} lit pixels");
+        assert_eq!(
+            frame.at(tile.x + tile.width / 2, tile.y + tile.height / 2),
+            Color::rgb(0, 0, 255)
+        );
+    }
+
+    #[test]
     fn the_speaker_s_tile_is_framed() {
         let mut c = Compositor::new(HD, 10);
-        c.add_source(1, SourceKind::Camera);
-        c.add_source(2, SourceKind::Camera);
+        c.add_source(1, SourceKind::Camera, "");
+        c.add_source(2, SourceKind::Camera, "");
         c.set_speaker(Some(2));
         let (_, frame) = c.poll_frame(0).expect("a frame");
         let tiles = arrange(

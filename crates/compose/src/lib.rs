@@ -13,6 +13,7 @@
 
 pub mod codec;
 pub mod compositor;
+mod font_data;
 pub mod layout;
 pub mod mixer;
 pub mod picture;

@@ -190,6 +190,42 @@ impl Picture {
         scale_plane(&source.v, sw, sh, &mut self.v, half, chroma);
     }
 
+    /// Writes `text` with its top-left corner at (`x`, `y`) in the 8 × 16 font, each font pixel
+    /// `scale` × `scale` pixels, in luma only (names are light on a dark band), clipped to
+    /// `within`. Characters outside printable ASCII are drawn as `?`.
+    pub fn draw_text(&mut self, x: u32, y: u32, text: &str, scale: u32, luma: u8, within: Rect) {
+        let within = self.clip(within);
+        let scale = scale.max(1);
+        let w = self.width as usize;
+        for (n, ch) in text.chars().enumerate() {
+            let glyph = crate::font_data::GLYPHS[glyph_index(ch)];
+            let left = x + n as u32 * 8 * scale;
+            if left >= within.right() {
+                break;
+            }
+            for (row, bits) in glyph.iter().enumerate() {
+                for column in 0..8u32 {
+                    if bits & (0x80 >> column) == 0 {
+                        continue;
+                    }
+                    for dy in 0..scale {
+                        for dx in 0..scale {
+                            let (px, py) =
+                                (left + column * scale + dx, y + row as u32 * scale + dy);
+                            if px >= within.x
+                                && px < within.right()
+                                && py >= within.y
+                                && py < within.bottom()
+                            {
+                                self.y[py as usize * w + px as usize] = luma;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     fn clip(&self, rect: Rect) -> Rect {
         let x = (rect.x & !1).min(self.width);
         let y = (rect.y & !1).min(self.height);
@@ -201,6 +237,13 @@ impl Picture {
             width: right - x,
             height: bottom - y,
         }
+    }
+}
+
+fn glyph_index(ch: char) -> usize {
+    match ch {
+        ' '..='~' => ch as usize - 32,
+        _ => '?' as usize - 32,
     }
 }
 
@@ -307,6 +350,29 @@ mod tests {
         assert_eq!(canvas.at(49, 30), RED);
         assert_eq!(canvas.at(30, 30), BLUE, "inside stays");
         assert_eq!(canvas.at(8, 10), BLUE, "outside stays");
+    }
+
+    #[test]
+    fn text_is_drawn_where_asked_and_clipped() {
+        let mut canvas = Picture::filled(200, 40, Color::rgb(0, 0, 0));
+        let all = rect(0, 0, 200, 40);
+        canvas.draw_text(10, 4, "Ann", 1, 235, all);
+        let lit = |p: &Picture, r: Rect| {
+            (r.y..r.bottom())
+                .flat_map(|y| (r.x..r.right()).map(move |x| (x, y)))
+                .filter(|(x, y)| p.at(*x, *y).y == 235)
+                .count()
+        };
+        assert!(
+            lit(&canvas, rect(10, 4, 24, 16)) > 30,
+            "the glyphs are there"
+        );
+        assert_eq!(lit(&canvas, rect(40, 0, 160, 40)), 0, "nothing after them");
+        // Clipped: only inside `within`; unknown characters are '?'.
+        let mut clipped = Picture::filled(200, 40, Color::rgb(0, 0, 0));
+        clipped.draw_text(0, 0, "ééé long text", 2, 235, rect(0, 0, 20, 20));
+        assert_eq!(lit(&clipped, rect(20, 0, 180, 40)), 0);
+        assert!(lit(&clipped, rect(0, 0, 20, 20)) > 0);
     }
 
     #[test]
