@@ -10,6 +10,7 @@
 //! - [`mixer`]: everyone's sound summed into one track with clipping protection, and each
 //!   source's level (who is speaking).
 //! - [`codec`]: H.264 decoding and encoding with OpenH264 (built from source by cargo).
+//! - [`recording`]: the composed video of a recording, written as fMP4 by the media core.
 
 pub mod codec;
 pub mod compositor;
@@ -17,3 +18,4 @@ mod font_data;
 pub mod layout;
 pub mod mixer;
 pub mod picture;
+pub mod recording;

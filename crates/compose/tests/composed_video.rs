@@ -1,0 +1,160 @@
+//! A composed video written from known inputs and read back by the real ffprobe and ffmpeg:
+//! two cameras (solid red, solid blue) side by side, then a shared screen (white) large on the
+//! left with the cameras in a strip, then the screen gone again — each colour in its region at
+//! its time.
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers fail the test by panicking"
+)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use convrec_compose::codec::H264Encoder;
+use convrec_compose::compositor::SourceKind;
+use convrec_compose::layout::{Canvas, Scene, arrange};
+use convrec_compose::picture::{Color, Picture};
+use convrec_compose::recording::{ComposedVideo, VideoConfig};
+use convrec_testkit::{ffprobe, stream, tool};
+
+const CANVAS: Canvas = Canvas {
+    width: 640,
+    height: 360,
+};
+
+/// An H.264 stream of one colour at `fps`, for `seconds`: (time in µs, access unit).
+fn solid_stream(
+    color: Color,
+    width: u32,
+    height: u32,
+    fps: u32,
+    from: u64,
+    seconds: u64,
+) -> Vec<(u64, Vec<u8>)> {
+    let mut encoder = H264Encoder::new(width, height, fps, 300_000).unwrap();
+    let picture = Picture::filled(width, height, color);
+    (0..seconds * u64::from(fps))
+        .map(|n| {
+            let at = from + n * 1_000_000 / u64::from(fps);
+            (at, encoder.encode(&picture, n == 0).unwrap())
+        })
+        .collect()
+}
+
+/// The RGB colour ffmpeg decodes at (`x`, `y`) of the frame shown at `seconds`.
+fn pixel(file: &Path, seconds: f64, x: u32, y: u32) -> [u8; 3] {
+    let out = tool("ffmpeg")
+        .args(["-v", "error", "-ss", &seconds.to_string(), "-i"])
+        .arg(file)
+        .args(["-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let at = ((y * CANVAS.width + x) * 3) as usize;
+    [out.stdout[at], out.stdout[at + 1], out.stdout[at + 2]]
+}
+
+fn near(got: [u8; 3], want: [u8; 3]) -> bool {
+    got.iter()
+        .zip(want)
+        .all(|(g, w)| (i32::from(*g) - i32::from(w)).abs() <= 24)
+}
+
+fn centre(scene: &Scene, n: usize) -> (u32, u32) {
+    let r = arrange(CANVAS, scene)[n].rect;
+    (r.x + r.width / 2, r.y + r.height / 3)
+}
+
+#[test]
+fn colours_land_in_their_tiles_at_their_times() {
+    let mut video = ComposedVideo::new(VideoConfig {
+        canvas: CANVAS,
+        fps: 15,
+        bitrate: 600_000,
+        key_interval: Duration::from_secs(1),
+        creation_unix_secs: 0,
+    })
+    .unwrap();
+    video.add_source(1, SourceKind::Camera, "Red").unwrap();
+    video.add_source(2, SourceKind::Camera, "Blue").unwrap();
+    let red = solid_stream(Color::rgb(230, 20, 20), 320, 240, 15, 0, 6);
+    let blue = solid_stream(Color::rgb(20, 20, 230), 640, 480, 15, 0, 6);
+    // The screen is shared from 2 s to 4 s.
+    let white = solid_stream(Color::rgb(240, 240, 240), 1280, 720, 5, 2_000_000, 2);
+    let mut file = Vec::new();
+    let drain = |video: &mut ComposedVideo, file: &mut Vec<u8>| {
+        while let Some(block) = video.poll_output() {
+            file.extend_from_slice(block.bytes());
+        }
+    };
+    for tick in 0..=60u64 {
+        let now = tick * 100_000;
+        if now == 2_000_000 {
+            video.add_source(9, SourceKind::Screen, "Screen").unwrap();
+        }
+        if now == 4_000_000 {
+            video.remove_source(9);
+        }
+        for (id, units) in [(1, &red), (2, &blue), (9, &white)] {
+            for (at, unit) in units
+                .iter()
+                .filter(|(at, _)| *at >= now.saturating_sub(100_000) && *at < now)
+            {
+                video.handle_video(id, *at, unit);
+            }
+        }
+        video.advance(now).unwrap();
+        drain(&mut video, &mut file);
+    }
+    video.finish().unwrap();
+    drain(&mut video, &mut file);
+    assert_eq!(video.broken_units(), 0);
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("composed.mp4");
+    std::fs::write(&path, &file).unwrap();
+    let probe = ffprobe(&path);
+    let v = stream(&probe, "video");
+    assert_eq!(v["codec_name"], "h264");
+    assert_eq!(
+        (v["width"].as_u64(), v["height"].as_u64()),
+        (Some(640), Some(360))
+    );
+    let duration: f64 = probe["format"]["duration"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((duration - 6.0).abs() < 0.2, "{duration} s");
+
+    let two = Scene {
+        cameras: 2,
+        screen: false,
+        speaker: None,
+    };
+    let shared = Scene {
+        cameras: 2,
+        screen: true,
+        speaker: None,
+    };
+    let (r, b, w) = ([230, 20, 20], [20, 20, 230], [240, 240, 240]);
+    for (seconds, scene, expected) in [
+        (1.0, two, vec![r, b]),
+        (3.0, shared, vec![w, r, b]),
+        (5.0, two, vec![r, b]),
+    ] {
+        for (n, want) in expected.into_iter().enumerate() {
+            let (x, y) = centre(&scene, n);
+            let got = pixel(&path, seconds, x, y);
+            let what = arrange(CANVAS, &scene)[n].content;
+            assert!(
+                near(got, want),
+                "at {seconds} s, {what:?} at ({x}, {y}) is {got:?}, not {want:?}"
+            );
+        }
+    }
+}
