@@ -4,7 +4,9 @@
 
 use openh264::OpenH264API;
 use openh264::decoder::{Decoder, DecoderConfig};
-use openh264::encoder::{BitRate, Encoder, EncoderConfig, FrameRate, RateControlMode, UsageType};
+use openh264::encoder::{
+    BitRate, Complexity, Encoder, EncoderConfig, FrameRate, RateControlMode, UsageType,
+};
 use openh264::formats::YUVSource;
 use thiserror::Error;
 
@@ -104,7 +106,9 @@ impl H264Encoder {
         let config = EncoderConfig::new()
             .bitrate(BitRate::from_bps(bitrate))
             .max_frame_rate(FrameRate::from_hz(fps as f32))
-            .usage_type(UsageType::ScreenContentRealTime)
+            .usage_type(UsageType::CameraVideoRealTime)
+            .complexity(Complexity::Low)
+            .scene_change_detect(false)
             .rate_control_mode(RateControlMode::Bitrate)
             // Every composed frame is kept: the recording is frame-paced.
             .skip_frames(false);

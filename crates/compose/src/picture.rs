@@ -247,35 +247,41 @@ fn glyph_index(ch: char) -> usize {
     }
 }
 
-/// Bilinear scaling of one plane (`sw × sh`) into `rect` of a plane `stride` bytes wide, in
-/// 16.16 fixed point, sampling pixel centres.
+/// Bilinear scaling of one plane (`sw × sh`) into `rect` of a plane `stride` bytes wide,
+/// sampling pixel centres. Positions are computed once per column and row, weights are 8-bit
+/// fixed point, and the inner loop is plain integer arithmetic the compiler can vectorise.
 fn scale_plane(src: &[u8], sw: u32, sh: u32, dst: &mut [u8], stride: usize, rect: Rect) {
-    let step_x = (u64::from(sw) << 16) / u64::from(rect.width.max(1));
-    let step_y = (u64::from(sh) << 16) / u64::from(rect.height.max(1));
-    let (max_x, max_y) = (i64::from(sw) - 1, i64::from(sh) - 1);
+    let columns = taps(sw, rect.width);
+    let rows = taps(sh, rect.height);
     let sw = sw as usize;
-    for row in 0..rect.height {
-        // Centre of the destination pixel, back in source coordinates, minus half a pixel.
-        let fy = ((i64::from(row) * 2 + 1) * step_y as i64 / 2 - (1 << 15)).max(0);
-        let y0 = (fy >> 16).min(max_y);
-        let y1 = (y0 + 1).min(max_y);
-        let wy = (fy & 0xffff) as u32;
-        let (line0, line1) = (&src[y0 as usize * sw..], &src[y1 as usize * sw..]);
-        let out =
-            &mut dst[(rect.y + row) as usize * stride + rect.x as usize..][..rect.width as usize];
-        for (column, pixel) in out.iter_mut().enumerate() {
-            let fx = ((column as i64 * 2 + 1) * step_x as i64 / 2 - (1 << 15)).max(0);
-            let x0 = (fx >> 16).min(max_x) as usize;
-            let x1 = (x0 + 1).min(max_x as usize);
-            let wx = (fx & 0xffff) as u32;
-            let top = u32::from(line0[x0]) * (0x10000 - wx) + u32::from(line0[x1]) * wx;
-            let bottom = u32::from(line1[x0]) * (0x10000 - wx) + u32::from(line1[x1]) * wx;
-            let value = (u64::from(top) * u64::from(0x10000 - wy)
-                + u64::from(bottom) * u64::from(wy))
-                >> 32;
-            *pixel = value.min(255) as u8;
+    for (row, (y0, y1, wy)) in rows.into_iter().enumerate() {
+        let (line0, line1) = (&src[y0 * sw..(y0 + 1) * sw], &src[y1 * sw..(y1 + 1) * sw]);
+        let start = (rect.y as usize + row) * stride + rect.x as usize;
+        let out = &mut dst[start..start + rect.width as usize];
+        let (wy1, wy0) = (wy, 256 - wy);
+        for (pixel, &(x0, x1, wx)) in out.iter_mut().zip(&columns) {
+            let wx0 = 256 - wx;
+            let top = u32::from(line0[x0]) * wx0 + u32::from(line0[x1]) * wx;
+            let bottom = u32::from(line1[x0]) * wx0 + u32::from(line1[x1]) * wx;
+            *pixel = ((top * wy0 + bottom * wy1 + (1 << 15)) >> 16) as u8;
         }
     }
+}
+
+/// For each of `out` destination positions: the two source positions around its centre and
+/// the weight (0–256) of the second.
+fn taps(source: u32, out: u32) -> Vec<(usize, usize, u32)> {
+    let last = i64::from(source) - 1;
+    let step = (i64::from(source) << 16) / i64::from(out.max(1));
+    (0..i64::from(out))
+        .map(|i| {
+            // The centre of destination pixel i, in source coordinates, minus half a pixel.
+            let f = ((2 * i + 1) * step / 2 - (1 << 15)).max(0);
+            let p0 = (f >> 16).min(last);
+            let p1 = (p0 + 1).min(last);
+            (p0 as usize, p1 as usize, ((f & 0xffff) >> 8) as u32)
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The subcommands, one module each; `anyhow` lives here at the binary's edge only.
 
 pub mod api_client;
+pub mod bench_compose;
 pub mod bench_ready;
 pub mod demo;
 pub mod fixtures;

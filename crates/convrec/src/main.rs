@@ -28,6 +28,8 @@ enum Command {
     Participant(cli::participant::ParticipantArgs),
     /// Measure call start → recorder ready over repeated calls (docs/benchmarks.md).
     BenchReady(cli::bench_ready::BenchReadyArgs),
+    /// Measure composing a call's video against ffmpeg on the same inputs (docs/benchmarks.md).
+    BenchCompose(cli::bench_compose::BenchComposeArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -46,6 +48,7 @@ fn main() -> std::process::ExitCode {
         Command::Recorder(a) => cli::recorder::run(a),
         Command::Participant(a) => cli::participant::run(a),
         Command::BenchReady(a) => cli::bench_ready::run(a),
+        Command::BenchCompose(a) => cli::bench_compose::run(a),
     };
     match result {
         Ok(code) => code,
