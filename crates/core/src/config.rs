@@ -142,6 +142,30 @@ pub const PROPERTIES: &[Property] = &[
         doc: "RAW_TRACKS: one file per publication plus a manifest. COMPOSED (one file) arrives with composition.",
     },
     Property {
+        name: "conversation.recording.recordingResolution",
+        scopes: SETTABLE,
+        kind: ValueKind::OneOf(&["854x480", "1280x720", "1920x1080"]),
+        default: "\"1280x720\"",
+        doc: "COMPOSED recordings: the picture's size.",
+    },
+    Property {
+        name: "conversation.recording.recordingFrameRate",
+        scopes: SETTABLE,
+        kind: ValueKind::Integer { min: 1, max: 30 },
+        default: "15",
+        doc: "COMPOSED recordings: pictures per second.",
+    },
+    Property {
+        name: "conversation.recording.recordingVideoBitrate",
+        scopes: SETTABLE,
+        kind: ValueKind::Integer {
+            min: 100,
+            max: 8000,
+        },
+        default: "800",
+        doc: "COMPOSED recordings: the video's target bitrate in kbit/s (the seed's rule of thumb: ~0.8 Mbit/s for 1080p collaboration content).",
+    },
+    Property {
         name: "conversation.recording.recordingStartMode",
         scopes: SETTABLE,
         kind: ValueKind::OneOf(&["SYNCHRONOUS", "ASYNCHRONOUS"]),
@@ -434,6 +458,12 @@ pub struct RecordingSettings {
     pub roles_that_see: Vec<String>,
     /// Clients show a banner.
     pub show_banner: bool,
+    /// Composed picture: width and height.
+    pub resolution: (u32, u32),
+    /// Composed pictures per second.
+    pub frame_rate: u32,
+    /// Composed video bitrate, bits per second.
+    pub video_bitrate: u32,
 }
 
 impl RecordingSettings {
@@ -473,6 +503,12 @@ impl RecordingSettings {
             filename_pattern: text("recordingFilenamePattern"),
             roles_that_see: list("allowSeeRecordingAvailableMessages"),
             show_banner: get("showRecordingBanner") == Value::Bool(true),
+            resolution: text("recordingResolution")
+                .split_once('x')
+                .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
+                .unwrap_or((1280, 720)),
+            frame_rate: number("recordingFrameRate"),
+            video_bitrate: number("recordingVideoBitrate").saturating_mul(1000),
         }
     }
 }
