@@ -1,6 +1,7 @@
-//! H.264 in and out of [`Picture`]s, with OpenH264 (built from its bundled source by cargo): a
-//! decoder per incoming stream and one encoder for the composed picture. No I/O; the C library
-//! is the only part here that is not Rust.
+//! The codecs: H.264 in and out of [`Picture`]s with OpenH264 (built from its bundled source by
+//! cargo), a decoder per incoming stream and one encoder for the composed picture; Opus in and
+//! out of PCM with `opus-rs` (pure Rust), a decoder per incoming stream and one encoder for the
+//! mix. No I/O.
 
 use openh264::OpenH264API;
 use openh264::decoder::{Decoder, DecoderConfig};
@@ -15,6 +16,9 @@ use crate::picture::Picture;
 /// Why a codec refused.
 #[derive(Debug, Error)]
 pub enum CodecError {
+    /// The Opus codec said no (a broken packet, or a failed encode).
+    #[error("Opus: {0}")]
+    Opus(&'static str),
     /// OpenH264 said no (a broken or unsupported stream, or a failed encode).
     #[error("H.264: {0}")]
     H264(String),
@@ -137,6 +141,82 @@ impl H264Encoder {
     }
 }
 
+/// The most samples one Opus packet can hold (120 ms at 48 kHz).
+const MAX_OPUS_SAMPLES: usize = 5760;
+
+/// Decodes one Opus stream (any channel count, as WebRTC sends it) to 48 kHz mono PCM.
+pub struct OpusDecoder {
+    inner: opus_rs::OpusDecoder,
+    pcm: Vec<f32>,
+}
+
+impl std::fmt::Debug for OpusDecoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OpusDecoder")
+    }
+}
+
+impl OpusDecoder {
+    /// A decoder for a new stream.
+    pub fn new() -> Result<Self, CodecError> {
+        Ok(Self {
+            inner: opus_rs::OpusDecoder::new(48_000, 1).map_err(CodecError::Opus)?,
+            pcm: vec![0.0; MAX_OPUS_SAMPLES],
+        })
+    }
+
+    /// Decodes one packet; its samples (full scale 1.0). A broken packet is an error.
+    pub fn decode(&mut self, packet: &[u8]) -> Result<&[f32], CodecError> {
+        let n = self
+            .inner
+            .decode(packet, MAX_OPUS_SAMPLES, &mut self.pcm)
+            .map_err(CodecError::Opus)?;
+        Ok(&self.pcm[..n.min(self.pcm.len())])
+    }
+}
+
+/// Encodes the mix: 48 kHz mono, 20 ms packets, CELT ("audio" application; no in-band FEC,
+/// which the recording does not need).
+pub struct OpusEncoder {
+    inner: opus_rs::OpusEncoder,
+    packet: Vec<u8>,
+}
+
+impl std::fmt::Debug for OpusEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OpusEncoder")
+    }
+}
+
+/// Samples in one encoded packet (20 ms).
+pub const OPUS_FRAME: usize = 960;
+
+/// Samples the encoder's output is late by (its look-ahead): the file's Opus pre-skip.
+pub const OPUS_PRE_SKIP: u16 = 312;
+
+impl OpusEncoder {
+    /// An encoder at `bitrate` bits per second.
+    pub fn new(bitrate: u32) -> Result<Self, CodecError> {
+        let mut inner = opus_rs::OpusEncoder::new(48_000, 1, opus_rs::Application::Audio)
+            .map_err(CodecError::Opus)?;
+        inner.bitrate_bps = i32::try_from(bitrate).unwrap_or(i32::MAX);
+        inner.use_inband_fec = false;
+        Ok(Self {
+            inner,
+            packet: vec![0; 1276],
+        })
+    }
+
+    /// Encodes [`OPUS_FRAME`] samples into one packet.
+    pub fn encode(&mut self, pcm: &[f32]) -> Result<Vec<u8>, CodecError> {
+        let n = self
+            .inner
+            .encode(pcm, OPUS_FRAME, &mut self.packet)
+            .map_err(CodecError::Opus)?;
+        Ok(self.packet[..n].to_vec())
+    }
+}
+
 /// A [`Picture`] as OpenH264 reads it.
 struct Source<'a>(&'a Picture);
 
@@ -211,6 +291,32 @@ mod tests {
     }
 
     #[test]
+    fn a_tone_survives_an_opus_encode_and_decode() {
+        let tone: Vec<f32> = (0..48_000)
+            .map(|i| 0.3 * (2.0 * std::f32::consts::PI * 440.0 * i as f32 / 48_000.0).sin())
+            .collect();
+        let mut encoder = OpusEncoder::new(64_000).expect("an encoder");
+        let mut decoder = OpusDecoder::new().expect("a decoder");
+        let mut out = Vec::new();
+        for frame in tone.chunks(OPUS_FRAME) {
+            let packet = encoder.encode(frame).expect("encodes");
+            assert!(
+                packet.len() > 10 && packet.len() < 400,
+                "{} bytes",
+                packet.len()
+            );
+            out.extend_from_slice(decoder.decode(&packet).expect("decodes"));
+        }
+        assert_eq!(out.len(), 48_000);
+        let rms = |x: &[f32]| (x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32).sqrt();
+        let (input, output) = (rms(&tone[4800..]), rms(&out[4800..]));
+        assert!(
+            (output / input - 1.0).abs() < 0.2,
+            "{input} in, {output} out"
+        );
+    }
+
+    #[test]
     fn garbage_is_an_error_or_nothing_never_a_panic() {
         let mut decoder = H264Decoder::new().expect("a decoder");
         for unit in [
@@ -221,5 +327,14 @@ mod tests {
             let _ = decoder.decode(unit);
         }
         assert!(H264Encoder::new(321, 240, 15, 500_000).is_err());
+        let mut opus = OpusDecoder::new().expect("a decoder");
+        for packet in [
+            &[0xff; 3][..],
+            &[0x00][..],
+            &[0x7c; 400][..],
+            &[0xfc, 0xff, 0x00][..],
+        ] {
+            let _ = opus.decode(packet);
+        }
     }
 }

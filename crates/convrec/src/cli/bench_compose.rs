@@ -3,20 +3,22 @@
 //! (the embedded 320×240 fixture, 30 fps) and a shared screen (the embedded 1280×720 fixture,
 //! 30 fps), composed into one picture at the chosen size and rate and encoded with H.264.
 //!
-//! convrec: decode the four streams (OpenH264), lay out and scale, encode (OpenH264), write
-//! fMP4, in this process. Baseline: `ffmpeg -benchmark` decoding the same four streams from
-//! files, scaling and overlaying them at the same rectangles (`scale` + `overlay`), encoding
-//! with `libx264 -preset ultrafast` at the same bitrate. CPU time is user + system; memory is
-//! the peak resident set. Video only: the audio mix joins the pipeline with its codec.
+//! Each camera's participant also speaks (the embedded Opus tone).
+//!
+//! convrec: decode the four video streams (OpenH264) and three sound streams (opus-rs), lay out
+//! and scale, mix, encode once each (OpenH264, opus-rs), write fMP4, in this process. Baseline:
+//! `ffmpeg -benchmark` on the same inputs from files: the same rectangles (`scale` +
+//! `overlay`), `amix`, `libx264 -preset ultrafast` at the same bitrate and `libopus`, on one
+//! thread. CPU time is user + system; memory is the peak resident set.
 
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use convrec_compose::compositor::SourceKind;
 use convrec_compose::layout::{Canvas, Content, Scene, arrange};
-use convrec_compose::recording::{ComposedVideo, VideoConfig};
+use convrec_compose::recording::{ComposedRecording, RecordingConfig, VideoConfig};
 
-use super::fixtures::{Video, video};
+use super::fixtures::{Video, audio, video};
 use super::usage::usage;
 
 /// `bench-compose` options.
@@ -57,11 +59,16 @@ pub fn run(args: BenchComposeArgs) -> anyhow::Result<std::process::ExitCode> {
     }
     let cameras = looped(video(Video::Small), args.seconds);
     let screen = looped(video(Video::Hd), args.seconds);
-    let ours = compose_here(canvas, &args, &cameras, &screen)?;
+    let voice: Vec<Vec<u8>> = audio()?
+        .into_iter()
+        .cycle()
+        .take(args.seconds as usize * 50)
+        .collect();
+    let ours = compose_here(canvas, &args, &cameras, &screen, &voice)?;
     let theirs = compose_with_ffmpeg(canvas, &args, &cameras, &screen)?;
     let seconds = f64::from(args.seconds);
     println!(
-        "composition of 3 cameras (320x240) + a screen (1280x720), 30 fps in, {}x{} at {} fps out, {} s, video only",
+        "composition of 3 cameras (320x240, each with a voice) + a screen (1280x720), 30 fps in, {}x{} at {} fps out + one mixed Opus track, {} s",
         canvas.width, canvas.height, args.fps, args.seconds
     );
     for (name, (cpu, peak)) in [("convrec", ours), ("ffmpeg (libx264 ultrafast)", theirs)] {
@@ -94,20 +101,24 @@ fn compose_here(
     args: &BenchComposeArgs,
     cameras: &[Vec<u8>],
     screen: &[Vec<u8>],
+    voice: &[Vec<u8>],
 ) -> anyhow::Result<(f64, u64)> {
     let pid = std::process::id();
     let before = usage(pid).context("cannot read this process's CPU time from /proc")?;
-    let mut video = ComposedVideo::new(VideoConfig {
-        canvas,
-        fps: args.fps,
-        bitrate: args.bitrate,
-        key_interval: Duration::from_secs(2),
+    let mut video = ComposedRecording::new(RecordingConfig {
+        video: Some(VideoConfig {
+            canvas,
+            fps: args.fps,
+            bitrate: args.bitrate,
+            key_interval: Duration::from_secs(2),
+        }),
+        audio_bitrate: 48_000,
         creation_unix_secs: 0,
     })?;
     for id in 1..=3 {
-        video.add_source(id, SourceKind::Camera, &format!("Camera {id}"))?;
+        video.add_source(id, SourceKind::Camera, &format!("Camera {id}"), true, true)?;
     }
-    video.add_source(9, SourceKind::Screen, "Screen")?;
+    video.add_source(9, SourceKind::Screen, "Screen", false, true)?;
     let mut bytes = 0usize;
     for (n, (camera, shared)) in cameras.iter().zip(screen).enumerate() {
         let at = n as u64 * 1_000_000 / INPUT_FPS;
@@ -115,7 +126,20 @@ fn compose_here(
             video.handle_video(id, at, camera);
         }
         video.handle_video(9, at, shared);
-        video.advance(at)?;
+        // 20 ms packets: one every 2 video frames at 30 fps is 15 ms short; place them by time.
+        let (from, to) = (
+            at * 50 / 1_000_000,
+            (at + 1_000_000 / INPUT_FPS) * 50 / 1_000_000,
+        );
+        for p in from..to.min(voice.len() as u64) {
+            for id in 1..=3 {
+                video.handle_audio(id, p * 20_000, &voice[p as usize]);
+            }
+        }
+        video.advance(at);
+        if let Some(e) = video.poll_error() {
+            return Err(e.into());
+        }
         while let Some(block) = video.poll_output() {
             bytes += block.bytes().len();
         }
@@ -125,7 +149,7 @@ fn compose_here(
         bytes += block.bytes().len();
     }
     let after = usage(pid).context("cannot read this process's CPU time from /proc")?;
-    tracing::info!(bytes, broken = video.broken_units(), "composed");
+    tracing::info!(bytes, broken = video.broken_packets(), "composed");
     Ok((after.cpu_seconds - before.cpu_seconds, after.peak_rss_bytes))
 }
 
@@ -174,13 +198,30 @@ fn compose_with_ffmpeg(
     filter.pop();
     let output = dir.join("ffmpeg.mp4");
     let rate = INPUT_FPS.to_string();
+    let voice_file = dir.join("voice.opus");
+    std::fs::write(&voice_file, super::fixtures::AUDIO_FILE)?;
     let mut command = std::process::Command::new("ffmpeg");
     command.args(["-hide_banner", "-benchmark", "-y"]);
     for file in [&camera_file, &camera_file, &camera_file, &screen_file] {
         command.args(["-r", &rate, "-i"]).arg(file);
     }
+    let seconds = args.seconds.to_string();
+    for _ in 0..3 {
+        command
+            .args(["-stream_loop", "-1", "-t", &seconds, "-i"])
+            .arg(&voice_file);
+    }
+    filter += ";[4:a][5:a][6:a]amix=inputs=3[mix]";
     let out = command
-        .args(["-filter_complex", &filter, "-map", &format!("[{last}]")])
+        .args([
+            "-filter_complex",
+            &filter,
+            "-map",
+            &format!("[{last}]"),
+            "-map",
+            "[mix]",
+        ])
+        .args(["-c:a", "libopus", "-b:a", "48k"])
         .args([
             "-c:v",
             "libx264",

@@ -7,8 +7,9 @@ use convrec_media::source::ogg::read_ogg_opus;
 const VIDEO: &[u8] = include_bytes!("../../../../fixtures/cbp-320x240-30fps.h264");
 /// Constrained-baseline 1280x720 H.264 at 30 fps, about 2 Mbit/s (load and resource figures).
 const VIDEO_720P: &[u8] = include_bytes!("../../../../fixtures/cbp-1280x720-2mbps.h264");
-/// A 440 Hz Opus tone, 20 ms packets, 4 s.
-const AUDIO: &[u8] = include_bytes!("../../../../fixtures/tone-440hz.opus");
+/// A 440 Hz Opus tone, 20 ms packets, 4 s (an Ogg Opus file).
+pub const AUDIO_FILE: &[u8] = include_bytes!("../../../../fixtures/tone-440hz.opus");
+const AUDIO: &[u8] = AUDIO_FILE;
 
 /// The embedded videos a synthetic participant can send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]

@@ -1,6 +1,7 @@
-//! A composed video written from known inputs and read back by the real ffprobe and ffmpeg:
-//! two cameras (solid red, solid blue) side by side, then a shared screen (white) large on the
-//! left with the cameras in a strip, then the screen gone again — each colour in its region at
+//! A composed recording written from known inputs and read back by the real ffprobe and
+//! ffmpeg: two participants (solid red with a 440 Hz tone, solid blue with a 1 kHz tone from
+//! 1.5 s on) side by side, then a shared screen (white) large on the left with the cameras in a
+//! strip, then the screen gone again — each colour in its region and each tone in the mix at
 //! its time.
 #![expect(
     clippy::unwrap_used,
@@ -10,11 +11,11 @@
 use std::path::Path;
 use std::time::Duration;
 
-use convrec_compose::codec::H264Encoder;
+use convrec_compose::codec::{H264Encoder, OPUS_FRAME, OpusEncoder};
 use convrec_compose::compositor::SourceKind;
 use convrec_compose::layout::{Canvas, Scene, arrange};
 use convrec_compose::picture::{Color, Picture};
-use convrec_compose::recording::{ComposedVideo, VideoConfig};
+use convrec_compose::recording::{ComposedRecording, RecordingConfig, VideoConfig};
 use convrec_testkit::{ffprobe, stream, tool};
 
 const CANVAS: Canvas = Canvas {
@@ -39,6 +40,50 @@ fn solid_stream(
             (at, encoder.encode(&picture, n == 0).unwrap())
         })
         .collect()
+}
+
+/// Opus packets of a tone from `from` µs for `seconds`: (time in µs, packet).
+fn tone_stream(frequency: f32, from: u64, seconds: u64) -> Vec<(u64, Vec<u8>)> {
+    let mut encoder = OpusEncoder::new(48_000).unwrap();
+    let samples: Vec<f32> = (0..seconds as usize * 48_000)
+        .map(|i| 0.25 * (2.0 * std::f32::consts::PI * frequency * i as f32 / 48_000.0).sin())
+        .collect();
+    samples
+        .chunks(OPUS_FRAME)
+        .enumerate()
+        .map(|(n, frame)| (from + n as u64 * 20_000, encoder.encode(frame).unwrap()))
+        .collect()
+}
+
+/// The amplitude of `frequency` in the file's sound between `from` and `to` seconds.
+fn tone_strength(file: &Path, frequency: f32, from: f64, to: f64) -> f32 {
+    let out = tool("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(file)
+        .args([
+            "-map", "0:a", "-f", "s16le", "-ac", "1", "-ar", "48000", "-",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let samples: Vec<f32> = out
+        .stdout
+        .chunks_exact(2)
+        .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0)
+        .collect();
+    let window = &samples[(from * 48_000.0) as usize..(to * 48_000.0) as usize];
+    let w = 2.0 * std::f32::consts::PI * frequency / 48_000.0;
+    let (mut s1, mut s2) = (0.0f32, 0.0f32);
+    for x in window {
+        let s = x + 2.0 * w.cos() * s1 - s2;
+        s2 = s1;
+        s1 = s;
+    }
+    2.0 * (s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2).sqrt() / window.len() as f32
 }
 
 /// The RGB colour ffmpeg decodes at (`x`, `y`) of the frame shown at `seconds`.
@@ -70,23 +115,32 @@ fn centre(scene: &Scene, n: usize) -> (u32, u32) {
 }
 
 #[test]
-fn colours_land_in_their_tiles_at_their_times() {
-    let mut video = ComposedVideo::new(VideoConfig {
-        canvas: CANVAS,
-        fps: 15,
-        bitrate: 600_000,
-        key_interval: Duration::from_secs(1),
+fn colours_and_tones_land_in_their_places_at_their_times() {
+    let mut video = ComposedRecording::new(RecordingConfig {
+        video: Some(VideoConfig {
+            canvas: CANVAS,
+            fps: 15,
+            bitrate: 600_000,
+            key_interval: Duration::from_secs(1),
+        }),
+        audio_bitrate: 48_000,
         creation_unix_secs: 0,
     })
     .unwrap();
-    video.add_source(1, SourceKind::Camera, "Red").unwrap();
-    video.add_source(2, SourceKind::Camera, "Blue").unwrap();
+    video
+        .add_source(1, SourceKind::Camera, "Red", true, true)
+        .unwrap();
+    video
+        .add_source(2, SourceKind::Camera, "Blue", true, true)
+        .unwrap();
+    let low = tone_stream(440.0, 0, 6);
+    let high = tone_stream(1000.0, 1_500_000, 4);
     let red = solid_stream(Color::rgb(230, 20, 20), 320, 240, 15, 0, 6);
     let blue = solid_stream(Color::rgb(20, 20, 230), 640, 480, 15, 0, 6);
     // The screen is shared from 2 s to 4 s.
     let white = solid_stream(Color::rgb(240, 240, 240), 1280, 720, 5, 2_000_000, 2);
     let mut file = Vec::new();
-    let drain = |video: &mut ComposedVideo, file: &mut Vec<u8>| {
+    let drain = |video: &mut ComposedRecording, file: &mut Vec<u8>| {
         while let Some(block) = video.poll_output() {
             file.extend_from_slice(block.bytes());
         }
@@ -94,25 +148,32 @@ fn colours_land_in_their_tiles_at_their_times() {
     for tick in 0..=60u64 {
         let now = tick * 100_000;
         if now == 2_000_000 {
-            video.add_source(9, SourceKind::Screen, "Screen").unwrap();
+            video
+                .add_source(9, SourceKind::Screen, "Screen", false, true)
+                .unwrap();
         }
         if now == 4_000_000 {
             video.remove_source(9);
         }
+        let due = |at: &u64| *at >= now.saturating_sub(100_000) && *at < now;
         for (id, units) in [(1, &red), (2, &blue), (9, &white)] {
-            for (at, unit) in units
-                .iter()
-                .filter(|(at, _)| *at >= now.saturating_sub(100_000) && *at < now)
-            {
+            for (at, unit) in units.iter().filter(|(at, _)| due(at)) {
                 video.handle_video(id, *at, unit);
             }
         }
-        video.advance(now).unwrap();
+        for (id, packets) in [(1, &low), (2, &high)] {
+            for (at, packet) in packets.iter().filter(|(at, _)| due(at)) {
+                video.handle_audio(id, *at, packet);
+            }
+        }
+        // Composed a frame behind the media (as the recorder does, so late packets count).
+        video.advance(now.saturating_sub(100_000));
+        assert!(video.poll_error().is_none());
         drain(&mut video, &mut file);
     }
     video.finish().unwrap();
     drain(&mut video, &mut file);
-    assert_eq!(video.broken_units(), 0);
+    assert_eq!(video.broken_packets(), 0);
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("composed.mp4");
@@ -157,4 +218,22 @@ fn colours_land_in_their_tiles_at_their_times() {
             );
         }
     }
+    // The mix: 440 Hz alone until 1.5 s, then with 1 kHz; a single audio stream.
+    assert_eq!(stream(&probe, "audio")["codec_name"], "opus");
+    let (alone_low, alone_high) = (
+        tone_strength(&path, 440.0, 0.3, 1.3),
+        tone_strength(&path, 1000.0, 0.3, 1.3),
+    );
+    let (both_low, both_high) = (
+        tone_strength(&path, 440.0, 2.0, 5.0),
+        tone_strength(&path, 1000.0, 2.0, 5.0),
+    );
+    assert!(
+        alone_low > 0.15 && alone_high < 0.02,
+        "{alone_low} {alone_high}"
+    );
+    assert!(
+        both_low > 0.15 && both_high > 0.15,
+        "{both_low} {both_high}"
+    );
 }
