@@ -37,10 +37,30 @@ pub const MAX_BLOCK: usize = 64 * 1024 * 1024;
 pub const BLOCK_HEADER_LEN: usize = 16;
 const BLOCK_MAGIC: &[u8; 4] = b"CRB1";
 
+/// How a composed recording looks (SPEC §2's `recordingResolution`, `recordingFrameRate`,
+/// `recordingVideoBitrate`; `AUDIO` recordings have no picture).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Composition {
+    /// Picture width (none: sound only).
+    pub width: Option<u32>,
+    /// Picture height.
+    pub height: Option<u32>,
+    /// Pictures per second.
+    pub fps: u32,
+    /// Video bits per second.
+    pub video_bitrate: u32,
+    /// Mixed sound bits per second.
+    pub audio_bitrate: u32,
+}
+
 /// A publication the recorder should receive.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PublicationInfo {
+    /// Who publishes it, by name (written under its tile in a composed recording).
+    #[serde(default)]
+    pub participant_name: String,
     /// The publication.
     pub publication_id: String,
     /// The call or collaboration layer it belongs to.
@@ -97,8 +117,9 @@ pub enum FromRecorder {
     FileStarted {
         /// Its number, unique within the recording.
         file: u32,
-        /// The publication it records.
-        publication_id: String,
+        /// The publication it records (raw mode); none for the composed file.
+        #[serde(default)]
+        publication_id: Option<String>,
     },
     /// All files are finished and acknowledged.
     Done {
@@ -141,6 +162,9 @@ pub enum FromServer {
         recording_type: String,
         /// Publications to subscribe to now.
         publications: Vec<PublicationInfo>,
+        /// Compose one file of everything (SPEC §6 `COMPOSED`); none: one file per publication.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        composition: Option<Composition>,
     },
     /// The answer to a `subscribe`.
     Subscribed {
@@ -322,7 +346,7 @@ mod tests {
         );
         let started = FromRecorder::FileStarted {
             file: 2,
-            publication_id: "pub-1".into(),
+            publication_id: Some("pub-1".into()),
         };
         assert_eq!(
             started.encode(),

@@ -2,5 +2,6 @@
 //! [`session::RecorderSession`], is sans-IO; [`process`] is the process around it: the
 //! entry-point WebSocket, the UDP sockets and the clock.
 
+pub mod composed;
 pub mod process;
 pub mod session;

@@ -1,7 +1,8 @@
 //! One recorder's work, free of I/O: it speaks the entry-point protocol with the server,
 //! subscribes to every publication (one WebRTC session and UDP socket each), records each
-//! publication into its own fMP4 file (raw mode, SPEC §6) with the media core, and streams the
-//! files' blocks, numbered, for the server to make durable and acknowledge.
+//! publication into its own fMP4 file (raw mode, SPEC §6) with the media core — or, when the
+//! welcome asks for a composition, all of them into one composed file ([`crate::composed`]) —
+//! and streams the files' blocks, numbered, for the server to make durable and acknowledge.
 //!
 //! Inputs: [`handle_server`](RecorderSession::handle_server) (a message from the server),
 //! [`handle_receive`](RecorderSession::handle_receive) (a datagram),
@@ -27,6 +28,8 @@ use convrec_media::timeline::{MediaKind, TimelineConfig};
 use convrec_rtc::Datagram;
 use convrec_rtc::client::{Client, ClientEvent};
 
+use crate::composed::ComposedFile;
+
 /// Where a recorder session stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -47,7 +50,10 @@ pub enum Phase {
 struct Publication {
     info: PublicationInfo,
     client: Client,
-    recorder: PublicationRecorder,
+    /// Its own file (raw mode); none when it goes into the composed file.
+    recorder: Option<PublicationRecorder>,
+    /// Its source number in the composed file.
+    source: u64,
     /// Part of the `welcome` set that `ready` waits for.
     initial: bool,
     /// The answer was applied.
@@ -61,6 +67,15 @@ struct Publication {
     finished: bool,
 }
 
+/// The composed file and how much of it was sent and acknowledged.
+struct ComposedOutput {
+    file: ComposedFile,
+    number: u32,
+    blocks: u64,
+    bytes: u64,
+    acked: u64,
+}
+
 /// One recorder's session. See the [module docs](self).
 pub struct RecorderSession {
     phase: Phase,
@@ -69,6 +84,8 @@ pub struct RecorderSession {
     socket_requests: VecDeque<u64>,
     next_request: u64,
     publications: Vec<Publication>,
+    /// The one file of a composed recording (SPEC §6 `COMPOSED`).
+    composed: Option<ComposedOutput>,
     next_file: u32,
     messages: VecDeque<FromRecorder>,
     transmits: VecDeque<Datagram>,
@@ -85,6 +102,7 @@ impl RecorderSession {
             socket_requests: VecDeque::new(),
             next_request: 0,
             publications: Vec::new(),
+            composed: None,
             next_file: 0,
             messages: VecDeque::from([FromRecorder::Hello {
                 protocol: PROTOCOL_VERSION,
@@ -101,8 +119,31 @@ impl RecorderSession {
     /// A message from the server arrived.
     pub fn handle_server(&mut self, now: Instant, message: FromServer) {
         match message {
-            FromServer::Welcome { publications, .. } if self.phase == Phase::Greeting => {
+            FromServer::Welcome {
+                publications,
+                composition,
+                ..
+            } if self.phase == Phase::Greeting => {
                 self.phase = Phase::Subscribing;
+                if let Some(composition) = composition {
+                    // Creation time 0, as raw files: the recorder reads no wall clock.
+                    match ComposedFile::new(&composition, now, 0) {
+                        Ok(file) => {
+                            self.composed = Some(ComposedOutput {
+                                file,
+                                number: self.next_file,
+                                blocks: 0,
+                                bytes: 0,
+                                acked: 0,
+                            });
+                            self.next_file += 1;
+                        }
+                        Err(e) => {
+                            self.fail(format!("cannot compose: {e}"));
+                            return;
+                        }
+                    }
+                }
                 for info in publications {
                     self.subscribe(info, true);
                 }
@@ -144,7 +185,9 @@ impl RecorderSession {
                 }
             }
             FromServer::Ack { file, seq } => {
-                if let Some(p) = self.publications.iter_mut().find(|p| p.file == file) {
+                if let Some(c) = self.composed.as_mut().filter(|c| c.number == file) {
+                    c.acked = c.acked.max(seq.saturating_add(1));
+                } else if let Some(p) = self.publications.iter_mut().find(|p| p.file == file) {
                     p.acked = p.acked.max(seq.saturating_add(1));
                 }
             }
@@ -157,6 +200,11 @@ impl RecorderSession {
                 self.phase = Phase::Stopping;
                 for index in 0..self.publications.len() {
                     self.finish(now, index);
+                }
+                if let Some(c) = &mut self.composed
+                    && let Err(e) = c.file.finish(now)
+                {
+                    tracing::warn!(error = %e, "finishing the composed file");
                 }
             }
             FromServer::Error { code, message } => {
@@ -211,9 +259,14 @@ impl RecorderSession {
             if p.client.poll_timeout().is_some_and(|t| t <= now) {
                 p.client.handle_timeout(now);
             }
-            if p.recorder.poll_timeout().is_some_and(|t| t <= now) {
-                p.recorder.handle_timeout(now);
+            if let Some(recorder) = &mut p.recorder
+                && recorder.poll_timeout().is_some_and(|t| t <= now)
+            {
+                recorder.handle_timeout(now);
             }
+        }
+        if let Some(c) = &mut self.composed {
+            c.file.handle_timeout(now);
         }
         self.pump(now);
     }
@@ -232,8 +285,14 @@ impl RecorderSession {
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.publications
             .iter()
-            .flat_map(|p| [p.client.poll_timeout(), p.recorder.poll_timeout()])
+            .flat_map(|p| {
+                [
+                    p.client.poll_timeout(),
+                    p.recorder.as_ref().and_then(|r| r.poll_timeout()),
+                ]
+            })
             .flatten()
+            .chain(self.composed.as_ref().and_then(|c| c.file.poll_timeout()))
             .min()
     }
 
@@ -289,12 +348,32 @@ impl RecorderSession {
             publication_id: info.publication_id.clone(),
             offer,
         });
-        let file = self.next_file;
-        self.next_file += 1;
+        let source = self.publications.len() as u64;
+        let recorder = match &mut self.composed {
+            Some(c) => {
+                if let Err(e) = c.file.add(now, source, &info) {
+                    self.fail(format!(
+                        "cannot compose publication {}: {e}",
+                        info.publication_id
+                    ));
+                    return;
+                }
+                None
+            }
+            None => Some(PublicationRecorder::new(config, now)),
+        };
+        // Raw mode: a file per publication; composed: none of its own.
+        let file = if recorder.is_some() {
+            self.next_file += 1;
+            self.next_file - 1
+        } else {
+            u32::MAX
+        };
         self.publications.push(Publication {
             info,
             client,
-            recorder: PublicationRecorder::new(config, now),
+            recorder,
+            source,
             initial,
             subscribed: false,
             file,
@@ -309,7 +388,14 @@ impl RecorderSession {
         let p = &mut self.publications[index];
         if !p.finished {
             p.finished = true;
-            p.recorder.finish(now);
+            match &mut p.recorder {
+                Some(recorder) => recorder.finish(now),
+                None => {
+                    if let Some(c) = &mut self.composed {
+                        c.file.end_source(p.source);
+                    }
+                }
+            }
             p.client.close();
         }
     }
@@ -342,29 +428,36 @@ impl RecorderSession {
                 self.transmits.push_back(datagram);
             }
             while let Some(event) = p.client.poll_event() {
-                match event {
-                    ClientEvent::Frame(MediaKind::Video, frame) => {
-                        p.recorder.handle_video(now, frame)
+                match (event, &mut p.recorder, &mut self.composed) {
+                    (ClientEvent::Frame(MediaKind::Video, frame), Some(r), _) => {
+                        r.handle_video(now, frame)
                     }
-                    ClientEvent::Frame(MediaKind::Audio, frame) => {
-                        p.recorder.handle_audio(now, frame)
+                    (ClientEvent::Frame(MediaKind::Audio, frame), Some(r), _) => {
+                        r.handle_audio(now, frame)
                     }
-                    ClientEvent::SenderReport(kind, report) => {
-                        p.recorder.handle_sender_report(now, kind, report)
+                    (ClientEvent::SenderReport(kind, report), Some(r), _) => {
+                        r.handle_sender_report(now, kind, report)
                     }
-                    ClientEvent::Connected
-                    | ClientEvent::KeyframeRequested
-                    | ClientEvent::Disconnected => {}
+                    (ClientEvent::Frame(kind, frame), None, Some(c)) => {
+                        c.file.handle_frame(now, p.source, kind, frame)
+                    }
+                    (ClientEvent::SenderReport(kind, report), None, Some(c)) => {
+                        c.file.handle_sender_report(now, p.source, kind, report)
+                    }
+                    _ => {}
                 }
             }
-            while let Some(output) = p.recorder.poll_output() {
+            let Some(recorder) = &mut p.recorder else {
+                continue;
+            };
+            while let Some(output) = recorder.poll_output() {
                 match output {
                     RecorderOutput::RequestKeyFrame(_) => p.client.request_keyframe(),
                     RecorderOutput::Write(block) => {
                         if p.blocks == 0 {
                             self.messages.push_back(FromRecorder::FileStarted {
                                 file: p.file,
-                                publication_id: p.info.publication_id.clone(),
+                                publication_id: Some(p.info.publication_id.clone()),
                             });
                         }
                         let bytes = block.bytes().to_vec();
@@ -383,11 +476,43 @@ impl RecorderSession {
                 self.transmits.push_back(datagram);
             }
         }
+        if let Some(c) = &mut self.composed {
+            while let Some(source) = c.file.poll_key_frame_request() {
+                if let Some(p) = self.publications.iter_mut().find(|p| p.source == source) {
+                    p.client.request_keyframe();
+                    while let Some(datagram) = p.client.poll_transmit() {
+                        self.transmits.push_back(datagram);
+                    }
+                }
+            }
+            // Blocks wait for ready: the server counts the first durable one as the start.
+            let sending = matches!(self.phase, Phase::Recording | Phase::Stopping);
+            while let Some(bytes) = sending.then(|| c.file.poll_block()).flatten() {
+                if c.blocks == 0 {
+                    self.messages.push_back(FromRecorder::FileStarted {
+                        file: c.number,
+                        publication_id: None,
+                    });
+                }
+                c.bytes += bytes.len() as u64;
+                self.messages.push_back(FromRecorder::Block {
+                    file: c.number,
+                    seq: c.blocks,
+                    bytes,
+                });
+                c.blocks += 1;
+            }
+        }
         self.check_ready();
-        let all_acked = self
-            .publications
-            .iter()
-            .all(|p| p.finished && p.acked >= p.blocks);
+        let composed_done = self
+            .composed
+            .as_ref()
+            .is_none_or(|c| c.file.is_finished() && c.acked >= c.blocks);
+        let all_acked = composed_done
+            && self
+                .publications
+                .iter()
+                .all(|p| p.finished && p.acked >= p.blocks);
         if self.phase == Phase::Stopping && all_acked {
             self.phase = Phase::Done;
             let files = self
@@ -399,6 +524,16 @@ impl RecorderSession {
                     blocks: p.blocks,
                     bytes: p.bytes,
                 })
+                .chain(
+                    self.composed
+                        .as_ref()
+                        .filter(|c| c.blocks > 0)
+                        .map(|c| FileSummary {
+                            file: c.number,
+                            blocks: c.blocks,
+                            bytes: c.bytes,
+                        }),
+                )
                 .collect();
             self.messages.push_back(FromRecorder::Done { files });
         }

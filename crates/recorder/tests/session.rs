@@ -11,7 +11,8 @@
 
 use std::time::{Duration, Instant};
 
-use convrec_core::recorder_protocol::{FromRecorder, FromServer, PublicationInfo};
+use convrec_compose::layout::{Canvas, Scene, arrange};
+use convrec_core::recorder_protocol::{Composition, FromRecorder, FromServer, PublicationInfo};
 use convrec_media::source::synthetic::{SourceEvent, SyntheticConfig, SyntheticSource};
 use convrec_media::timeline::MediaKind;
 use convrec_recorder::session::{Phase, RecorderSession};
@@ -26,8 +27,14 @@ async fn bind() -> UdpSocket {
     UdpSocket::bind("127.0.0.1:0").await.unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_recorder_records_two_publications_into_durable_playable_files() {
+/// Two synthetic participants publish for 6 s into a room; a recorder records them (raw, or
+/// composed with `composition`) for 4 s; the spool files by number, with their publications.
+async fn record_two_publications(
+    composition: Option<Composition>,
+) -> (
+    tempfile::TempDir,
+    std::collections::BTreeMap<u32, Option<String>>,
+) {
     let room_socket = bind().await;
     let room_addr = room_socket.local_addr().unwrap();
     let (room, mut room_events) = driver::spawn(room_socket, Room::new(room_addr)).unwrap();
@@ -104,11 +111,13 @@ async fn a_recorder_records_two_publications_into_durable_playable_files() {
         interaction_id: "call-1".into(),
         interaction_type: "CALL".into(),
         participant_id: format!("participant-{n}"),
+        participant_name: format!("Participant {n}"),
         audio: true,
         video: true,
         started_at_ms: 0,
     };
-    let mut spools: std::collections::BTreeMap<u32, (String, SpoolFile)> = Default::default();
+    let mut spools: std::collections::BTreeMap<u32, (Option<String>, SpoolFile)> =
+        Default::default();
     let mut seen = Vec::new();
     let mut ready = false;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -164,6 +173,7 @@ async fn a_recorder_records_two_publications_into_durable_playable_files() {
                     conversation_id: "conv-1".into(),
                     recording_type: "AUDIO_VIDEO".into(),
                     publications: vec![publication(0), publication(1)],
+                    composition,
                 })
                 .await;
             }
@@ -215,7 +225,7 @@ async fn a_recorder_records_two_publications_into_durable_playable_files() {
                     last_acks_sent,
                     "done came before the last blocks were acknowledged"
                 );
-                assert_eq!(files.len(), 2);
+                assert_eq!(files.len(), if composition.is_some() { 1 } else { 2 });
                 for summary in &files {
                     let (_, spool) = &spools[&summary.file];
                     assert_eq!(summary.blocks, spool.next_seq());
@@ -238,8 +248,16 @@ async fn a_recorder_records_two_publications_into_durable_playable_files() {
         "{seen:?}"
     );
 
+    let files = spools.into_iter().map(|(n, (p, _))| (n, p)).collect();
+    (dir, files)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorder_records_two_publications_into_durable_playable_files() {
+    let (dir, spools) = record_two_publications(None).await;
     // Each file holds its own publication: 320 pixels wide throughout, or 320 then 480.
-    for (file, (publication_id, _)) in &spools {
+    for (file, publication_id) in &spools {
+        let publication_id = publication_id.as_deref().unwrap_or_default();
         let path = dir.path().join(format!("file-{file}.mp4"));
         assert_eq!(ffmpeg_decode_errors(&path), "", "{publication_id}");
         let probe = ffprobe(&path);
@@ -256,9 +274,82 @@ async fn a_recorder_records_two_publications_into_durable_playable_files() {
         );
         let widths = decoded_frame_widths(&path);
         let wide = widths.iter().filter(|&&w| w == 480).count();
-        match publication_id.as_str() {
+        match publication_id {
             "pub-0" => assert_eq!(wide, 0, "pub-0 is the 320x240 fixture"),
             _ => assert!(wide > 0, "pub-1 switches to 480x270 after 2 s"),
         }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_composing_recorder_makes_one_file_with_one_picture_and_one_sound() {
+    let composition = Composition {
+        width: Some(640),
+        height: Some(360),
+        fps: 15,
+        video_bitrate: 500_000,
+        audio_bitrate: 48_000,
+    };
+    let (dir, files) = record_two_publications(Some(composition)).await;
+    assert_eq!(files.len(), 1, "{files:?}");
+    let (file, publication) = files.iter().next().unwrap();
+    assert_eq!(
+        *publication, None,
+        "the composed file is of no one publication"
+    );
+    let path = dir.path().join(format!("file-{file}.mp4"));
+    assert_eq!(ffmpeg_decode_errors(&path), "");
+    let probe = ffprobe(&path);
+    let (video, audio) = (stream(&probe, "video"), stream(&probe, "audio"));
+    assert_eq!(video["codec_name"], "h264");
+    assert_eq!(
+        (video["width"].as_u64(), video["height"].as_u64()),
+        (Some(640), Some(360))
+    );
+    assert_eq!(audio["codec_name"], "opus");
+    assert_eq!(audio["channels"].as_u64(), Some(1), "one mixed sound");
+    assert_eq!(probe["streams"].as_array().unwrap().len(), 2);
+    assert!(
+        media_length(video) > 3.0,
+        "video lasts {} s",
+        media_length(video)
+    );
+    assert!(
+        media_length(audio) > 3.0,
+        "audio lasts {} s",
+        media_length(audio)
+    );
+    // Both participants are in the picture at 2.5 s: each camera tile shows its moving test
+    // pattern, not a flat placeholder.
+    let out = tool("ffmpeg")
+        .args(["-v", "error", "-ss", "2.5", "-i"])
+        .arg(&path)
+        .args(["-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "gray", "-"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let canvas = Canvas {
+        width: 640,
+        height: 360,
+    };
+    let scene = Scene {
+        cameras: 2,
+        screen: false,
+        speaker: None,
+    };
+    for tile in arrange(canvas, &scene) {
+        let r = tile.rect.fit(320, 240);
+        let values: Vec<f64> = (r.y..r.bottom() - 24)
+            .flat_map(|y| (r.x..r.right()).map(move |x| (x, y)))
+            .map(|(x, y)| f64::from(out.stdout[(y * 640 + x) as usize]))
+            .collect();
+        let mean = values.iter().sum::<f64>() / values.len() as f64;
+        let spread =
+            (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / values.len() as f64).sqrt();
+        assert!(
+            spread > 10.0,
+            "{:?} is flat (spread {spread:.1}): a placeholder, not a camera",
+            tile.content
+        );
     }
 }

@@ -135,6 +135,8 @@ pub struct Publication {
     pub interaction_id: String,
     /// Who publishes.
     pub participant_id: String,
+    /// The publisher's name.
+    pub participant_name: String,
     /// Its session in the SFU.
     pub peer: PeerId,
     /// It sends audio.
@@ -283,6 +285,7 @@ impl LiveConversation {
             interaction_id: p.interaction_id.clone(),
             interaction_type,
             participant_id: p.participant_id.clone(),
+            participant_name: p.participant_name.clone(),
             audio: p.audio,
             video: p.video,
             started_at_ms: p.started_at_ms,

@@ -102,6 +102,7 @@ async fn publish(
             id: publication_id.clone(),
             interaction_id: interaction.clone(),
             participant_id: participant.id.clone(),
+            participant_name: participant.name.clone(),
             peer,
             audio,
             video,

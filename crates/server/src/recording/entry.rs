@@ -11,7 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use convrec_core::recorder_protocol::{
-    BLOCK_HEADER_LEN, Frame, FromRecorder, FromServer, MAX_BLOCK, PROTOCOL_VERSION,
+    BLOCK_HEADER_LEN, Composition, Frame, FromRecorder, FromServer, MAX_BLOCK, PROTOCOL_VERSION,
     decode_from_recorder,
 };
 use convrec_store::metadata::RecordingFile;
@@ -88,6 +88,7 @@ pub async fn entry(
                 recording_no,
                 attempt: entry.attempt,
                 recording_type: recording.recording_type,
+                composed: recording.layout == "COMPOSED",
                 files: BTreeMap::new(),
                 started: false,
                 joined_at_ms: crate::now_ms(),
@@ -96,6 +97,9 @@ pub async fn entry(
             connection.run(socket, orders).await
         })
 }
+
+/// The mixed sound of a composed recording, bits per second (voices, mono).
+const COMPOSED_AUDIO_BITRATE: u32 = 48_000;
 
 /// Files a recorder may number (0 to 999); the server stores attempt n's file f as
 /// `(n - 1) * 1000 + f`, so the files of a recording's attempts never collide.
@@ -119,6 +123,8 @@ struct Connection {
     recording_no: u64,
     attempt: u32,
     recording_type: String,
+    /// One composed file (SPEC §6) rather than one per publication.
+    composed: bool,
     /// By the recorder's file number.
     files: BTreeMap<u32, SpooledFile>,
     /// A block is durable (the recording is STARTED).
@@ -227,11 +233,27 @@ impl Connection {
                     .live
                     .with_existing(&self.conversation_id, |c| c.recordable())
                     .unwrap_or_default();
+                let composition = if self.composed {
+                    let settings = crate::recording::settings(&self.app, &self.conversation_id)
+                        .await
+                        .map_err(|e| (Ending::Lost, refusal("INTERNAL", e.to_string())))?;
+                    let video = self.recording_type == "AUDIO_VIDEO";
+                    Some(Composition {
+                        width: video.then_some(settings.resolution.0),
+                        height: video.then_some(settings.resolution.1),
+                        fps: settings.frame_rate,
+                        video_bitrate: settings.video_bitrate,
+                        audio_bitrate: COMPOSED_AUDIO_BITRATE,
+                    })
+                } else {
+                    None
+                };
                 Ok(Step::Reply(vec![FromServer::Welcome {
                     recording_id: self.recording_id.clone(),
                     conversation_id: self.conversation_id.clone(),
                     recording_type: self.recording_type.clone(),
                     publications,
+                    composition,
                 }]))
             }
             FromRecorder::Subscribe {
@@ -324,7 +346,7 @@ impl Connection {
     async fn start_file(
         &mut self,
         file: u32,
-        publication_id: String,
+        publication_id: Option<String>,
     ) -> Result<Step, (Ending, FromServer)> {
         let lost = |message: String| (Ending::Lost, refusal("PROTOCOL", message));
         if self.files.contains_key(&file) {
@@ -337,13 +359,30 @@ impl Connection {
         }
         // Each attempt's recorder numbers its files from 0: stored numbers keep them apart.
         let stored = (self.attempt.saturating_sub(1)) * FILES_PER_ATTEMPT + file;
-        let Some(&publication_started) = self.subscribed.get(&publication_id) else {
-            return Err(lost(format!(
-                "publication '{publication_id}' was not subscribed to"
-            )));
+        let started_at_ms = match (&publication_id, self.composed) {
+            (Some(publication_id), false) => {
+                let Some(&publication_started) = self.subscribed.get(publication_id) else {
+                    return Err(lost(format!(
+                        "publication '{publication_id}' was not subscribed to"
+                    )));
+                };
+                // The file begins when its publication began, or when the recorder joined if
+                // later.
+                publication_started.max(self.joined_at_ms)
+            }
+            // The composed file begins when the recorder joined.
+            (None, true) => self.joined_at_ms,
+            (Some(_), true) => {
+                return Err(lost(
+                    "a composed recording has one file, of no publication".into(),
+                ));
+            }
+            (None, false) => {
+                return Err(lost(
+                    "a raw recording's file must name its publication".into(),
+                ));
+            }
         };
-        // The file begins when its publication began, or when the recorder joined if later.
-        let started_at_ms = publication_started.max(self.joined_at_ms);
         let path = self.app.storage.spool_path(&self.recording_id, stored);
         let created = tokio::task::spawn_blocking(move || {
             if let Some(dir) = path.parent() {
@@ -369,7 +408,7 @@ impl Connection {
         let row = RecordingFile {
             recording_id: self.recording_id.clone(),
             file: stored,
-            publication_id: Some(publication_id.clone()),
+            publication_id: publication_id.clone(),
             object_key: object_key(&self.recording_id, stored),
             durable_bytes: 0,
             blocks: 0,

@@ -46,8 +46,8 @@ pub async fn settings(
 pub struct SpooledFile {
     /// Its number.
     pub file: u32,
-    /// Its publication.
-    pub publication_id: String,
+    /// Its publication (raw mode; none for a composed file).
+    pub publication_id: Option<String>,
     /// When it started (Unix ms).
     pub started_at_ms: i64,
     /// The spool.
@@ -114,7 +114,7 @@ pub async fn recover(app: &AppState) -> Result<(), MetadataError> {
                     );
                     files.push(SpooledFile {
                         file: f.file,
-                        publication_id: f.publication_id.unwrap_or_default(),
+                        publication_id: f.publication_id,
                         started_at_ms: f.started_at_ms,
                         spool,
                     });
