@@ -205,7 +205,9 @@ fn label(frame: &mut Picture, tile: crate::layout::Rect, name: &str, canvas: Can
         ..tile
     };
     frame.fill(strip, BACKGROUND);
-    frame.draw_text(strip.x + 2 * scale, strip.y + 2, name, scale, LABEL, strip);
+    // Clear of the speaker's frame, which runs along the tile's edges.
+    let inset = canvas.gap().max(4) + 2 * scale;
+    frame.draw_text(strip.x + inset, strip.y + 2, name, scale, LABEL, strip);
 }
 
 const LABEL: u8 = 235;

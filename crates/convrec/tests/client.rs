@@ -319,9 +319,10 @@ async fn an_integrator_records_a_call_and_downloads_it_using_only_http_and_the_o
     let links = recording["downloadLinks"].as_array().unwrap();
     assert_eq!(
         links.len(),
-        2,
-        "one file per publication (raw mode): {recording}"
+        1,
+        "one composed file (the default layout): {recording}"
     );
+    assert_eq!(recording["layout"], "COMPOSED");
 
     // Each link downloads without credentials, named and typed, and ffprobe accepts it.
     for (n, link) in links.iter().enumerate() {

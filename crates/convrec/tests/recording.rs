@@ -94,6 +94,8 @@ fn the_demo_records_every_publication_into_a_playable_file() {
             "5",
             "--screen-share",
             "--json",
+            "--layout",
+            "RAW_TRACKS",
         ])
         .arg("--data-dir")
         .arg(dir.path().join("data"))

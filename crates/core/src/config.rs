@@ -136,10 +136,9 @@ pub const PROPERTIES: &[Property] = &[
     Property {
         name: "conversation.recording.recordingLayout",
         scopes: SETTABLE,
-        // COMPOSED becomes the default once composition exists (step 6); until then it is refused.
-        kind: ValueKind::OneOf(&["RAW_TRACKS"]),
-        default: "\"RAW_TRACKS\"",
-        doc: "RAW_TRACKS: one file per publication plus a manifest. COMPOSED (one file) arrives with composition.",
+        kind: ValueKind::OneOf(&["COMPOSED", "RAW_TRACKS"]),
+        default: "\"COMPOSED\"",
+        doc: "COMPOSED: one file, one picture (the shared screen large, cameras beside it, the speaker framed, names under the tiles) and one mixed sound. RAW_TRACKS: one file per publication plus a manifest.",
     },
     Property {
         name: "conversation.recording.recordingResolution",

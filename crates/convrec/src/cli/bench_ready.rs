@@ -78,7 +78,7 @@ async fn bench(args: &BenchReadyArgs) -> anyhow::Result<Value> {
 /// One recording start; returns how long until ready.
 async fn one_run(deployment: &LocalDeployment, publishers: u32) -> anyhow::Result<Duration> {
     let c = deployment
-        .conversation(publishers == 0, publishers.max(1))
+        .conversation(publishers == 0, publishers.max(1), "COMPOSED")
         .await?;
     let agent = ApiClient::new(&deployment.base, &c.tokens[0]);
     let conversation = &c.id;
@@ -115,7 +115,9 @@ async fn one_run(deployment: &LocalDeployment, publishers: u32) -> anyhow::Resul
         })
         .collect();
     wait_for_publications(&mut events, publishers).await?;
-    deployment.set_recording(&c.account_id, true).await?;
+    deployment
+        .set_recording(&c.account_id, true, "COMPOSED")
+        .await?;
     let sent = Instant::now();
     let layer = agent
         .json(

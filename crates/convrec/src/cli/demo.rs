@@ -34,6 +34,10 @@ pub struct DemoArgs {
     /// The video the participants send.
     #[arg(long, value_enum, default_value_t = super::fixtures::Video::Small)]
     video: super::fixtures::Video,
+    /// COMPOSED (one file, one picture, one sound: the default) or RAW_TRACKS (a file per
+    /// publication).
+    #[arg(long, default_value = "COMPOSED", value_parser = ["COMPOSED", "RAW_TRACKS"])]
+    layout: String,
     /// Data directory of the demo's server (default: a new directory under the system temp dir).
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -67,7 +71,9 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<Value> {
         )),
     };
     let deployment = LocalDeployment::start(data_dir.clone()).await?;
-    let conversation = deployment.conversation(true, args.participants).await?;
+    let conversation = deployment
+        .conversation(true, args.participants, &args.layout)
+        .await?;
     let base = deployment.base.clone();
     let conversation_id = conversation.id.clone();
     let tokens = conversation.tokens.clone();

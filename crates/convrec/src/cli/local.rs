@@ -63,6 +63,7 @@ impl LocalDeployment {
         &self,
         recording: bool,
         participants: u32,
+        layout: &str,
     ) -> anyhow::Result<LocalConversation> {
         let account = self
             .admin
@@ -73,7 +74,7 @@ impl LocalDeployment {
             )
             .await?;
         let account_id = text(&account, "id")?;
-        self.set_recording(&account_id, recording).await?;
+        self.set_recording(&account_id, recording, layout).await?;
         let conversation = self
             .admin
             .json(
@@ -103,8 +104,14 @@ impl LocalDeployment {
         })
     }
 
-    /// Turns an account's recording on or off (both switches of SPEC §2).
-    pub async fn set_recording(&self, account_id: &str, on: bool) -> anyhow::Result<()> {
+    /// Turns an account's recording on or off (both switches of SPEC §2), with `layout`
+    /// (`COMPOSED` or `RAW_TRACKS`).
+    pub async fn set_recording(
+        &self,
+        account_id: &str,
+        on: bool,
+        layout: &str,
+    ) -> anyhow::Result<()> {
         self.admin
             .json(
                 Method::PUT,
@@ -112,6 +119,7 @@ impl LocalDeployment {
                 Some(json!({ "properties": {
                     "messenger.recordingEnabled": on,
                     "conversation.recording.recordingEnabled": on,
+                    "conversation.recording.recordingLayout": layout,
                 }})),
             )
             .await?;

@@ -76,7 +76,8 @@ impl Deployment {
             &format!("/v1/accounts/{account}/configuration"),
             ADMIN_KEY,
             {
-                let mut set = json!({"messenger.recordingEnabled": true, "conversation.recording.recordingEnabled": true});
+                // These tests check per-publication files: RAW_TRACKS unless a test says otherwise.
+                let mut set = json!({"messenger.recordingEnabled": true, "conversation.recording.recordingEnabled": true, "conversation.recording.recordingLayout": "RAW_TRACKS"});
                 for (k, v) in properties.as_object().unwrap() {
                     set[format!("conversation.recording.{k}")] = v.clone();
                 }
