@@ -237,3 +237,154 @@ fn colours_and_tones_land_in_their_places_at_their_times() {
         "{both_low} {both_high}"
     );
 }
+
+/// The times (s) at which the file's picture turns bright, and its sound clicks.
+fn flashes_and_clicks(file: &Path) -> (Vec<f64>, Vec<f64>) {
+    let frames = tool("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(file)
+        .args([
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "gray",
+            "-vf",
+            "scale=64:36",
+            "-vsync",
+            "passthrough",
+            "-",
+        ])
+        .output()
+        .unwrap();
+    assert!(frames.status.success());
+    let times = tool("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v",
+            "-show_entries",
+            "frame=pts_time",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(file)
+        .output()
+        .unwrap();
+    let times: Vec<f64> = String::from_utf8_lossy(&times.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    let mut flashes = Vec::new();
+    let mut bright_before = false;
+    for (frame, at) in frames.stdout.chunks_exact(64 * 36).zip(&times) {
+        let mean = frame.iter().map(|v| f64::from(*v)).sum::<f64>() / frame.len() as f64;
+        let bright = mean > 128.0;
+        if bright && !bright_before {
+            flashes.push(*at);
+        }
+        bright_before = bright;
+    }
+    let sound = tool("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(file)
+        .args([
+            "-map", "0:a", "-f", "s16le", "-ac", "1", "-ar", "48000", "-",
+        ])
+        .output()
+        .unwrap();
+    let samples: Vec<f32> = sound
+        .stdout
+        .chunks_exact(2)
+        .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])).abs() / 32768.0)
+        .collect();
+    let mut clicks = Vec::new();
+    let mut quiet_until = 0;
+    for (n, x) in samples.iter().enumerate() {
+        if *x > 0.3 && n >= quiet_until {
+            clicks.push(n as f64 / 48_000.0);
+            quiet_until = n + 24_000;
+        }
+    }
+    (flashes, clicks)
+}
+
+#[test]
+fn a_flash_and_its_clap_stay_within_40_ms_of_each_other() {
+    // One participant: dark, with a white flash of 2 frames at each whole second from 1 s, and
+    // a 10 ms click at the same moments; 30 fps video and 20 ms audio packets, as WebRTC sends.
+    let mut recording = ComposedRecording::new(RecordingConfig {
+        video: Some(VideoConfig {
+            canvas: CANVAS,
+            fps: 30,
+            bitrate: 800_000,
+            key_interval: Duration::from_secs(1),
+        }),
+        audio_bitrate: 64_000,
+        creation_unix_secs: 0,
+    })
+    .unwrap();
+    recording
+        .add_source(1, SourceKind::Camera, "", true, true)
+        .unwrap();
+    let mut encoder = H264Encoder::new(320, 240, 30, 800_000).unwrap();
+    let (dark, white) = (
+        Picture::filled(320, 240, Color::rgb(10, 10, 10)),
+        Picture::filled(320, 240, Color::rgb(250, 250, 250)),
+    );
+    let mut opus = OpusEncoder::new(64_000).unwrap();
+    let mut file = Vec::new();
+    let seconds = 5u64;
+    let mut audio_at = 0u64;
+    for frame in 0..seconds * 30 {
+        let at = frame * 1_000_000 / 30;
+        let flash = frame >= 30 && frame % 30 < 2;
+        let unit = encoder
+            .encode(if flash { &white } else { &dark }, frame % 30 == 0)
+            .unwrap();
+        recording.handle_video(1, at, &unit);
+        while audio_at < at + 1_000_000 / 30 {
+            let pcm: Vec<f32> = (0..OPUS_FRAME as u64)
+                .map(|i| {
+                    let t = audio_at * 48 / 1000 + i;
+                    let in_click = t >= 48_000 && t % 48_000 < 480;
+                    if in_click {
+                        0.8 * ((t as f32) * 0.6).sin().signum()
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            recording.handle_audio(1, audio_at, &opus.encode(&pcm).unwrap());
+            audio_at += 20_000;
+        }
+        recording.advance(at.saturating_sub(200_000));
+        while let Some(block) = recording.poll_output() {
+            file.extend_from_slice(block.bytes());
+        }
+    }
+    recording.advance(seconds * 1_000_000);
+    recording.finish().unwrap();
+    while let Some(block) = recording.poll_output() {
+        file.extend_from_slice(block.bytes());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sync.mp4");
+    std::fs::write(&path, &file).unwrap();
+    let (flashes, clicks) = flashes_and_clicks(&path);
+    assert_eq!(flashes.len(), 4, "flashes at {flashes:?}");
+    assert_eq!(clicks.len(), 4, "clicks at {clicks:?}");
+    let offsets: Vec<String> = flashes
+        .iter()
+        .zip(&clicks)
+        .map(|(f, c)| format!("{:.1}", (c - f) * 1000.0))
+        .collect();
+    eprintln!("click − flash, ms: {}", offsets.join(", "));
+    for (flash, click) in flashes.iter().zip(&clicks) {
+        let offset_ms = (click - flash) * 1000.0;
+        assert!(
+            offset_ms.abs() <= 40.0,
+            "flash at {flash} s, click at {click} s: {offset_ms:.1} ms apart"
+        );
+    }
+}
