@@ -238,7 +238,8 @@ fn colours_and_tones_land_in_their_places_at_their_times() {
     );
 }
 
-/// The times (s) at which the file's picture turns bright, and its sound clicks.
+/// The times (s) at which the file's picture turns bright, and its sound clicks, as a player
+/// presents them.
 fn flashes_and_clicks(file: &Path) -> (Vec<f64>, Vec<f64>) {
     let frames = tool("ffmpeg")
         .args(["-v", "error", "-i"])
@@ -298,11 +299,31 @@ fn flashes_and_clicks(file: &Path) -> (Vec<f64>, Vec<f64>) {
         .chunks_exact(2)
         .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])).abs() / 32768.0)
         .collect();
+    // Decoded samples start at the audio stream's start time (negative when the edit list
+    // trims the encoder's look-ahead): that is where a player puts them.
+    let start = tool("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "a",
+            "-show_entries",
+            "stream=start_time",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(file)
+        .output()
+        .unwrap();
+    let audio_start: f64 = String::from_utf8_lossy(&start.stdout)
+        .trim()
+        .parse()
+        .unwrap();
     let mut clicks = Vec::new();
     let mut quiet_until = 0;
     for (n, x) in samples.iter().enumerate() {
         if *x > 0.3 && n >= quiet_until {
-            clicks.push(n as f64 / 48_000.0);
+            clicks.push(audio_start + n as f64 / 48_000.0);
             quiet_until = n + 24_000;
         }
     }

@@ -3,9 +3,10 @@
 use std::num::{NonZeroU16, NonZeroU32};
 
 use shiguredo_mp4::boxes::{
-    Avc1Box, AvccBox, Brand, DinfBox, DopsBox, FtypBox, HdlrBox, MdhdBox, MdiaBox, MediaHeader,
-    MinfBox, MoovBox, MvexBox, MvhdBox, OpusBox, SampleEntry, SmhdBox, StblBox, StcoBox, StscBox,
-    StsdBox, StszBox, SttsBox, TkhdBox, TrakBox, TrexBox, UnknownBox, VmhdBox,
+    Avc1Box, AvccBox, Brand, DinfBox, DopsBox, EdtsBox, ElstBox, ElstEntry, FtypBox, HdlrBox,
+    MdhdBox, MdiaBox, MediaHeader, MinfBox, MoovBox, MvexBox, MvhdBox, OpusBox, SampleEntry,
+    SmhdBox, StblBox, StcoBox, StscBox, StsdBox, StszBox, SttsBox, TkhdBox, TrakBox, TrexBox,
+    UnknownBox, VmhdBox,
 };
 use shiguredo_mp4::{
     BoxSize, BoxType, Either, Encode, FixedPointNumber, LanguageCode, Mp4FileTime, SampleFlags,
@@ -167,9 +168,25 @@ fn build_trak(track: &TrackSpec, created: Mp4FileTime) -> Result<TrakBox, Writer
             MediaHeader::Smhd(SmhdBox::default()),
         )
     };
+    // Opus's pre-skip (the encoder's look-ahead) is trimmed by an edit list (the Opus in
+    // ISOBMFF mapping): players start the sound that many samples in, so it lines up with video.
+    let edts_box = match track.codec {
+        TrackCodec::Opus { pre_skip, .. } if pre_skip > 0 => Some(EdtsBox {
+            elst_box: Some(ElstBox {
+                entries: vec![ElstEntry {
+                    // 0: the whole (fragmented, still growing) track.
+                    edit_duration: 0,
+                    media_time: i64::from(pre_skip),
+                    media_rate: FixedPointNumber::new(1, 0),
+                }],
+            }),
+            unknown_boxes: Vec::new(),
+        }),
+        _ => None,
+    };
     Ok(TrakBox {
         tkhd_box: tkhd,
-        edts_box: None,
+        edts_box,
         mdia_box: MdiaBox {
             mdhd_box: MdhdBox {
                 creation_time: created,
