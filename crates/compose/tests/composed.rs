@@ -155,6 +155,10 @@ fn colours_and_tones_land_in_their_places_at_their_times() {
         if now == 4_000_000 {
             video.remove_source(9);
         }
+        // The blue participant leaves at 5 s: the red one has the picture to itself.
+        if now == 5_000_000 {
+            video.remove_source(2);
+        }
         let due = |at: &u64| *at >= now.saturating_sub(100_000) && *at < now;
         for (id, units) in [(1, &red), (2, &blue), (9, &white)] {
             for (at, unit) in units.iter().filter(|(at, _)| due(at)) {
@@ -202,11 +206,29 @@ fn colours_and_tones_land_in_their_places_at_their_times() {
         screen: true,
         speaker: None,
     };
+    let one = Scene {
+        cameras: 1,
+        screen: false,
+        speaker: None,
+    };
     let (r, b, w) = ([230, 20, 20], [20, 20, 230], [240, 240, 240]);
+    // The speaker is framed: at 1 s only the red participant speaks (its 440 Hz tone).
+    let framed = |seconds: f64, n: usize| {
+        let tile = arrange(CANVAS, &two)[n].rect;
+        near(
+            pixel(&path, seconds, tile.x + 1, tile.y + tile.height / 2),
+            [0, 255, 255],
+        )
+    };
+    assert!(
+        framed(1.0, 0) && !framed(1.0, 1),
+        "the red speaker's tile is framed at 1 s"
+    );
     for (seconds, scene, expected) in [
         (1.0, two, vec![r, b]),
         (3.0, shared, vec![w, r, b]),
-        (5.0, two, vec![r, b]),
+        (4.5, two, vec![r, b]),
+        (5.6, one, vec![r]),
     ] {
         for (n, want) in expected.into_iter().enumerate() {
             let (x, y) = centre(&scene, n);
@@ -408,4 +430,46 @@ fn a_flash_and_its_clap_stay_within_40_ms_of_each_other() {
             "flash at {flash} s, click at {click} s: {offset_ms:.1} ms apart"
         );
     }
+}
+
+#[test]
+fn an_audio_recording_holds_only_the_mix() {
+    let mut recording = ComposedRecording::new(RecordingConfig {
+        video: None,
+        audio_bitrate: 48_000,
+        creation_unix_secs: 0,
+    })
+    .unwrap();
+    recording
+        .add_source(1, SourceKind::Camera, "A", true, true)
+        .unwrap();
+    recording
+        .add_source(2, SourceKind::Camera, "B", true, true)
+        .unwrap();
+    let camera = solid_stream(Color::rgb(230, 20, 20), 320, 240, 15, 0, 3);
+    for (at, unit) in &camera {
+        recording.handle_video(1, *at, unit);
+    }
+    for ((at, low), (_, high)) in tone_stream(440.0, 0, 3)
+        .iter()
+        .zip(&tone_stream(1000.0, 0, 3))
+    {
+        recording.handle_audio(1, *at, low);
+        recording.handle_audio(2, *at, high);
+    }
+    recording.advance(3_000_000);
+    recording.finish().unwrap();
+    let mut file = Vec::new();
+    while let Some(block) = recording.poll_output() {
+        file.extend_from_slice(block.bytes());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audio.mp4");
+    std::fs::write(&path, &file).unwrap();
+    let probe = ffprobe(&path);
+    let streams = probe["streams"].as_array().unwrap();
+    assert_eq!(streams.len(), 1, "sound only: {probe}");
+    assert_eq!(streams[0]["codec_name"], "opus");
+    assert!(tone_strength(&path, 440.0, 0.5, 2.5) > 0.15);
+    assert!(tone_strength(&path, 1000.0, 0.5, 2.5) > 0.15);
 }
