@@ -38,6 +38,9 @@ pub struct ComposedFile {
     key_requests: VecDeque<u64>,
     next_tick: Instant,
     finished: bool,
+    /// Some source delivered a sample: before that there is nothing to record (SPEC §5: a
+    /// recording that never produced media has no file).
+    has_media: bool,
 }
 
 impl std::fmt::Debug for ComposedFile {
@@ -77,6 +80,7 @@ impl ComposedFile {
             key_requests: VecDeque::new(),
             next_tick: now,
             finished: false,
+            has_media: false,
         })
     }
 
@@ -153,7 +157,7 @@ impl ComposedFile {
             }
         }
         self.drain_timelines();
-        if !self.finished && now >= self.next_tick {
+        if self.has_media && !self.finished && now >= self.next_tick {
             let due = now.saturating_duration_since(self.start + COMPOSE_DELAY);
             self.recording.advance(due.as_micros() as u64);
             self.next_tick = now + TICK;
@@ -182,9 +186,13 @@ impl ComposedFile {
             s.timeline.flush();
         }
         self.drain_timelines();
+        self.finished = true;
+        if !self.has_media {
+            // Nothing was received: no file at all.
+            return Ok(());
+        }
         self.recording
             .advance(now.saturating_duration_since(self.start).as_micros() as u64);
-        self.finished = true;
         let result = self.recording.finish();
         self.collect();
         result
@@ -209,13 +217,16 @@ impl ComposedFile {
         for s in &mut self.sources {
             while let Some(event) = s.timeline.poll_event() {
                 match event {
-                    TimelineEvent::Sample(sample) => feed(
-                        &mut self.recording,
-                        self.start,
-                        s.id,
-                        s.timeline.epoch(),
-                        sample,
-                    ),
+                    TimelineEvent::Sample(sample) => {
+                        self.has_media = true;
+                        feed(
+                            &mut self.recording,
+                            self.start,
+                            s.id,
+                            s.timeline.epoch(),
+                            sample,
+                        )
+                    }
                     TimelineEvent::RequestKeyFrame(_) => self.key_requests.push_back(s.id),
                 }
             }
@@ -253,5 +264,30 @@ fn feed(
             }
             recording.handle_video(id, at, &annexb);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_composition_that_never_received_media_makes_no_file() {
+        let start = Instant::now();
+        let composition = Composition {
+            width: Some(320),
+            height: Some(240),
+            fps: 15,
+            video_bitrate: 300_000,
+            audio_bitrate: 32_000,
+        };
+        let mut file = ComposedFile::new(&composition, start, 0).expect("a composed file");
+        for n in 1..100 {
+            file.handle_timeout(start + TICK * n);
+        }
+        file.finish(start + Duration::from_secs(2))
+            .expect("finishes");
+        assert!(file.is_finished());
+        assert_eq!(file.poll_block(), None, "no init segment, no fragments");
     }
 }
