@@ -15,7 +15,7 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use common::openapi::OpenApi;
-use common::serve_logging;
+use common::serve_in;
 use common::webhooks::{Receiver, WEBHOOK_SECRET};
 use serde_json::{Value, json};
 
@@ -135,17 +135,7 @@ fn ffprobe_streams(path: &std::path::Path) -> Vec<String> {
 async fn an_integrator_records_a_call_and_downloads_it_using_only_http_and_the_openapi_document() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("server.log");
-    let data = dir.path().join("data");
-    let (server, addr) = serve_logging(
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            data.to_str().unwrap(),
-        ],
-        &[("CONVREC_BOOTSTRAP_ADMIN_KEY", ADMIN_KEY)],
-        Some(&log),
-    );
+    let (server, addr) = serve_in(dir.path(), ADMIN_KEY, "server.log", &[]);
     let _server = common::KillOnDrop(server);
     let base = format!("http://{addr}");
     let http = reqwest::Client::new();

@@ -13,7 +13,7 @@
 //! requests rightly get a 400 or 422 naming the rule.
 mod common;
 
-use common::{KillOnDrop, serve_logging};
+use common::{KillOnDrop, serve_in};
 
 const ADMIN_KEY: &str = "schemathesis-admin-key-0123456789";
 
@@ -25,18 +25,8 @@ const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_co
 #[test]
 fn schemathesis_finds_no_answer_that_breaks_the_openapi_document() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
     let log = dir.path().join("server.log");
-    let (server, addr) = serve_logging(
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            data.to_str().unwrap(),
-        ],
-        &[("CONVREC_BOOTSTRAP_ADMIN_KEY", ADMIN_KEY)],
-        Some(&log),
-    );
+    let (server, addr) = serve_in(dir.path(), ADMIN_KEY, "server.log", &[]);
     let _server = KillOnDrop(server);
     let out = std::process::Command::new("python3")
         .args([

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::serve_logging;
+use super::serve_in;
 
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
 
@@ -46,17 +46,7 @@ impl Deployment {
         server_env: &[(&str, &str)],
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        let (server, addr) = serve_logging(
-            &[
-                "--listen",
-                "127.0.0.1:0",
-                "--data-dir",
-                data.to_str().unwrap(),
-            ],
-            &[&[("CONVREC_BOOTSTRAP_ADMIN_KEY", ADMIN_KEY)], server_env].concat(),
-            Some(&dir.path().join("server.log")),
-        );
+        let (server, addr) = serve_in(dir.path(), ADMIN_KEY, "server.log", server_env);
         let mut d = Deployment {
             server,
             base: format!("http://{addr}"),
@@ -154,17 +144,7 @@ impl Deployment {
     pub fn crash_and_restart(&mut self) {
         self.server.kill().unwrap();
         self.server.wait().unwrap();
-        let data = self.dir.path().join("data");
-        let (server, addr) = serve_logging(
-            &[
-                "--listen",
-                "127.0.0.1:0",
-                "--data-dir",
-                data.to_str().unwrap(),
-            ],
-            &[("CONVREC_BOOTSTRAP_ADMIN_KEY", ADMIN_KEY)],
-            Some(&self.dir.path().join("server-restarted.log")),
-        );
+        let (server, addr) = serve_in(self.dir.path(), ADMIN_KEY, "server-restarted.log", &[]);
         self.server = server;
         self.base = format!("http://{addr}");
     }

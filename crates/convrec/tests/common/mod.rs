@@ -66,6 +66,27 @@ pub fn participant(base: &str, conversation: &str, token: &str, args: &[&str]) -
         .expect("start convrec participant")
 }
 
+/// `convrec serve` on a free loopback port with its data in `dir/data`, the bootstrap admin key
+/// `admin_key` (and `env`), and its log in `dir/log`.
+pub fn serve_in(
+    dir: &std::path::Path,
+    admin_key: &str,
+    log: &str,
+    env: &[(&str, &str)],
+) -> (Child, String) {
+    let data = dir.join("data");
+    serve_logging(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().expect("a UTF-8 temp dir"),
+        ],
+        &[&[("CONVREC_BOOTSTRAP_ADMIN_KEY", admin_key)], env].concat(),
+        Some(&dir.join(log)),
+    )
+}
+
 /// [`serve_logging`] without a log.
 pub fn serve(args: &[&str], env: &[(&str, &str)]) -> (Child, String) {
     serve_logging(args, env, None)
