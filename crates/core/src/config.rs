@@ -583,9 +583,9 @@ mod tests {
         assert!(
             refused(
                 Scope::Account,
-                json!({"conversation.recording.recordingLayout": "COMPOSED"})
+                json!({"conversation.recording.recordingLayout": "MOSAIC"})
             )
-            .ends_with("allowed: RAW_TRACKS")
+            .ends_with("allowed: COMPOSED, RAW_TRACKS")
         );
         assert_eq!(
             refused(
