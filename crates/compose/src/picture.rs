@@ -247,10 +247,39 @@ fn glyph_index(ch: char) -> usize {
     }
 }
 
+/// Scales one plane (`sw × sh`) into `rect` of a plane `stride` bytes wide. A shrink by two or
+/// more first averages whole blocks of pixels (a box filter: every source pixel counts, so fine
+/// detail such as screen text turns grey rather than into moiré), then the bilinear step makes
+/// the exact size.
+fn scale_plane(src: &[u8], sw: u32, sh: u32, dst: &mut [u8], stride: usize, rect: Rect) {
+    let (kx, ky) = (
+        (sw / rect.width.max(1)).max(1),
+        (sh / rect.height.max(1)).max(1),
+    );
+    if kx == 1 && ky == 1 {
+        return bilinear_plane(src, sw, sh, dst, stride, rect);
+    }
+    let (bw, bh) = (sw / kx, sh / ky);
+    let mut shrunk = vec![0u8; (bw * bh) as usize];
+    let area = kx * ky;
+    let sw = sw as usize;
+    for by in 0..bh as usize {
+        for bx in 0..bw as usize {
+            let mut sum = 0u32;
+            for y in by * ky as usize..(by + 1) * ky as usize {
+                let row = &src[y * sw + bx * kx as usize..][..kx as usize];
+                sum += row.iter().map(|v| u32::from(*v)).sum::<u32>();
+            }
+            shrunk[by * bw as usize + bx] = ((sum + area / 2) / area) as u8;
+        }
+    }
+    bilinear_plane(&shrunk, bw, bh, dst, stride, rect);
+}
+
 /// Bilinear scaling of one plane (`sw × sh`) into `rect` of a plane `stride` bytes wide,
 /// sampling pixel centres. Positions are computed once per column and row, weights are 8-bit
 /// fixed point, and the inner loop is plain integer arithmetic the compiler can vectorise.
-fn scale_plane(src: &[u8], sw: u32, sh: u32, dst: &mut [u8], stride: usize, rect: Rect) {
+fn bilinear_plane(src: &[u8], sw: u32, sh: u32, dst: &mut [u8], stride: usize, rect: Rect) {
     let columns = taps(sw, rect.width);
     let rows = taps(sh, rect.height);
     let sw = sw as usize;
@@ -346,6 +375,23 @@ mod tests {
         // The edge between the halves stays in the middle (within the bilinear blend).
         assert_eq!(canvas.at(136, 60), RED);
         assert_eq!(canvas.at(144, 60), BLUE);
+    }
+
+    #[test]
+    fn fine_detail_shrunk_a_lot_is_averaged_not_sampled() {
+        // One-pixel black and white stripes, shrunk seven times: every output pixel covers
+        // three or four white columns of seven, so it is a grey between 35 % and 60 %. Bilinear
+        // sampling alone lands on single source pixels and draws pure black and white stripes.
+        let mut stripes = Picture::filled(700, 140, Color::rgb(0, 0, 0));
+        for x in (0..700).step_by(2) {
+            for y in 0..140usize {
+                stripes.y[y * 700 + x] = 235;
+            }
+        }
+        let mut canvas = Picture::filled(100, 20, Color::rgb(0, 0, 0));
+        canvas.draw_scaled(&stripes, rect(0, 0, 100, 20));
+        let lumas: Vec<u8> = (0..100).map(|x| canvas.at(x, 10).y).collect();
+        assert!(lumas.iter().all(|l| (85..=150).contains(l)), "{lumas:?}");
     }
 
     #[test]
