@@ -473,3 +473,68 @@ fn an_audio_recording_holds_only_the_mix() {
     assert!(tone_strength(&path, 440.0, 0.5, 2.5) > 0.15);
     assert!(tone_strength(&path, 1000.0, 0.5, 2.5) > 0.15);
 }
+
+#[test]
+fn a_camera_that_changes_resolution_is_refitted_within_the_file() {
+    // One camera: 4:3 (320×240) for 1 s, then a new encoder at 16:9 (640×360) for 1 s, as a
+    // sender switching resolution does (new SPS and PPS with its key frame).
+    let mut recording = ComposedRecording::new(RecordingConfig {
+        video: Some(VideoConfig {
+            canvas: CANVAS,
+            fps: 15,
+            bitrate: 600_000,
+            key_interval: Duration::from_secs(1),
+        }),
+        audio_bitrate: 48_000,
+        creation_unix_secs: 0,
+    })
+    .unwrap();
+    recording
+        .add_source(1, SourceKind::Camera, "", false, true)
+        .unwrap();
+    let green = Color::rgb(20, 200, 20);
+    let units: Vec<(u64, Vec<u8>)> = solid_stream(green, 320, 240, 15, 0, 1)
+        .into_iter()
+        .chain(solid_stream(green, 640, 360, 15, 1_000_000, 1))
+        .collect();
+    let mut file = Vec::new();
+    for (at, unit) in &units {
+        recording.handle_video(1, *at, unit);
+        recording.advance(*at);
+        while let Some(block) = recording.poll_output() {
+            file.extend_from_slice(block.bytes());
+        }
+    }
+    recording.advance(2_000_000);
+    recording.finish().unwrap();
+    while let Some(block) = recording.poll_output() {
+        file.extend_from_slice(block.bytes());
+    }
+    assert_eq!(recording.broken_packets(), 0);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("switch.mp4");
+    std::fs::write(&path, &file).unwrap();
+    let tile = arrange(
+        CANVAS,
+        &Scene {
+            cameras: 1,
+            screen: false,
+            speaker: None,
+        },
+    )[0]
+    .rect;
+    let (narrow, wide) = (tile.fit(320, 240), tile.fit(640, 360));
+    assert!(wide.width > narrow.width, "{narrow:?} {wide:?}");
+    // A point inside the 16:9 picture but left of the 4:3 one: background first, green after.
+    let (x, y) = ((wide.x + narrow.x) / 2, wide.y + wide.height / 2);
+    let g = [20, 200, 20];
+    assert!(
+        !near(pixel(&path, 0.5, x, y), g),
+        "4:3 at first: letterboxed"
+    );
+    assert!(near(pixel(&path, 0.5, narrow.x + 20, y), g));
+    assert!(
+        near(pixel(&path, 1.6, x, y), g),
+        "16:9 after the switch: wider"
+    );
+}
