@@ -23,6 +23,28 @@ const CANVAS: Canvas = Canvas {
     height: 360,
 };
 
+/// A composed recording of [`CANVAS`] at 15 fps, 600 kbit/s, with a 48 kbit/s mix.
+fn composed_at_15_fps() -> ComposedRecording {
+    ComposedRecording::new(RecordingConfig {
+        video: Some(VideoConfig {
+            canvas: CANVAS,
+            fps: 15,
+            bitrate: 600_000,
+            key_interval: Duration::from_secs(1),
+        }),
+        audio_bitrate: 48_000,
+        creation_unix_secs: 0,
+    })
+    .unwrap()
+}
+
+/// Appends every block the recording has ready to `file`.
+fn drain(recording: &mut ComposedRecording, file: &mut Vec<u8>) {
+    while let Some(block) = recording.poll_output() {
+        file.extend_from_slice(block.bytes());
+    }
+}
+
 /// An H.264 stream of one colour at `fps`, for `seconds`: (time in µs, access unit).
 fn solid_stream(
     color: Color,
@@ -116,17 +138,7 @@ fn centre(scene: &Scene, n: usize) -> (u32, u32) {
 
 #[test]
 fn colours_and_tones_land_in_their_places_at_their_times() {
-    let mut video = ComposedRecording::new(RecordingConfig {
-        video: Some(VideoConfig {
-            canvas: CANVAS,
-            fps: 15,
-            bitrate: 600_000,
-            key_interval: Duration::from_secs(1),
-        }),
-        audio_bitrate: 48_000,
-        creation_unix_secs: 0,
-    })
-    .unwrap();
+    let mut video = composed_at_15_fps();
     video
         .add_source(1, SourceKind::Camera, "Red", true, true)
         .unwrap();
@@ -140,11 +152,6 @@ fn colours_and_tones_land_in_their_places_at_their_times() {
     // The screen is shared from 2 s to 4 s.
     let white = solid_stream(Color::rgb(240, 240, 240), 1280, 720, 5, 2_000_000, 2);
     let mut file = Vec::new();
-    let drain = |video: &mut ComposedRecording, file: &mut Vec<u8>| {
-        while let Some(block) = video.poll_output() {
-            file.extend_from_slice(block.bytes());
-        }
-    };
     for tick in 0..=60u64 {
         let now = tick * 100_000;
         if now == 2_000_000 {
@@ -402,15 +409,11 @@ fn a_flash_and_its_clap_stay_within_40_ms_of_each_other() {
             audio_at += 20_000;
         }
         recording.advance(at.saturating_sub(200_000));
-        while let Some(block) = recording.poll_output() {
-            file.extend_from_slice(block.bytes());
-        }
+        drain(&mut recording, &mut file);
     }
     recording.advance(seconds * 1_000_000);
     recording.finish().unwrap();
-    while let Some(block) = recording.poll_output() {
-        file.extend_from_slice(block.bytes());
-    }
+    drain(&mut recording, &mut file);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sync.mp4");
     std::fs::write(&path, &file).unwrap();
@@ -460,9 +463,7 @@ fn an_audio_recording_holds_only_the_mix() {
     recording.advance(3_000_000);
     recording.finish().unwrap();
     let mut file = Vec::new();
-    while let Some(block) = recording.poll_output() {
-        file.extend_from_slice(block.bytes());
-    }
+    drain(&mut recording, &mut file);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audio.mp4");
     std::fs::write(&path, &file).unwrap();
@@ -478,17 +479,7 @@ fn an_audio_recording_holds_only_the_mix() {
 fn a_camera_that_changes_resolution_is_refitted_within_the_file() {
     // One camera: 4:3 (320×240) for 1 s, then a new encoder at 16:9 (640×360) for 1 s, as a
     // sender switching resolution does (new SPS and PPS with its key frame).
-    let mut recording = ComposedRecording::new(RecordingConfig {
-        video: Some(VideoConfig {
-            canvas: CANVAS,
-            fps: 15,
-            bitrate: 600_000,
-            key_interval: Duration::from_secs(1),
-        }),
-        audio_bitrate: 48_000,
-        creation_unix_secs: 0,
-    })
-    .unwrap();
+    let mut recording = composed_at_15_fps();
     recording
         .add_source(1, SourceKind::Camera, "", false, true)
         .unwrap();
@@ -501,15 +492,11 @@ fn a_camera_that_changes_resolution_is_refitted_within_the_file() {
     for (at, unit) in &units {
         recording.handle_video(1, *at, unit);
         recording.advance(*at);
-        while let Some(block) = recording.poll_output() {
-            file.extend_from_slice(block.bytes());
-        }
+        drain(&mut recording, &mut file);
     }
     recording.advance(2_000_000);
     recording.finish().unwrap();
-    while let Some(block) = recording.poll_output() {
-        file.extend_from_slice(block.bytes());
-    }
+    drain(&mut recording, &mut file);
     assert_eq!(recording.broken_packets(), 0);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("switch.mp4");
