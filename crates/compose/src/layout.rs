@@ -111,6 +111,16 @@ impl Canvas {
     pub fn gap(&self) -> u32 {
         even_down(self.width.min(self.height) / 90).max(2)
     }
+
+    /// The whole canvas.
+    pub fn rect(&self) -> Rect {
+        Rect {
+            x: 0,
+            y: 0,
+            width: self.width,
+            height: self.height,
+        }
+    }
 }
 
 /// The tiles of `scene` on `canvas`: the screen first (when shared), then the cameras in order.
