@@ -1,7 +1,9 @@
 //! The composed picture over time: each source's decoded pictures come in with their times on
 //! the recording's timeline; frames go out at a fixed rate, each showing, per source, the
-//! newest picture not later than the frame (a frozen source keeps its last picture; one that
-//! has shown nothing yet gets a placeholder). The output never waits for an input, so a
+//! newest picture not later than half a frame after it, so a picture lands in the output frame
+//! nearest its time (off by at most half a frame, either way, which keeps it in step with the
+//! sound; a frozen source keeps its last picture; one that has shown nothing yet gets a
+//! placeholder). The output never waits for an input, so a
 //! stalled sender cannot stall the recording.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -126,15 +128,17 @@ impl Compositor {
     }
 
     /// The next frame if its time is not after `now` (µs on the recording's timeline); call
-    /// again until none is due.
+    /// again until none is due. It shows pictures up to half a frame after its time: hand
+    /// them in before.
     pub fn poll_frame(&mut self, now: u64) -> Option<(u64, &Picture)> {
         let at = self.next_frame_time();
         if at > now {
             return None;
         }
         self.next += 1;
+        let nearest = at + 1_000_000 / self.fps / 2;
         for source in self.sources.values_mut() {
-            while source.waiting.front().is_some_and(|(t, _)| *t <= at) {
+            while source.waiting.front().is_some_and(|(t, _)| *t <= nearest) {
                 source.current = source.waiting.pop_front().map(|(_, p)| p);
                 source.fresh = true;
             }
@@ -287,12 +291,12 @@ mod tests {
             speaker: None,
         };
         c.handle_picture(1, 0, solid(255, 0, 0));
-        c.handle_picture(1, 150_000, solid(0, 255, 0));
+        c.handle_picture(1, 160_000, solid(0, 255, 0));
         // Source 2 has shown nothing yet: a placeholder.
         let colors = tile_colors(&mut c, 100_000, &scene);
         assert_eq!(colors, [Color::rgb(255, 0, 0), PLACEHOLDER]);
         c.handle_picture(2, 100_000, solid(0, 0, 255));
-        // At 200 ms: source 1's green (due at 150 ms), source 2's blue; later, source 2 sends
+        // At 200 ms: source 1's green (for 160 ms, nearer 200 than 100), source 2's blue; later, source 2 sends
         // nothing more and keeps its blue.
         let colors = tile_colors(&mut c, 200_000, &scene);
         assert_eq!(colors, [Color::rgb(0, 255, 0), Color::rgb(0, 0, 255)]);

@@ -260,6 +260,43 @@ async fn a_participant_who_joins_late_gets_a_file_that_starts_when_they_joined()
     }
 }
 
+/// A/V sync through the whole path: a participant sends a clap-and-flash (the embedded `flash`
+/// fixture) over real WebRTC; the recorder decodes, composes, mixes and encodes it; in the
+/// composed file every flash has its click within 40 ms. `CONVREC_SYNC_SECONDS` sets the call's
+/// length (20 s here; `docs/benchmarks.md` gives a longer run).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_composed_recording_every_flash_has_its_clap_within_40_ms() {
+    let seconds: f64 = std::env::var("CONVREC_SYNC_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20.0);
+    let d = Deployment::start_with(1, json!({"recordingLayout": "COMPOSED"}), &[]).await;
+    let participant = common::participant(
+        &d.base,
+        &d.conversation,
+        &d.tokens[0],
+        &["--seconds", &seconds.to_string(), "--video", "flash"],
+    );
+    finished_participant(participant);
+    let recordings = d.complete_recordings().await;
+    assert_eq!(recordings.len(), 1, "{recordings:?}\n{}", d.log());
+    let manifest = d.manifest(recordings[0]["id"].as_str().unwrap());
+    let files = manifest["files"].as_array().unwrap();
+    assert_eq!(files.len(), 1, "one composed file: {manifest}");
+    let path = d.object(files[0]["objectKey"].as_str().unwrap());
+    let length = assert_playable(&path, true);
+    let offsets = convrec_testkit::flash_to_clap_offsets_ms(&path);
+    // A flash every 4 s from 1 s on; the recording may start a little after the call.
+    assert!(
+        offsets.len() as f64 >= (length / 4.0).floor(),
+        "{} flashes in {length} s",
+        offsets.len()
+    );
+    for offset in offsets {
+        assert!(offset.abs() <= 40.0, "click − flash = {offset:.1} ms");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entry_points_are_single_use_secret_and_wrong_ones_are_refused() {
     let d = Deployment::start(1).await;

@@ -186,9 +186,8 @@ async fn two_browsers_call_share_record_twice_and_find_and_play_the_recordings()
             "!document.getElementById('start-recording').hidden",
         )
         .await;
-    // The stopped recording's recorder finishes its files first (a new one cannot start
-    // before: one recording at a time); a person waits for it to be listed, as here.
-    assert_eq!(d.complete_recordings().await.len(), 1);
+    // At once, while the stopped recording's recorder still finishes its file: the start is
+    // taken and the new recording begins when that one is done (one recording at a time).
     agent
         .gesture("document.getElementById('start-recording').click()")
         .await;

@@ -235,8 +235,9 @@ pub struct Orchestrator {
     next_recording: RecordingNo,
     /// Failed attempts since the delays last restarted.
     failures_in_a_row: u32,
-    /// A triggering interaction started while the last recording was finishing.
-    start_when_finished: bool,
+    /// A recording to start once the one finishing now is finished: a triggering interaction
+    /// started (automatic) or someone asked to start (manual) while it was stopping.
+    start_when_finished: Option<Trigger>,
     state: State,
     actions: VecDeque<Action>,
 }
@@ -251,7 +252,7 @@ impl Orchestrator {
             recording: None,
             next_recording: 1,
             failures_in_a_row: 0,
-            start_when_finished: false,
+            start_when_finished: None,
             state: State::Idle,
             actions: VecDeque::new(),
         }
@@ -324,7 +325,7 @@ impl Orchestrator {
             match &self.recording {
                 None => self.start(now, Trigger::Automatic),
                 Some(r) if matches!(r.phase, Phase::Stopping { .. }) => {
-                    self.start_when_finished = true
+                    self.start_when_finished = Some(Trigger::Automatic)
                 }
                 Some(_) => {}
             }
@@ -345,12 +346,14 @@ impl Orchestrator {
             Trigger::Manual => !self.interactions.is_empty(),
         };
         if !keep_going {
-            self.start_when_finished = false;
+            self.start_when_finished = None;
             self.end_normally(now);
         }
     }
 
-    /// `startRecording` (always asynchronous).
+    /// `startRecording` (always asynchronous). While the last recording is still stopping
+    /// (its recorder finishing the file) the request is accepted and the new recording starts
+    /// as soon as that one is finished: a user who just pressed stop can press start again.
     pub fn handle_start_request(
         &mut self,
         now: Instant,
@@ -359,13 +362,19 @@ impl Orchestrator {
         if !self.settings.enabled || self.settings.automatic || !self.may_manage(requester) {
             return Err(Refusal::RecordingDenied);
         }
-        if self.recording.is_some() {
-            return Err(Refusal::RecordingRunning);
-        }
         if self.interactions.is_empty() {
             return Err(Refusal::NothingToRecord);
         }
-        self.start(now, Trigger::Manual);
+        match &self.recording {
+            None => self.start(now, Trigger::Manual),
+            Some(r)
+                if matches!(r.phase, Phase::Stopping { .. })
+                    && self.start_when_finished.is_none() =>
+            {
+                self.start_when_finished = Some(Trigger::Manual);
+            }
+            Some(_) => return Err(Refusal::RecordingRunning),
+        }
         Ok(())
     }
 
@@ -720,12 +729,19 @@ impl Orchestrator {
     }
 
     fn after_finished(&mut self, now: Instant) {
-        if std::mem::take(&mut self.start_when_finished)
-            && self.settings.enabled
-            && self.settings.automatic
-            && self.interactions.iter().any(|(_, s)| self.triggers(*s))
-        {
-            self.start(now, Trigger::Automatic);
+        let Some(trigger) = self.start_when_finished.take() else {
+            return;
+        };
+        let still_wanted = self.settings.enabled
+            && match trigger {
+                Trigger::Automatic => {
+                    self.settings.automatic
+                        && self.interactions.iter().any(|(_, s)| self.triggers(*s))
+                }
+                Trigger::Manual => !self.settings.automatic && !self.interactions.is_empty(),
+            };
+        if still_wanted {
+            self.start(now, trigger);
         }
     }
 

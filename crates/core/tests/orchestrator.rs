@@ -366,6 +366,53 @@ fn a_triggering_interaction_during_a_stop_starts_the_next_recording_when_it_is_d
 }
 
 #[test]
+fn a_manual_start_while_the_last_recording_is_stopping_starts_the_next_when_it_is_done() {
+    let mut sim = Sim::new(settings(&[("recordingTriggeringMode", "\"MANUAL\"")]));
+    sim.call("c");
+    let now = sim.now;
+    assert_eq!(
+        sim.o.handle_start_request(now, Requester::AssignedAgent),
+        Ok(())
+    );
+    let stop_then_start = |sim: &mut Sim| {
+        let now = sim.now;
+        assert_eq!(
+            sim.o.handle_stop_request(now, Requester::AssignedAgent),
+            Ok(())
+        );
+        assert_eq!(
+            sim.o.handle_start_request(now, Requester::AssignedAgent),
+            Ok(())
+        );
+    };
+    sim.ready(1, 1).durable(1);
+    // Its recorder is still finishing the file: the start is taken, once.
+    stop_then_start(&mut sim);
+    assert_eq!(
+        sim.o.handle_start_request(now, Requester::AssignedAgent),
+        Err(Refusal::RecordingRunning),
+        "one start is waiting already"
+    );
+    assert_eq!(sim.o.recording(), Some(1), "one recording at a time");
+    sim.take();
+    sim.at(1).done(1);
+    let log = sim.take();
+    let position = |line: &str| log.iter().position(|l| l == line);
+    assert!(
+        position("t=1s finish #1 NORMAL") < position("t=1s new #2 manual")
+            && position("t=1s finish #1 NORMAL").is_some(),
+        "{log:?}"
+    );
+    // A start waiting when the call ends is dropped with it.
+    sim.ready(2, 1).durable(2);
+    stop_then_start(&mut sim);
+    sim.end("c").at(2).done(2);
+    let log = sim.take();
+    assert!(log.contains(&"t=2s finish #2 NORMAL".to_owned()), "{log:?}");
+    assert!(!log.iter().any(|l| l.contains("new #3")), "{log:?}");
+}
+
+#[test]
 fn manual_recordings_follow_who_may_and_fail_without_failover() {
     let manual = |allow: &str| {
         Sim::new(settings(&[

@@ -283,3 +283,144 @@ pub fn write_temp(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> PathBuf 
     std::fs::write(&path, bytes).expect("write temp file");
     path
 }
+
+/// The file's sound as ffmpeg decodes it: mono, 48 kHz, samples in −1..1.
+pub fn decoded_sound(file: &Path) -> Vec<f32> {
+    let out = tool("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(file)
+        .args([
+            "-map", "0:a", "-f", "s16le", "-ac", "1", "-ar", "48000", "-",
+        ])
+        .output()
+        .expect("run ffmpeg");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+        .chunks_exact(2)
+        .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0)
+        .collect()
+}
+
+/// The times (s) at which the file's picture turns bright, and its sound clicks, as a player
+/// presents them.
+pub fn flashes_and_clicks(file: &Path) -> (Vec<f64>, Vec<f64>) {
+    let frames = tool("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(file)
+        .args([
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "gray",
+            "-vf",
+            "scale=64:36",
+            "-vsync",
+            "passthrough",
+            "-",
+        ])
+        .output()
+        .expect("run the media tool");
+    assert!(frames.status.success());
+    let times = tool("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v",
+            "-show_entries",
+            "frame=pts_time",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(file)
+        .output()
+        .expect("run the media tool");
+    // One line a frame; a frame with side data (the SEI the fixtures' encoder writes) ends
+    // with a comma and is followed by an empty line.
+    let times: Vec<f64> = String::from_utf8_lossy(&times.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            l.split(',')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .parse()
+                .expect("a frame time")
+        })
+        .collect();
+    assert_eq!(
+        times.len() * 64 * 36,
+        frames.stdout.len(),
+        "as many frame times as frames"
+    );
+    let mut flashes = Vec::new();
+    let mut bright_before = false;
+    for (frame, at) in frames.stdout.chunks_exact(64 * 36).zip(&times) {
+        let mean = frame.iter().map(|v| f64::from(*v)).sum::<f64>() / frame.len() as f64;
+        let bright = mean > 128.0;
+        if bright && !bright_before {
+            flashes.push(*at);
+        }
+        bright_before = bright;
+    }
+    let samples: Vec<f32> = decoded_sound(file).iter().map(|x| x.abs()).collect();
+    // Decoded samples start at the audio stream's start time (negative when the edit list
+    // trims the encoder's look-ahead): that is where a player puts them.
+    let start = tool("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "a",
+            "-show_entries",
+            "stream=start_time",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(file)
+        .output()
+        .expect("run the media tool");
+    let audio_start: f64 = String::from_utf8_lossy(&start.stdout)
+        .trim()
+        .parse()
+        .expect("the audio stream's start time");
+    let mut clicks = Vec::new();
+    let mut quiet_until = 0;
+    for (n, x) in samples.iter().enumerate() {
+        if *x > 0.3 && n >= quiet_until {
+            clicks.push(audio_start + n as f64 / 48_000.0);
+            quiet_until = n + 24_000;
+        }
+    }
+    (flashes, clicks)
+}
+
+/// For each flash of `file` (see [`flashes_and_clicks`]), the time from it to the nearest
+/// click, in milliseconds (positive: the sound comes late). Fails the test unless there are
+/// as many clicks as flashes.
+pub fn flash_to_clap_offsets_ms(file: &Path) -> Vec<f64> {
+    let (flashes, clicks) = flashes_and_clicks(file);
+    assert_eq!(
+        flashes.len(),
+        clicks.len(),
+        "flashes at {flashes:?}, clicks at {clicks:?}"
+    );
+    let offsets: Vec<f64> = flashes
+        .iter()
+        .map(|flash| {
+            let nearest = clicks
+                .iter()
+                .min_by(|a, b| (*a - flash).abs().total_cmp(&(*b - flash).abs()))
+                .expect("a click");
+            (nearest - flash) * 1000.0
+        })
+        .collect();
+    let shown: Vec<String> = offsets.iter().map(|o| format!("{o:.1}")).collect();
+    eprintln!("click − flash, ms: {}", shown.join(", "));
+    offsets
+}

@@ -59,7 +59,7 @@ pub fn run(args: BenchComposeArgs) -> anyhow::Result<std::process::ExitCode> {
     }
     let cameras = looped(video(Video::Small), args.seconds);
     let screen = looped(video(Video::Hd), args.seconds);
-    let voice: Vec<Vec<u8>> = audio()?
+    let voice: Vec<Vec<u8>> = audio(Video::Small)?
         .into_iter()
         .cycle()
         .take(args.seconds as usize * 50)

@@ -10,6 +10,10 @@ const VIDEO_720P: &[u8] = include_bytes!("../../../../fixtures/cbp-1280x720-2mbp
 /// A 440 Hz Opus tone, 20 ms packets, 4 s (an Ogg Opus file).
 pub const AUDIO_FILE: &[u8] = include_bytes!("../../../../fixtures/tone-440hz.opus");
 const AUDIO: &[u8] = AUDIO_FILE;
+/// Constrained-baseline 320x240 H.264 at 30 fps, 4 s: dark, white at 1.000 s for two frames.
+const FLASH: &[u8] = include_bytes!("../../../../fixtures/flash-320x240-30fps.h264");
+/// Opus, 20 ms packets, 4 s: silence with a 10 ms click at 1.000 s (the flash's clap).
+const CLAP: &[u8] = include_bytes!("../../../../fixtures/clap.opus");
 
 /// The embedded videos a synthetic participant can send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -21,6 +25,10 @@ pub enum Video {
     /// 1280x720, about 2 Mbit/s.
     #[value(name = "720p")]
     Hd,
+    /// 320x240, dark with a white flash at 1 s of every 4; the sound is a click at the same
+    /// moments instead of the tone (a clap-and-flash for checking A/V sync).
+    #[value(name = "flash")]
+    Flash,
 }
 
 /// The embedded video as access units.
@@ -28,10 +36,15 @@ pub fn video(which: Video) -> Vec<AccessUnit> {
     access_units(match which {
         Video::Small => VIDEO,
         Video::Hd => VIDEO_720P,
+        Video::Flash => FLASH,
     })
 }
 
-/// The embedded audio as Opus packets.
-pub fn audio() -> anyhow::Result<Vec<Vec<u8>>> {
-    Ok(read_ogg_opus(AUDIO)?.packets)
+/// The embedded audio that goes with `which` as Opus packets.
+pub fn audio(which: Video) -> anyhow::Result<Vec<Vec<u8>>> {
+    let file = match which {
+        Video::Small | Video::Hd => AUDIO,
+        Video::Flash => CLAP,
+    };
+    Ok(read_ogg_opus(file)?.packets)
 }

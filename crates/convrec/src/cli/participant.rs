@@ -220,7 +220,7 @@ impl Publishing {
         let source = SyntheticSource::new(
             SyntheticConfig::default(),
             fixtures::video(self.video),
-            fixtures::audio()?,
+            fixtures::audio(self.video)?,
         );
         let mut events = self.events.lock().await;
         Ok(play(&self.handle, &mut events, source, &self.kinds, length).await?)

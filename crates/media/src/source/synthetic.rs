@@ -66,6 +66,9 @@ pub struct SyntheticSource {
     /// Which access unit of the loop comes next (moves ahead on a key-frame request).
     video_position: usize,
     keyframe_requested: bool,
+    /// Video frames of content skipped for key-frame requests: the audio skips as much content
+    /// (to the nearest packet), so sound and picture stay in step as with a real sender.
+    skipped_frames: u64,
     audio_index: u64,
     /// Audio position in 48 kHz ticks (packets may have different durations).
     audio_ticks: u64,
@@ -83,6 +86,7 @@ impl SyntheticSource {
             video_index: 0,
             video_position: 0,
             keyframe_requested: false,
+            skipped_frames: 0,
             audio_index: 0,
             audio_ticks: 0,
             next_report: [Duration::ZERO; 2],
@@ -144,6 +148,7 @@ impl SyntheticSource {
                     (0..len).find(|i| self.video[(self.video_position + i) % len].keyframe)
                 {
                     self.video_position = (self.video_position + skip) % len;
+                    self.skipped_frames += skip as u64;
                 }
             }
             let unit = &self.video[self.video_position];
@@ -162,7 +167,9 @@ impl SyntheticSource {
             (at, SourceEvent::Frame(MediaKind::Video, frame))
         } else {
             let at = audio_at.unwrap_or_default();
-            let packet = self.audio[(self.audio_index % self.audio.len() as u64) as usize].clone();
+            let position =
+                (self.audio_index + self.audio_packets_skipped()) % self.audio.len() as u64;
+            let packet = self.audio[position as usize].clone();
             let rtp = self
                 .config
                 .audio_rtp_start
@@ -177,6 +184,19 @@ impl SyntheticSource {
             };
             (at, SourceEvent::Frame(MediaKind::Audio, frame))
         }
+    }
+
+    /// Audio packets of content to skip to match the video's skipped frames (the nearest
+    /// whole number; the fixtures' packets are all as long as the first).
+    fn audio_packets_skipped(&self) -> u64 {
+        let packet = self
+            .audio
+            .first()
+            .and_then(|p| crate::opus::packet_samples(p).ok())
+            .map_or(960, u64::from)
+            .max(1);
+        let ticks = self.skipped_frames * 48_000 / u64::from(self.config.fps.max(1));
+        (ticks + packet / 2) / packet
     }
 
     /// The receiver asked for a key frame (PLI/FIR): the next video frame will be one.
@@ -198,5 +218,55 @@ impl SyntheticSource {
             rtp_time: start.wrapping_add(ticks as u32),
             ntp_time: nanos_to_ntp(self.config.ntp_start_nanos + sender_nanos),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A key-frame request skips video content; the audio skips as much, so a clap stays with
+    /// its flash.
+    #[test]
+    fn a_key_frame_request_skips_as_much_sound_as_picture() {
+        // 120 frames (4 s at 30 fps), key frames at 0 and 60; 200 numbered 20 ms packets.
+        let video: Vec<AccessUnit> = (0..120)
+            .map(|n| AccessUnit {
+                data: vec![0, 0, 0, 1, if n % 60 == 0 { 0x65 } else { 0x41 }, n as u8],
+                keyframe: n % 60 == 0,
+            })
+            .collect();
+        // TOC 0x08: SILK narrowband, 20 ms, one frame.
+        let audio: Vec<Vec<u8>> = (0..200u8).map(|n| vec![0x08, n]).collect();
+        let config = SyntheticConfig {
+            sender_report_interval: None,
+            ..SyntheticConfig::default()
+        };
+        let mut source = SyntheticSource::new(config, video, audio);
+        let content = |source: &mut SyntheticSource, kind: MediaKind| loop {
+            if let (at, SourceEvent::Frame(k, frame)) = source.next_event()
+                && k == kind
+            {
+                return (at, frame.data[frame.data.len() - 1]);
+            }
+        };
+        // Three frames in (frame 3 next), a request: the next frame is the key frame 60.
+        for _ in 0..3 {
+            content(&mut source, MediaKind::Video);
+        }
+        source.request_keyframe();
+        let (video_at, frame) = content(&mut source, MediaKind::Video);
+        assert_eq!(frame, 60);
+        assert_eq!(video_at, Duration::from_millis(100));
+        // 57 frames skipped = 1.9 s = 95 packets: the packet played at 100 ms is the one that
+        // was at 2.0 s, where frame 60 is.
+        let (audio_at, packet) = loop {
+            let (at, packet) = content(&mut source, MediaKind::Audio);
+            if at >= video_at {
+                break (at, packet);
+            }
+        };
+        assert_eq!(audio_at, Duration::from_millis(100));
+        assert_eq!(packet, 100);
     }
 }

@@ -208,12 +208,13 @@ pub async fn state(
 }
 
 /// Starts a recording by hand (always asynchronous; `conversation.recording_started` or
-/// `conversation.recording_failed` tells how it went).
+/// `conversation.recording_failed` tells how it went). While the last recording is still being
+/// finished, the start is accepted and the new recording begins once that one is finished.
 #[utoipa::path(post, operation_id = "startRecording", path = "/conversations/{id}/startRecording", tag = "recordings",
     params(("id" = String, Path, description = "The conversation")),
     responses((status = 204, description = "Starting"),
         (status = 403, description = "`RECORDING_DENIED`: the caller's role may not start one", body = ErrorBody),
-        (status = 409, description = "`RECORDING_RUNNING` or `NOTHING_TO_RECORD`", body = ErrorBody),
+        (status = 409, description = "`RECORDING_RUNNING` (one runs, or a start already waits) or `NOTHING_TO_RECORD`", body = ErrorBody),
         (status = 503, description = "`STORAGE_UNAVAILABLE`", body = ErrorBody)))]
 pub async fn start(
     State(app): State<AppState>,
