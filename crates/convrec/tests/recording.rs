@@ -297,6 +297,76 @@ async fn in_a_composed_recording_every_flash_has_its_clap_within_40_ms() {
     }
 }
 
+/// A recorder launched through a command template (as a scheduler would run it): the template
+/// runs in a shell with the entry point, the recording id and the `convrec` binary in its
+/// environment, and its exit stands for the recorder's. `/metrics` and `/health` tell an
+/// operator what happened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_template_launches_the_recorder_and_metrics_count_what_it_did() {
+    let launches = tempfile::tempdir().unwrap();
+    let log = launches.path().join("launches.log");
+    let template = format!(
+        r#"echo "job convrec-$CONVREC_RECORDING_ID, entry point given: ${{CONVREC_ENTRY_POINT:+yes}}" >> '{}'; exec "$CONVREC_PROGRAM" recorder"#,
+        log.display()
+    );
+    let d = Deployment::start_with(2, json!({}), &[("CONVREC_RECORDER_COMMAND", &template)]).await;
+    let (a, b) = (d.participant(0, 4.0), d.participant(1, 4.0));
+    finished_participant(a);
+    finished_participant(b);
+    let recordings = d.complete_recordings().await;
+    assert_eq!(recordings.len(), 1, "{recordings:?}\n{}", d.log());
+    let id = recordings[0]["id"].as_str().unwrap();
+    assert_eq!(recordings[0]["endReason"], "NORMAL");
+    let launched = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        launched.trim(),
+        format!("job convrec-{id}, entry point given: yes"),
+        "one launch through the template"
+    );
+    let manifest = d.manifest(id);
+    for file in manifest["files"].as_array().unwrap() {
+        assert_playable(&d.object(file["objectKey"].as_str().unwrap()), true);
+    }
+    assert_eq!(d.metric("convrec_recorder_launches_total").await, Some(1.0));
+    assert_eq!(
+        d.metric("convrec_recorder_ready_seconds_count").await,
+        Some(1.0)
+    );
+    let acked = d
+        .metric("convrec_fragment_ack_seconds_count")
+        .await
+        .unwrap();
+    assert!(acked >= 4.0, "{acked} blocks acknowledged");
+    assert_eq!(
+        d.metric("convrec_upload_lag_seconds_count").await,
+        Some(1.0)
+    );
+    assert_eq!(
+        d.metric(r#"convrec_recordings{status="COMPLETE"}"#).await,
+        Some(1.0)
+    );
+    assert_eq!(d.metric("convrec_recordings_finishing").await, Some(0.0));
+    assert_eq!(d.metric("convrec_webhook_queue_depth").await, Some(0.0));
+    assert_eq!(
+        d.metric("convrec_spool_bytes").await,
+        Some(0.0),
+        "everything is stored: the spool is empty"
+    );
+    let health: Value = d
+        .http
+        .get(format!("{}/health", d.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        health,
+        json!({"status": "ok", "checks": {"database": "ok", "objectStore": "ok"}})
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entry_points_are_single_use_secret_and_wrong_ones_are_refused() {
     let d = Deployment::start(1).await;
@@ -535,6 +605,16 @@ async fn a_recorder_that_exits_at_once_uses_up_the_attempts_then_fails_over() {
         "{log}"
     );
     assert!(log.contains("RECORDING_DENIED"), "{log}");
+    assert_eq!(
+        d.metric(r#"convrec_recorder_failures_total{reason="exited"}"#)
+            .await,
+        Some(2.0)
+    );
+    assert_eq!(d.metric("convrec_recorder_launches_total").await, Some(2.0));
+    assert_eq!(
+        d.metric("convrec_recorder_ready_seconds_count").await,
+        Some(0.0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,6 +7,7 @@ pub mod api;
 pub mod auth;
 pub mod grants;
 pub mod live;
+pub mod metrics;
 pub mod recording;
 pub mod router;
 pub mod sfu;
@@ -24,7 +25,7 @@ use convrec_store::metadata::{Metadata, MetadataError};
 use thiserror::Error;
 
 use crate::live::Live;
-use crate::recording::launcher::{Launcher, LocalProcess};
+use crate::recording::launcher::{Launcher, ProcessLauncher};
 use crate::storage::Storage;
 
 /// How the server is started (SPEC §7).
@@ -42,6 +43,10 @@ pub struct ServerConfig {
     pub public_url: Option<String>,
     /// The program launched as `PROGRAM recorder` (the `convrec` binary).
     pub recorder_program: PathBuf,
+    /// A command template that starts a recorder anywhere (a cluster scheduler, a container
+    /// runtime, a wrapper), run with `/bin/sh -c`; `None`: `PROGRAM recorder` as a child
+    /// process. See [`recording::launcher::ProcessLauncher::command`].
+    pub recorder_command: Option<String>,
     /// The global admin key (`CONVREC_BOOTSTRAP_ADMIN_KEY`); `None`: the stored or a new one.
     pub bootstrap_admin_key: Option<String>,
 }
@@ -109,6 +114,8 @@ pub struct Shared {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Wakes the webhook dispatcher when a message is queued.
     pub webhook_wakeup: tokio::sync::Notify,
+    /// What `/metrics` shows.
+    pub metrics: metrics::Metrics,
     admin_key_digest: [u8; 32],
 }
 
@@ -186,12 +193,18 @@ impl Server {
             live: Live::default(),
             room,
             storage,
-            launcher: Box::new(LocalProcess::new(config.recorder_program.clone())),
+            launcher: Box::new(match &config.recorder_command {
+                Some(template) => {
+                    ProcessLauncher::command(template, config.recorder_program.clone())
+                }
+                None => ProcessLauncher::local(config.recorder_program.clone()),
+            }),
             base_url,
             http: reqwest::Client::new(),
             shutdown: tokio_util::sync::CancellationToken::new(),
             grants: grants::Grants::load_or_create(&config.data_dir).map_err(data_dir_error)?,
             webhook_wakeup: tokio::sync::Notify::new(),
+            metrics: metrics::Metrics::new(),
             admin_key_digest: auth::digest(&admin_key),
         }));
         tokio::spawn(sfu::run_events(state.clone(), room_events));

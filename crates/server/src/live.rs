@@ -386,6 +386,11 @@ impl Live {
         !self.stopping.load(std::sync::atomic::Ordering::SeqCst)
     }
 
+    /// Ended recordings whose files are being stored.
+    pub fn finishing(&self) -> usize {
+        self.finishing.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Whether recordings run or are being finished.
     pub fn recording_work_left(&self) -> bool {
         !self.running_recordings().is_empty()

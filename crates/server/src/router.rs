@@ -1,5 +1,5 @@
 //! The HTTP routes: the API under `/v1` with its OpenAPI document, the recorder entry point,
-//! and `/health` (outside the prefix, SPEC §5). Unknown paths and methods answer JSON errors.
+//! `/health` (readiness; outside the prefix, SPEC §5), `/health/live` and `/metrics`. Unknown paths and methods answer JSON errors.
 
 use std::sync::Arc;
 
@@ -21,6 +21,8 @@ pub fn build(state: AppState) -> Router {
     );
     Router::new()
         .route("/health", get(health))
+        .route("/health/live", get(live))
+        .route("/metrics", get(metrics))
         .route(
             "/recording/entry/{token}",
             get(crate::recording::entry::entry),
@@ -42,18 +44,66 @@ pub fn build(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Liveness and readiness: 200 when the metadata store answers, 503 when it does not.
+/// Readiness: 200 when the metadata store and the object store answer, 503 naming the one
+/// that does not.
 async fn health(State(state): State<AppState>) -> impl IntoResponse {
-    match state.metadata.ping().await {
-        Ok(()) => (StatusCode::OK, Json(serde_json::json!({ "status": "ok" }))),
+    let database = state.metadata.ping().await.map_err(|e| e.to_string());
+    let objects = state
+        .storage
+        .objects_reachable()
+        .await
+        .map_err(|e| e.to_string());
+    let check = |result: &Result<(), String>, what: &str| match result {
+        Ok(()) => "ok".to_owned(),
         Err(e) => {
-            tracing::warn!(error = %e, "health check: the metadata store does not answer");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(
-                    serde_json::json!({ "status": "unavailable", "reason": "the metadata store does not answer" }),
-                ),
-            )
+            tracing::warn!(error = %e, "health check: {what} does not answer");
+            "unavailable".to_owned()
         }
+    };
+    let checks = serde_json::json!({
+        "database": check(&database, "the metadata store"),
+        "objectStore": check(&objects, "the object store"),
+    });
+    if database.is_ok() && objects.is_ok() {
+        (
+            StatusCode::OK,
+            Json(serde_json::json!({ "status": "ok", "checks": checks })),
+        )
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "status": "unavailable", "checks": checks })),
+        )
     }
+}
+
+/// Liveness: the process serves HTTP (a restart would not help a store outage, so this does
+/// not look at the stores).
+async fn live() -> impl IntoResponse {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// Prometheus metrics (text exposition format, no authentication: expose the port to the
+/// scraper only, see docs/operations.md).
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let mut levels = crate::metrics::Levels {
+        spool_bytes: state.storage.spool_bytes().await,
+        finishing: state.live.finishing(),
+        ..Default::default()
+    };
+    match state.metadata.recordings_by_status().await {
+        Ok(counts) => levels.recordings = counts,
+        Err(e) => tracing::warn!(error = %e, "metrics: cannot count recordings"),
+    }
+    match state.metadata.webhook_queue_depth().await {
+        Ok(depth) => levels.webhook_queue = depth,
+        Err(e) => tracing::warn!(error = %e, "metrics: cannot read the webhook queue"),
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(&levels),
+    )
 }

@@ -66,6 +66,27 @@ impl Storage {
         ok
     }
 
+    /// Whether the object store answers: asking for an object that is not there must give
+    /// "not found", not an error (for readiness checks).
+    pub async fn objects_reachable(&self) -> Result<(), StorageError> {
+        match self
+            .objects
+            .head(&ObjectPath::from(".convrec-health"))
+            .await
+        {
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Bytes in the spool now (recordings being written, and finished ones not yet stored).
+    pub async fn spool_bytes(&self) -> u64 {
+        let dir = self.spool_dir.clone();
+        tokio::task::spawn_blocking(move || directory_bytes(&dir))
+            .await
+            .unwrap_or(0)
+    }
+
     /// The spool file of a recording's file.
     pub fn spool_path(&self, recording_id: &str, file: u32) -> PathBuf {
         self.spool_dir
@@ -173,4 +194,19 @@ pub fn object_key(recording_id: &str, file: u32) -> String {
 /// The object key of a raw recording's manifest.
 pub fn manifest_key(recording_id: &str) -> String {
     format!("recordings/{recording_id}/manifest.json")
+}
+
+/// The bytes of the files under `dir` (what cannot be read counts nothing).
+fn directory_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|entry| match entry.file_type() {
+            Ok(kind) if kind.is_dir() => directory_bytes(&entry.path()),
+            Ok(_) => entry.metadata().map_or(0, |m| m.len()),
+            Err(_) => 0,
+        })
+        .sum()
 }

@@ -200,6 +200,11 @@ async fn deliver(app: &AppState, message: convrec_store::metadata::DueMessage) {
         "PENDING"
     };
     let next = now_ms + i64::try_from(retry_delay(attempt).as_millis()).unwrap_or(i64::MAX / 2);
+    let outcome = if delivered { "delivered" } else { "failed" };
+    app.metrics
+        .webhook_attempts
+        .get_or_create(&crate::metrics::OutcomeLabels { outcome })
+        .inc();
     if !delivered {
         tracing::warn!(webhook_id = %message.id, attempt, ?status, error, state, "a webhook delivery failed");
     }

@@ -28,6 +28,7 @@ impl Api {
             public_url: None,
             // Recording stays off in these tests: no recorder is launched.
             recorder_program: "/bin/false".into(),
+            recorder_command: None,
             bootstrap_admin_key: Some(ADMIN.into()),
         };
         let server = Server::bind(&config).await.unwrap();

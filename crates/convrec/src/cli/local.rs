@@ -41,6 +41,7 @@ impl LocalDeployment {
             public_url: None,
             recorder_program: std::env::current_exe()
                 .context("cannot find this program to launch recorders with")?,
+            recorder_command: None,
             bootstrap_admin_key: Some(admin_key.clone()),
         };
         let server = Server::bind(&config).await?;

@@ -13,7 +13,7 @@ use convrec_server::{Server, ServerConfig};
 /// config file: the flag wins over the environment, which wins over the file.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
-    /// A TOML config file (keys: listen, data_dir, media_listen, public_url).
+    /// A TOML config file (keys: listen, data_dir, media_listen, public_url, recorder_command).
     #[arg(long, env = "CONVREC_CONFIG")]
     config: Option<PathBuf>,
     /// Address of the HTTP API (port 0: any free port) [default: 127.0.0.1:8080].
@@ -31,6 +31,11 @@ pub struct ServeArgs {
     /// required when listening on a wildcard address.
     #[arg(long, env = "CONVREC_PUBLIC_URL")]
     public_url: Option<String>,
+    /// Start recorders with this shell command instead of as child processes (a cluster
+    /// scheduler, a container runtime): it gets CONVREC_ENTRY_POINT, CONVREC_RECORDING_ID and
+    /// CONVREC_PROGRAM in its environment and must last as long as the recorder.
+    #[arg(long, env = "CONVREC_RECORDER_COMMAND")]
+    recorder_command: Option<String>,
 }
 
 /// The config file's keys (SPEC §7): the same settings as the flags.
@@ -41,6 +46,7 @@ struct ConfigFile {
     data_dir: Option<PathBuf>,
     media_listen: Option<SocketAddr>,
     public_url: Option<String>,
+    recorder_command: Option<String>,
 }
 
 impl ServeArgs {
@@ -79,6 +85,12 @@ impl ServeArgs {
             recorder_program: std::env::current_exe()
                 .context("cannot find this program to launch recorders with")?,
             // A secret: from the environment only, never a flag or a file others may read.
+            recorder_command: match self.recorder_command.or(file.recorder_command) {
+                Some(command) if command.trim().is_empty() => anyhow::bail!(
+                    "recorder_command (--recorder-command) cannot be empty; leave it out to run recorders as child processes"
+                ),
+                command => command,
+            },
             bootstrap_admin_key: std::env::var("CONVREC_BOOTSTRAP_ADMIN_KEY").ok(),
         })
     }

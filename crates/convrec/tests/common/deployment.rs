@@ -133,6 +133,24 @@ impl Deployment {
             .as_u16()
     }
 
+    /// A sample of `GET /metrics` (the Prometheus text format): the value of the line that
+    /// starts with `series` (a name with its labels, e.g. `convrec_recordings{status="COMPLETE"}`);
+    /// `None` when there is no such line.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .map(|value| value.trim().parse().unwrap())
+    }
+
     pub fn log(&self) -> String {
         ["server.log", "server-restarted.log"]
             .iter()

@@ -170,6 +170,10 @@ async fn carry_out(
         }
         Action::Launch { recording, attempt } => {
             if let Err(failure) = launch(app, conversation_id, recording, attempt).await {
+                app.metrics.recorder_failed(match failure {
+                    Failure::Storage => "storage",
+                    Failure::Crashed => "launch",
+                });
                 feeds.push_back(Box::new(move |o, now| {
                     o.handle_recorder_failed(now, recording, attempt, failure)
                 }));
@@ -183,6 +187,7 @@ async fn carry_out(
                     .filter(|r| r.no == recording && r.attempt == attempt)
                 {
                     tracing::warn!(recording = %r.id, attempt, "stopping a recorder that is not wanted or not ready in time");
+                    app.metrics.recorder_failed("killed");
                     if let Some(p) = r.process.as_mut() {
                         p.kill();
                     }
@@ -292,6 +297,7 @@ async fn launch(
             tracing::error!(recording = %recording_id, error = %e, "cannot launch a recorder");
             Failure::Crashed
         })?;
+    app.metrics.recorder_launches.inc();
     app.live.with_existing(conversation_id, |c| {
         if let Some(r) = c.recording.as_mut().filter(|r| r.no == recording) {
             r.attempt = attempt;
@@ -320,6 +326,7 @@ fn exit_watch(app: &AppState, conversation_id: &str, recording: u64, attempt: u3
             .unwrap_or(false);
         if unconnected {
             tracing::warn!(conversation = %conversation_id, attempt, %how, "the recorder exited before it connected");
+            app.metrics.recorder_failed("exited");
             tokio::spawn(async move {
                 drive(
                     &app,

@@ -207,9 +207,11 @@ impl Connection {
         let feed: Feed = match ending {
             Ending::Done => Box::new(move |o, now| o.handle_recorder_done(now, no)),
             Ending::Storage => {
+                self.app.metrics.recorder_failed("storage");
                 Box::new(move |o, now| o.handle_recorder_failed(now, no, attempt, Failure::Storage))
             }
             Ending::Lost => {
+                self.app.metrics.recorder_failed("lost");
                 Box::new(move |o, now| o.handle_recorder_failed(now, no, attempt, Failure::Crashed))
             }
         };
@@ -303,6 +305,10 @@ impl Connection {
             FromRecorder::Ready {} => {
                 self.app.live.with_existing(&self.conversation_id, |c| {
                     if let Some(r) = c.recording.as_ref().filter(|r| r.no == self.recording_no) {
+                        self.app
+                            .metrics
+                            .recorder_ready_seconds
+                            .observe(r.launched.elapsed().as_secs_f64());
                         tracing::info!(
                             recording = %r.id,
                             attempt = self.attempt,
@@ -440,6 +446,7 @@ impl Connection {
         seq: u64,
         bytes: Vec<u8>,
     ) -> Result<Step, (Ending, FromServer)> {
+        let arrived = std::time::Instant::now();
         let Some(mut spooled) = self.files.remove(&file) else {
             return Err((
                 Ending::Lost,
@@ -508,6 +515,10 @@ impl Connection {
             )
             .await;
         }
+        self.app
+            .metrics
+            .fragment_ack_seconds
+            .observe(arrived.elapsed().as_secs_f64());
         Ok(Step::Reply(vec![FromServer::Ack { file, seq: ack.seq }]))
     }
 }

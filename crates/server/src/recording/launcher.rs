@@ -1,14 +1,20 @@
-//! How a recorder is started: a [`Launcher`] turns an entry point into a running recorder. The
-//! default, [`LocalProcess`], runs `convrec recorder` as a child process with the entry point in
-//! its environment (`CONVREC_ENTRY_POINT`, never on its command line, where `ps` would show it);
-//! of the server's environment only `PATH`, `HOME`, locale and log settings pass, no secrets.
-//! A cluster launcher (step 8) implements the same trait.
+//! How a recorder is started: a [`Launcher`] turns an entry point into a running recorder.
+//! [`ProcessLauncher`] runs a child process with the entry point in its environment
+//! (`CONVREC_ENTRY_POINT`, never on its command line, where `ps` would show it); of the
+//! server's environment only `PATH`, `HOME`, locale and log settings pass, no secrets. By
+//! default the child is `convrec recorder` itself; with a command template it is whatever the
+//! operator's scheduler needs (`kubectl`, `docker run`, `systemd-run`, `ssh`…), and the child's
+//! exit stands for the recorder's.
 
 use std::path::PathBuf;
 use std::process::Stdio;
 
 /// The environment variable that carries the entry point.
 pub const ENTRY_POINT_ENV: &str = "CONVREC_ENTRY_POINT";
+/// The environment variable that carries the recording's id (for naming jobs).
+pub const RECORDING_ID_ENV: &str = "CONVREC_RECORDING_ID";
+/// For command templates: the `convrec` binary of the server, to run a recorder locally.
+pub const PROGRAM_ENV: &str = "CONVREC_PROGRAM";
 
 /// The only environment variables a recorder inherits: it holds no credentials (no storage
 /// keys, no admin key) but its entry point and, when configured, its recorder key.
@@ -20,6 +26,10 @@ const PASSED_ENV: &[&str] = &[
     "RUST_LOG",
     "RUST_BACKTRACE",
     "CONVREC_RECORDER_API_KEY",
+    // Where a command template's cluster client finds its cluster (addresses, no secrets).
+    "KUBERNETES_SERVICE_HOST",
+    "KUBERNETES_SERVICE_PORT",
+    "KUBECONFIG",
 ];
 
 /// A started recorder.
@@ -45,16 +55,36 @@ pub trait Launcher: Send + Sync {
     ) -> std::io::Result<Box<dyn RecorderProcess>>;
 }
 
-/// Runs `PROGRAM recorder` as a local child process.
+/// Starts each recorder as a child process: `convrec recorder` itself, or a command template.
 #[derive(Debug, Clone)]
-pub struct LocalProcess {
+pub struct ProcessLauncher {
     program: PathBuf,
+    args: Vec<String>,
+    /// The `convrec` binary, given to command templates as [`PROGRAM_ENV`].
+    convrec: PathBuf,
 }
 
-impl LocalProcess {
-    /// Launches `program` (the `convrec` binary).
-    pub fn new(program: PathBuf) -> Self {
-        Self { program }
+impl ProcessLauncher {
+    /// Runs `program recorder` (`program` is the `convrec` binary).
+    pub fn local(program: PathBuf) -> Self {
+        Self {
+            program: program.clone(),
+            args: vec!["recorder".to_owned()],
+            convrec: program,
+        }
+    }
+
+    /// Runs `/bin/sh -c template` with [`ENTRY_POINT_ENV`], [`RECORDING_ID_ENV`] and
+    /// [`PROGRAM_ENV`] (`convrec`) in its environment. The command must last as long as the
+    /// recorder (a scheduler's "run and wait" form: `kubectl run --attach --rm`,
+    /// `systemd-run --wait`, `docker run`): its exit is taken for the recorder's, and stopping
+    /// a recorder kills it.
+    pub fn command(template: &str, convrec: PathBuf) -> Self {
+        Self {
+            program: PathBuf::from("/bin/sh"),
+            args: vec!["-c".to_owned(), template.to_owned()],
+            convrec,
+        }
     }
 }
 
@@ -75,7 +105,7 @@ impl RecorderProcess for Child {
     }
 }
 
-impl Launcher for LocalProcess {
+impl Launcher for ProcessLauncher {
     fn launch(
         &self,
         recording_id: &str,
@@ -84,7 +114,7 @@ impl Launcher for LocalProcess {
     ) -> std::io::Result<Box<dyn RecorderProcess>> {
         let mut command = tokio::process::Command::new(&self.program);
         command
-            .arg("recorder")
+            .args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
@@ -94,7 +124,10 @@ impl Launcher for LocalProcess {
                 command.env(name, value);
             }
         }
-        command.env(ENTRY_POINT_ENV, entry_point);
+        command
+            .env(ENTRY_POINT_ENV, entry_point)
+            .env(RECORDING_ID_ENV, recording_id)
+            .env(PROGRAM_ENV, &self.convrec);
         let mut child = command.spawn()?;
         let pid = child.id();
         tracing::info!(recording = recording_id, pid, "recorder launched");

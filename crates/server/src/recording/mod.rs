@@ -228,8 +228,12 @@ pub async fn finalize(
     files: Vec<SpooledFile>,
 ) {
     let now = crate::now_ms();
+    let ended = std::time::Instant::now();
     match store_files(app, recording_id, reason, now, files).await {
-        Ok(true) => {}
+        Ok(true) => app
+            .metrics
+            .upload_lag_seconds
+            .observe(ended.elapsed().as_secs_f64()),
         Ok(false) => {
             tracing::info!(
                 recording = recording_id,

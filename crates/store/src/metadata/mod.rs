@@ -171,6 +171,26 @@ impl Metadata {
         Ok(())
     }
 
+    /// How many recordings there are in each status (`INITIALIZING`, `PENDING`, `COMPLETE`),
+    /// for the metrics.
+    pub async fn recordings_by_status(&self) -> Result<Vec<(String, i64)>, MetadataError> {
+        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM recordings GROUP BY status")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<String, _>("status"), r.get::<i64, _>("n")))
+            .collect())
+    }
+
+    /// Webhook messages waiting to be delivered (the queue's depth, for the metrics).
+    pub async fn webhook_queue_depth(&self) -> Result<i64, MetadataError> {
+        let n = sqlx::query_scalar("SELECT COUNT(*) FROM webhook_messages WHERE state = 'PENDING'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n)
+    }
+
     /// Creates an account; returns its id.
     pub async fn create_account(&self, name: &str, now_ms: i64) -> Result<String, MetadataError> {
         let id = new_id("acc");
