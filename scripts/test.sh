@@ -5,19 +5,36 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests use: ffmpeg/ffprobe (every written file is checked with them),
-# chromium (a browser participant is recorded) and nasm (OpenH264's assembly, from step 6 on).
-# Installed only when missing.
+# chromium (a browser participant is recorded), nasm (OpenH264's assembly, from step 6 on) and
+# postgresql (the metadata store's second engine, step 7). Installed only when missing.
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo=sudo
 missing=()
 { command -v ffmpeg && command -v ffprobe; } >/dev/null || missing+=(ffmpeg)
 command -v chromium >/dev/null || missing+=(chromium)
 command -v nasm >/dev/null || missing+=(nasm)
+{ command -v pg_ctlcluster && command -v psql && command -v pg_dump; } >/dev/null || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo=sudo
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+# PostgreSQL from Debian's packages, run as the postgres user: start the cluster the package
+# made (or make one), give the tests a role, and drop what earlier runs left.
+pg_version=$(ls /usr/lib/postgresql | sort -V | tail -n 1)
+pg_lsclusters -h | grep -q "^$pg_version main" || $sudo pg_createcluster "$pg_version" main
+pg_lsclusters -h | grep -q "^$pg_version main .* online" || $sudo pg_ctlcluster "$pg_version" main start
+pg_port=$(pg_lsclusters -h | awk -v v="$pg_version" '$1 == v && $2 == "main" { print $3 }')
+as_postgres() { $sudo runuser -u postgres -- "$@"; }
+as_postgres psql -p "$pg_port" -qtAc "SELECT 1 FROM pg_roles WHERE rolname = 'convrec'" | grep -q 1 ||
+  as_postgres psql -p "$pg_port" -qc "CREATE ROLE convrec LOGIN SUPERUSER PASSWORD 'convrec'"
+export CONVREC_TEST_POSTGRES="postgres://convrec:convrec@127.0.0.1:$pg_port/postgres"
+drop_test_databases() {
+  psql "$CONVREC_TEST_POSTGRES" -qtAc "SELECT datname FROM pg_database WHERE datname LIKE 'convrec_test_%'" |
+    while read -r name; do psql "$CONVREC_TEST_POSTGRES" -qc "DROP DATABASE IF EXISTS $name WITH (FORCE)"; done
+}
+drop_test_databases
 
 # The published Standard Webhooks library verifies webhooks in the tests, as receivers would;
 # Schemathesis checks the server against its own OpenAPI document.
@@ -28,7 +45,10 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # Unit, property, round-trip (ffprobe/ffmpeg), fuzz-corpus replay, CLI and doc tests.
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+trap 'rm -f "$log"; drop_test_databases' EXIT
 cargo test --workspace --locked 2>&1 | tee "$log"
+# The suites that run servers again, each server on a PostgreSQL database of its own (the
+# metadata store's own tests run on both engines in the pass above).
+CONVREC_TEST_DATABASE=postgres cargo test --locked -p convrec -p convrec-server 2>&1 | tee -a "$log"
 # One closing line for the whole run (cargo prints one per test binary).
 awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, i }' "$log"

@@ -41,7 +41,25 @@ fn serve_prints_its_address_answers_health_and_stops_on_sigterm() {
     );
     let response = get(&addr, "/health");
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    assert!(response.contains(r#"{"status":"ok"}"#), "{response}");
+    let body: serde_json::Value =
+        serde_json::from_str(response.split("\r\n\r\n").nth(1).unwrap_or_default()).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"status": "ok", "checks": {"database": "ok", "objectStore": "ok"}}),
+        "{response}"
+    );
+    let live = get(&addr, "/health/live");
+    assert!(
+        live.starts_with("HTTP/1.1 200") && live.contains(r#"{"status":"ok"}"#),
+        "{live}"
+    );
+    let metrics = get(&addr, "/metrics");
+    assert!(
+        metrics.starts_with("HTTP/1.1 200")
+            && metrics.contains("convrec_recorder_launches_total 0")
+            && metrics.contains("# EOF"),
+        "{metrics}"
+    );
     assert!(
         data.join("convrec.db").is_file(),
         "the metadata database is in the data directory"
@@ -83,7 +101,7 @@ fn environment_variables_configure_serve_and_flags_win() {
 }
 
 #[test]
-fn a_bad_listen_address_is_a_clear_error() {
+fn a_bad_listen_address_or_database_url_is_a_clear_error() {
     let out = Command::new(env!("CARGO_BIN_EXE_convrec"))
         .args(["serve", "--listen", "localhost:http"])
         .output()
@@ -91,6 +109,20 @@ fn a_bad_listen_address_is_a_clear_error() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--listen"), "{stderr}");
+    // A database URL of another kind, from the config file's [database] table.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("convrec.toml");
+    std::fs::write(&config, "[database]\nurl = \"mysql://db/convrec\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_convrec"))
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("database.url (--database-url) must be a postgres:// or postgresql:// URL"),
+        "{stderr}"
+    );
 }
 
 #[test]

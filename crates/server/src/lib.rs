@@ -35,6 +35,9 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Where the metadata database, the spool and the local object store live.
     pub data_dir: PathBuf,
+    /// The metadata database: `postgres://…` for PostgreSQL; `None`: SQLite in
+    /// `data_dir/convrec.db`.
+    pub database_url: Option<String>,
     /// The UDP address of the SFU (all media; port 0: any free port). `None`: the HTTP
     /// address's IP with a free port.
     pub media_listen: Option<SocketAddr>,
@@ -150,7 +153,10 @@ impl Server {
             source,
         };
         std::fs::create_dir_all(&config.data_dir).map_err(data_dir_error)?;
-        let metadata = Metadata::open_sqlite(&config.data_dir.join("convrec.db")).await?;
+        let metadata = match &config.database_url {
+            Some(url) => Metadata::open(url).await?,
+            None => Metadata::open_sqlite(&config.data_dir.join("convrec.db")).await?,
+        };
         let (admin_key, generated) =
             auth::admin_key(&config.data_dir, config.bootstrap_admin_key.as_deref())
                 .map_err(data_dir_error)?;

@@ -1,226 +1,230 @@
-//! The metadata store on a real SQLite file: migrations, tokens, single-use entry points, and
-//! deletion that takes everything of a conversation with it.
+//! The metadata store on a real SQLite file and a real PostgreSQL database (every test runs
+//! on both): migrations, tokens, single-use entry points, and deletion that takes everything
+//! of a conversation with it.
 
 use convrec_store::metadata::{EntryPointRefusal, Metadata, MetadataError, Role, Table};
+use convrec_testkit::TestDatabase;
 
-async fn open(dir: &tempfile::TempDir) -> Metadata {
-    Metadata::open_sqlite(&dir.path().join("convrec.db"))
+async fn open(database: &TestDatabase) -> Metadata {
+    Metadata::open(&database.url())
         .await
         .expect("open the database")
 }
 
 #[tokio::test]
 async fn the_schema_is_created_once_and_survives_reopening() {
-    let dir = tempfile::tempdir().unwrap();
-    let account = {
+    for dir in TestDatabase::each() {
+        let account = {
+            let db = open(&dir).await;
+            db.ping().await.unwrap();
+            db.create_account("Bank", 1).await.unwrap()
+        };
         let db = open(&dir).await;
-        db.ping().await.unwrap();
-        db.create_account("Bank", 1).await.unwrap()
-    };
-    let db = open(&dir).await;
-    let conversation = db
-        .create_conversation(&account, None, "mortgage advice", 2)
-        .await
-        .unwrap();
-    assert!(conversation.starts_with("conv_"));
-    let err = db
-        .create_conversation("acc_missing", None, "x", 3)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            MetadataError::NotFound {
-                what: "account",
-                ..
-            }
-        ),
-        "{err}"
-    );
+        let conversation = db
+            .create_conversation(&account, None, "mortgage advice", 2)
+            .await
+            .unwrap();
+        assert!(conversation.starts_with("conv_"));
+        let err = db
+            .create_conversation("acc_missing", None, "x", 3)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                MetadataError::NotFound {
+                    what: "account",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
 }
 
 #[tokio::test]
 async fn participant_tokens_are_stored_hashed_and_find_their_participant() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&dir).await;
-    let account = db.create_account("Bank", 1).await.unwrap();
-    let conversation = db
-        .create_conversation(&account, None, "topic", 1)
-        .await
-        .unwrap();
-    let (agent, token) = db
-        .add_participant(&conversation, "Ada", Role::AssignedAgent, 2)
-        .await
-        .unwrap();
-    assert_eq!(
-        format!("{token:?}"),
-        "Secret(…)",
-        "a secret never shows in logs"
-    );
-    assert_eq!(
-        db.participant_by_token(token.expose()).await.unwrap(),
-        Some(agent)
-    );
-    assert_eq!(db.participant_by_token("not-a-token").await.unwrap(), None);
-    let on_disk = std::fs::read(dir.path().join("convrec.db")).unwrap();
-    let wal = std::fs::read(dir.path().join("convrec.db-wal")).unwrap_or_default();
-    let needle = token.expose().as_bytes();
-    assert!(
-        ![on_disk, wal]
-            .iter()
-            .any(|b| b.windows(needle.len()).any(|w| w == needle)),
-        "the token itself is not stored"
-    );
-    assert!(matches!(
-        db.add_participant("conv_missing", "x", Role::Visitor, 3)
-            .await,
-        Err(MetadataError::NotFound { .. })
-    ));
-    assert_eq!("VISITOR".parse::<Role>(), Ok(Role::Visitor));
-    assert!(
-        "ADMIN"
-            .parse::<Role>()
-            .unwrap_err()
-            .contains("allowed: ASSIGNED_AGENT")
-    );
+    for dir in TestDatabase::each() {
+        let db = open(&dir).await;
+        let account = db.create_account("Bank", 1).await.unwrap();
+        let conversation = db
+            .create_conversation(&account, None, "topic", 1)
+            .await
+            .unwrap();
+        let (agent, token) = db
+            .add_participant(&conversation, "Ada", Role::AssignedAgent, 2)
+            .await
+            .unwrap();
+        assert_eq!(
+            format!("{token:?}"),
+            "Secret(…)",
+            "a secret never shows in logs"
+        );
+        assert_eq!(
+            db.participant_by_token(token.expose()).await.unwrap(),
+            Some(agent)
+        );
+        assert_eq!(db.participant_by_token("not-a-token").await.unwrap(), None);
+        let stored = dir.raw_contents();
+        let needle = token.expose().as_bytes();
+        assert!(
+            !stored.windows(needle.len()).any(|w| w == needle),
+            "the token itself is not stored"
+        );
+        assert!(matches!(
+            db.add_participant("conv_missing", "x", Role::Visitor, 3)
+                .await,
+            Err(MetadataError::NotFound { .. })
+        ));
+        assert_eq!("VISITOR".parse::<Role>(), Ok(Role::Visitor));
+        assert!(
+            "ADMIN"
+                .parse::<Role>()
+                .unwrap_err()
+                .contains("allowed: ASSIGNED_AGENT")
+        );
+    }
 }
 
 #[tokio::test]
 async fn entry_points_are_single_use_and_expire() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&dir).await;
-    let account = db.create_account("Bank", 0).await.unwrap();
-    let conversation = db
-        .create_conversation(&account, None, "topic", 0)
-        .await
-        .unwrap();
-    let recording = db
-        .create_recording(&conversation, "AUDIO_VIDEO", "RAW_TRACKS", "AUTOMATIC", 0)
-        .await
-        .unwrap();
-    let token = db
-        .create_entry_point(&recording, 1, 30_000, 1_000)
-        .await
-        .unwrap();
-    let redeemed = db
-        .redeem_entry_point(token.expose(), 2_000)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        (redeemed.recording_id.as_str(), redeemed.attempt),
-        (recording.as_str(), 1)
-    );
-    assert_eq!(
-        db.redeem_entry_point(token.expose(), 2_001).await.unwrap(),
-        Err(EntryPointRefusal::Used)
-    );
-    assert_eq!(
-        db.redeem_entry_point("guess", 2_001).await.unwrap(),
-        Err(EntryPointRefusal::Unknown)
-    );
-    let late = db
-        .create_entry_point(&recording, 2, 30_000, 1_000)
-        .await
-        .unwrap();
-    assert_eq!(
-        db.redeem_entry_point(late.expose(), 31_000).await.unwrap(),
-        Err(EntryPointRefusal::Expired)
-    );
-    // Valid until its last millisecond.
-    let edge = db
-        .create_entry_point(&recording, 3, 30_000, 1_000)
-        .await
-        .unwrap();
-    assert!(
-        db.redeem_entry_point(edge.expose(), 30_999)
+    for dir in TestDatabase::each() {
+        let db = open(&dir).await;
+        let account = db.create_account("Bank", 0).await.unwrap();
+        let conversation = db
+            .create_conversation(&account, None, "topic", 0)
+            .await
+            .unwrap();
+        let recording = db
+            .create_recording(&conversation, "AUDIO_VIDEO", "RAW_TRACKS", "AUTOMATIC", 0)
+            .await
+            .unwrap();
+        let token = db
+            .create_entry_point(&recording, 1, 30_000, 1_000)
+            .await
+            .unwrap();
+        let redeemed = db
+            .redeem_entry_point(token.expose(), 2_000)
             .await
             .unwrap()
-            .is_ok()
-    );
-    // A new attempt retires the unused entry point of the one before.
-    let attempt4 = db
-        .create_entry_point(&recording, 4, 30_000, 40_000)
-        .await
-        .unwrap();
-    let attempt5 = db
-        .create_entry_point(&recording, 5, 30_000, 41_000)
-        .await
-        .unwrap();
-    assert_eq!(
-        db.redeem_entry_point(attempt4.expose(), 41_001)
+            .unwrap();
+        assert_eq!(
+            (redeemed.recording_id.as_str(), redeemed.attempt),
+            (recording.as_str(), 1)
+        );
+        assert_eq!(
+            db.redeem_entry_point(token.expose(), 2_001).await.unwrap(),
+            Err(EntryPointRefusal::Used)
+        );
+        assert_eq!(
+            db.redeem_entry_point("guess", 2_001).await.unwrap(),
+            Err(EntryPointRefusal::Unknown)
+        );
+        let late = db
+            .create_entry_point(&recording, 2, 30_000, 1_000)
             .await
-            .unwrap(),
-        Err(EntryPointRefusal::Expired)
-    );
-    assert_eq!(
-        db.redeem_entry_point(attempt5.expose(), 41_001)
+            .unwrap();
+        assert_eq!(
+            db.redeem_entry_point(late.expose(), 31_000).await.unwrap(),
+            Err(EntryPointRefusal::Expired)
+        );
+        // Valid until its last millisecond.
+        let edge = db
+            .create_entry_point(&recording, 3, 30_000, 1_000)
             .await
-            .unwrap()
-            .unwrap()
-            .attempt,
-        5
-    );
+            .unwrap();
+        assert!(
+            db.redeem_entry_point(edge.expose(), 30_999)
+                .await
+                .unwrap()
+                .is_ok()
+        );
+        // A new attempt retires the unused entry point of the one before.
+        let attempt4 = db
+            .create_entry_point(&recording, 4, 30_000, 40_000)
+            .await
+            .unwrap();
+        let attempt5 = db
+            .create_entry_point(&recording, 5, 30_000, 41_000)
+            .await
+            .unwrap();
+        assert_eq!(
+            db.redeem_entry_point(attempt4.expose(), 41_001)
+                .await
+                .unwrap(),
+            Err(EntryPointRefusal::Expired)
+        );
+        assert_eq!(
+            db.redeem_entry_point(attempt5.expose(), 41_001)
+                .await
+                .unwrap()
+                .unwrap()
+                .attempt,
+            5
+        );
+    }
 }
 
 #[tokio::test]
 async fn a_conversation_has_one_running_recording_at_a_time() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&dir).await;
-    let account = db.create_account("Bank", 0).await.unwrap();
-    let conversation = db
-        .create_conversation(&account, None, "topic", 0)
-        .await
-        .unwrap();
-    let first = db
-        .create_recording(&conversation, "AUDIO_VIDEO", "RAW_TRACKS", "AUTOMATIC", 0)
-        .await
-        .unwrap();
-    let err = db
-        .create_recording(&conversation, "AUDIO_VIDEO", "RAW_TRACKS", "MANUAL", 1)
-        .await
-        .unwrap_err();
-    assert!(matches!(err, MetadataError::Conflict(_)), "{err}");
-    assert!(err.to_string().contains("still running"), "{err}");
-    db.end_recording(&first, "NORMAL", 2).await.unwrap();
-    db.create_recording(&conversation, "AUDIO_VIDEO", "RAW_TRACKS", "MANUAL", 3)
-        .await
-        .unwrap();
-    assert!(matches!(
-        db.end_recording(&first, "NORMAL", 4).await,
-        Err(MetadataError::NotFound { .. })
-    ));
+    for dir in TestDatabase::each() {
+        let db = open(&dir).await;
+        let account = db.create_account("Bank", 0).await.unwrap();
+        let conversation = db
+            .create_conversation(&account, None, "topic", 0)
+            .await
+            .unwrap();
+        let first = db
+            .create_recording(&conversation, "AUDIO_VIDEO", "RAW_TRACKS", "AUTOMATIC", 0)
+            .await
+            .unwrap();
+        let err = db
+            .create_recording(&conversation, "AUDIO_VIDEO", "RAW_TRACKS", "MANUAL", 1)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, MetadataError::Conflict(_)), "{err}");
+        assert!(err.to_string().contains("still running"), "{err}");
+        db.end_recording(&first, "NORMAL", 2).await.unwrap();
+        db.create_recording(&conversation, "AUDIO_VIDEO", "RAW_TRACKS", "MANUAL", 3)
+            .await
+            .unwrap();
+        assert!(matches!(
+            db.end_recording(&first, "NORMAL", 4).await,
+            Err(MetadataError::NotFound { .. })
+        ));
+    }
 }
 
 #[tokio::test]
 async fn deleting_a_conversation_deletes_what_belongs_to_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&dir).await;
-    let account = db.create_account("Bank", 0).await.unwrap();
-    let keep = db
-        .create_conversation(&account, None, "keep", 0)
-        .await
-        .unwrap();
-    let delete = db
-        .create_conversation(&account, None, "delete", 0)
-        .await
-        .unwrap();
-    for conversation in [&keep, &delete] {
-        db.add_participant(conversation, "Ada", Role::AssignedAgent, 0)
+    for dir in TestDatabase::each() {
+        let db = open(&dir).await;
+        let account = db.create_account("Bank", 0).await.unwrap();
+        let keep = db
+            .create_conversation(&account, None, "keep", 0)
             .await
             .unwrap();
-        let recording = db
-            .create_recording(conversation, "AUDIO", "RAW_TRACKS", "MANUAL", 0)
+        let delete = db
+            .create_conversation(&account, None, "delete", 0)
             .await
             .unwrap();
-        db.create_entry_point(&recording, 1, 1000, 0).await.unwrap();
+        for conversation in [&keep, &delete] {
+            db.add_participant(conversation, "Ada", Role::AssignedAgent, 0)
+                .await
+                .unwrap();
+            let recording = db
+                .create_recording(conversation, "AUDIO", "RAW_TRACKS", "MANUAL", 0)
+                .await
+                .unwrap();
+            db.create_entry_point(&recording, 1, 1000, 0).await.unwrap();
+        }
+        db.delete_conversation(&delete).await.unwrap();
+        assert_eq!(db.count(Table::Participants).await.unwrap(), 1);
+        assert_eq!(db.count(Table::Recordings).await.unwrap(), 1);
+        assert_eq!(db.count(Table::EntryPoints).await.unwrap(), 1);
+        assert!(matches!(
+            db.delete_conversation(&delete).await,
+            Err(MetadataError::NotFound { .. })
+        ));
     }
-    db.delete_conversation(&delete).await.unwrap();
-    assert_eq!(db.count(Table::Participants).await.unwrap(), 1);
-    assert_eq!(db.count(Table::Recordings).await.unwrap(), 1);
-    assert_eq!(db.count(Table::EntryPoints).await.unwrap(), 1);
-    assert!(matches!(
-        db.delete_conversation(&delete).await,
-        Err(MetadataError::NotFound { .. })
-    ));
 }

@@ -424,3 +424,143 @@ pub fn flash_to_clap_offsets_ms(file: &Path) -> Vec<f64> {
     eprintln!("click − flash, ms: {}", shown.join(", "));
     offsets
 }
+
+/// The admin URL of the PostgreSQL server the tests use (`CONVREC_TEST_POSTGRES`, set by
+/// `scripts/test.sh`, which installs and starts PostgreSQL). A test that needs it fails, never
+/// skips, when it is not set.
+pub fn postgres_admin_url() -> String {
+    std::env::var("CONVREC_TEST_POSTGRES").unwrap_or_else(|_| {
+        panic!(
+            "CONVREC_TEST_POSTGRES is not set: run the README's test command, which installs and starts PostgreSQL"
+        )
+    })
+}
+
+/// A fresh metadata database for one test: an SQLite file in a temporary directory, or a new
+/// PostgreSQL database (dropped when this is).
+#[derive(Debug)]
+pub enum TestDatabase {
+    /// `convrec.db` in the directory.
+    Sqlite(tempfile::TempDir),
+    /// A database of its own on the test PostgreSQL server.
+    Postgres {
+        /// Its URL.
+        url: String,
+        /// Its name.
+        name: String,
+    },
+}
+
+impl TestDatabase {
+    /// One of each kind: run a test's body for every database convrec supports.
+    pub fn each() -> [TestDatabase; 2] {
+        [Self::sqlite(), Self::postgres()]
+    }
+
+    /// A new SQLite database.
+    pub fn sqlite() -> Self {
+        Self::Sqlite(tempfile::tempdir().expect("a temporary directory"))
+    }
+
+    /// A new, empty PostgreSQL database.
+    pub fn postgres() -> Self {
+        let admin = postgres_admin_url();
+        let name = format!("convrec_test_{}_{}", std::process::id(), next_database());
+        psql(&admin, &format!("CREATE DATABASE {name}"));
+        let base = admin
+            .rsplit_once('/')
+            .map_or(admin.as_str(), |(base, _)| base);
+        Self::Postgres {
+            url: format!("{base}/{name}"),
+            name,
+        }
+    }
+
+    /// What `convrec` is given as its database (`database_url`).
+    pub fn url(&self) -> String {
+        match self {
+            Self::Sqlite(dir) => dir.path().join("convrec.db").display().to_string(),
+            Self::Postgres { url, .. } => url.clone(),
+        }
+    }
+
+    /// Everything the database holds, as bytes: the SQLite file and its WAL, or a `pg_dump` of
+    /// the data (to check that a secret is not stored).
+    pub fn raw_contents(&self) -> Vec<u8> {
+        match self {
+            Self::Sqlite(dir) => {
+                let mut bytes = std::fs::read(dir.path().join("convrec.db")).unwrap_or_default();
+                bytes.extend(std::fs::read(dir.path().join("convrec.db-wal")).unwrap_or_default());
+                bytes
+            }
+            Self::Postgres { url, .. } => {
+                let out = tool("pg_dump")
+                    .args(["--data-only", url])
+                    .output()
+                    .expect("run pg_dump");
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                out.stdout
+            }
+        }
+    }
+}
+
+impl TestDatabase {
+    /// Its URL, the database kept after the test (for a server that outlives this value; the
+    /// test command drops every test database when it ends).
+    pub fn keep(self) -> String {
+        let url = self.url();
+        if let Self::Postgres { .. } = self {
+            std::mem::forget(self);
+        }
+        url
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Self::Postgres { name, .. } = self
+            && let Ok(admin) = std::env::var("CONVREC_TEST_POSTGRES")
+        {
+            let _ = Command::new("psql")
+                .args([
+                    admin.as_str(),
+                    "-qc",
+                    &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                ])
+                .output();
+        }
+    }
+}
+
+/// The database the servers of this test run use: `CONVREC_TEST_DATABASE=postgres` (the test
+/// command's second pass) gives each a new PostgreSQL database; otherwise `None`, the embedded
+/// SQLite in the data directory.
+pub fn database_for_servers() -> Option<TestDatabase> {
+    match std::env::var("CONVREC_TEST_DATABASE").as_deref() {
+        Ok("postgres") => Some(TestDatabase::postgres()),
+        Ok("sqlite") | Err(_) => None,
+        Ok(other) => panic!("CONVREC_TEST_DATABASE={other}: allowed are postgres and sqlite"),
+    }
+}
+
+fn next_database() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+}
+
+fn psql(url: &str, sql: &str) {
+    let out = tool("psql")
+        .args([url, "-v", "ON_ERROR_STOP=1", "-qc", sql])
+        .output()
+        .expect("run psql");
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -13,7 +13,8 @@ use convrec_server::{Server, ServerConfig};
 /// config file: the flag wins over the environment, which wins over the file.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
-    /// A TOML config file (keys: listen, data_dir, media_listen, public_url, recorder_command).
+    /// A TOML config file (keys: listen, data_dir, database.url, media_listen, public_url,
+    /// recorder_command).
     #[arg(long, env = "CONVREC_CONFIG")]
     config: Option<PathBuf>,
     /// Address of the HTTP API (port 0: any free port) [default: 127.0.0.1:8080].
@@ -23,6 +24,10 @@ pub struct ServeArgs {
     /// [default: ./convrec-data].
     #[arg(long, env = "CONVREC_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// The metadata database (database.url): postgres://USER:PASSWORD@HOST/DB for PostgreSQL
+    /// [default: SQLite in DATA_DIR/convrec.db].
+    #[arg(long, env = "CONVREC_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
     /// UDP address of the SFU, one port for all media (default: the HTTP address's IP, any
     /// free port). Must be the IP peers reach.
     #[arg(long, env = "CONVREC_MEDIA_LISTEN")]
@@ -44,9 +49,18 @@ pub struct ServeArgs {
 struct ConfigFile {
     listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
+    database: Option<DatabaseSection>,
     media_listen: Option<SocketAddr>,
     public_url: Option<String>,
     recorder_command: Option<String>,
+}
+
+/// `[database]` of the config file.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DatabaseSection {
+    /// `database.url`.
+    url: Option<String>,
 }
 
 impl ServeArgs {
@@ -80,6 +94,16 @@ impl ServeArgs {
                 .data_dir
                 .or(file.data_dir)
                 .unwrap_or_else(|| PathBuf::from("./convrec-data")),
+            database_url: match self.database_url.or(file.database.and_then(|d| d.url)) {
+                Some(url)
+                    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) =>
+                {
+                    anyhow::bail!(
+                        "database.url (--database-url) must be a postgres:// or postgresql:// URL; leave it out for SQLite in the data directory"
+                    )
+                }
+                url => url,
+            },
             media_listen: self.media_listen.or(file.media_listen),
             public_url,
             recorder_program: std::env::current_exe()

@@ -75,6 +75,16 @@ pub fn serve_in(
     env: &[(&str, &str)],
 ) -> (Child, String) {
     let data = dir.join("data");
+    // With CONVREC_TEST_DATABASE=postgres, a database of its own, the same across restarts.
+    let url_file = dir.join("database-url");
+    let database_url = std::fs::read_to_string(&url_file).ok().or_else(|| {
+        let url = convrec_testkit::database_for_servers()?.keep();
+        std::fs::write(&url_file, &url).expect("remember the database");
+        Some(url)
+    });
+    let database = database_url
+        .as_deref()
+        .map(|url| ("CONVREC_DATABASE_URL", url));
     serve_logging(
         &[
             "--listen",
@@ -82,7 +92,12 @@ pub fn serve_in(
             "--data-dir",
             data.to_str().expect("a UTF-8 temp dir"),
         ],
-        &[&[("CONVREC_BOOTSTRAP_ADMIN_KEY", admin_key)], env].concat(),
+        &[
+            &[("CONVREC_BOOTSTRAP_ADMIN_KEY", admin_key)],
+            env,
+            database.as_slice(),
+        ]
+        .concat(),
         Some(&dir.join(log)),
     )
 }

@@ -119,7 +119,9 @@ impl From<convrec_store::metadata::MetadataError> for ApiError {
     }
 }
 
-/// A JSON body whose rejections are [`ApiError`]s naming what was wrong.
+/// A JSON body whose rejections are [`ApiError`]s naming what was wrong. Text holding the NUL
+/// character is refused: no database stores it (PostgreSQL's text cannot), and no name,
+/// topic or message needs it.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiJson<T>(pub T);
 
@@ -127,11 +129,79 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
+        let value = match axum::Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(axum::Json(value)) => value,
+            Err(rejection) => return Err(json_rejection(rejection)),
+        };
+        if let Some(field) = nul_in(&value, "") {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "INVALID_BODY",
+                format!("{field} must not contain the NUL character (U+0000)"),
+            ));
         }
+        serde_path_to_error::deserialize(value)
+            .map(ApiJson)
+            .map_err(|e| {
+                let at = e.path().to_string();
+                let message = if at == "." {
+                    e.inner().to_string()
+                } else {
+                    format!("{at}: {}", e.inner())
+                };
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "INVALID_BODY",
+                    format!("Failed to deserialize the JSON body into the target type: {message}"),
+                )
+            })
     }
+}
+
+/// Where in `value` a string (or key) holds U+0000, said as `field 'a.b'` or `the body`.
+fn nul_in(value: &serde_json::Value, at: &str) -> Option<String> {
+    let here = || {
+        if at.is_empty() {
+            "the body".to_owned()
+        } else {
+            format!("field '{at}'")
+        }
+    };
+    let join = |key: &str| {
+        if at.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{at}.{key}")
+        }
+    };
+    match value {
+        serde_json::Value::String(s) => s.contains('\0').then(here),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(n, item)| nul_in(item, &join(&n.to_string()))),
+        serde_json::Value::Object(fields) => fields.iter().find_map(|(key, item)| {
+            if key.contains('\0') {
+                Some(here())
+            } else {
+                nul_in(item, &join(key))
+            }
+        }),
+        _ => None,
+    }
+}
+
+/// Refuses a request whose path or query holds an encoded NUL (`%00`): see [`ApiJson`].
+fn refuse_nul(parts: &Parts) -> Result<(), ApiError> {
+    let has_nul = |text: &str| text.to_ascii_lowercase().contains("%00");
+    if has_nul(parts.uri.path()) || parts.uri.query().is_some_and(has_nul) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            "the path and the query must not contain the NUL character (%00)".to_owned(),
+        ));
+    }
+    Ok(())
 }
 
 fn json_rejection(rejection: JsonRejection) -> ApiError {
@@ -155,6 +225,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        refuse_nul(parts)?;
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(value)) => Ok(ApiPath(value)),
             Err(rejection) => Err(path_rejection(rejection)),
@@ -178,6 +249,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        refuse_nul(parts)?;
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(value)) => Ok(ApiQuery(value)),
             Err(rejection) => Err(query_rejection(rejection)),

@@ -1,9 +1,9 @@
 //! API keys (SPEC §1): account administrators' and global administrators' credentials, stored
 //! as SHA-256 hashes, shown once, revocable.
 
-use sqlx::Row;
-
-use super::{Metadata, MetadataError, Secret, hash, new_id, parent_must_exist};
+use super::{
+    Columns, Metadata, MetadataError, Pool, Secret, hash, new_id, parent_must_exist, with_pool,
+};
 
 /// What an API key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -64,17 +64,17 @@ macro_rules! select_keys {
     };
 }
 
-fn from_row(r: &sqlx::sqlite::SqliteRow) -> Result<ApiKey, sqlx::Error> {
-    let role: String = r.try_get("role")?;
+fn from_row(r: &impl Columns) -> Result<ApiKey, sqlx::Error> {
     Ok(ApiKey {
-        id: r.try_get("id")?,
-        account_id: r.try_get("account_id")?,
-        role: role
+        id: r.text("id")?,
+        account_id: r.optional_text("account_id")?,
+        role: r
+            .text("role")?
             .parse()
             .map_err(|e: String| sqlx::Error::Decode(e.into()))?,
-        name: r.try_get("name")?,
-        created_at_ms: r.try_get("created_at_ms")?,
-        revoked_at_ms: r.try_get("revoked_at_ms")?,
+        name: r.text("name")?,
+        created_at_ms: r.integer("created_at_ms")?,
+        revoked_at_ms: r.optional_integer("revoked_at_ms")?,
     })
 }
 
@@ -88,67 +88,77 @@ impl Metadata {
         name: &str,
         now_ms: i64,
     ) -> Result<(ApiKey, Secret), MetadataError> {
-        let id = new_id("key");
-        let secret = Secret(format!("crk_{}", Secret::random().expose()));
-        let result = sqlx::query(
-            "INSERT INTO api_keys (id, account_id, role, name, key_hash, created_at_ms) VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&id)
-        .bind(account_id)
-        .bind(role.as_str())
-        .bind(name)
-        .bind(hash(secret.expose()))
-        .bind(now_ms)
-        .execute(&self.pool)
-        .await;
-        parent_must_exist(result, "account", account_id.unwrap_or_default())?;
-        let key = ApiKey {
-            id,
-            account_id: account_id.map(str::to_owned),
-            role,
-            name: name.to_owned(),
-            created_at_ms: now_ms,
-            revoked_at_ms: None,
-        };
-        Ok((key, secret))
+        with_pool!(self, pool => {
+            let id = new_id("key");
+            let secret = Secret(format!("crk_{}", Secret::random().expose()));
+            let result = sqlx::query(
+                "INSERT INTO api_keys (id, account_id, role, name, key_hash, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&id)
+            .bind(account_id)
+            .bind(role.as_str())
+            .bind(name)
+            .bind(hash(secret.expose()))
+            .bind(now_ms)
+            .execute(pool)
+            .await;
+            parent_must_exist(result, "account", account_id.unwrap_or_default())?;
+            let key = ApiKey {
+                id,
+                account_id: account_id.map(str::to_owned),
+                role,
+                name: name.to_owned(),
+                created_at_ms: now_ms,
+                revoked_at_ms: None,
+            };
+            Ok((key, secret))
+        })
     }
 
     /// The key a secret belongs to, unless it was revoked.
     pub async fn api_key_by_secret(&self, secret: &str) -> Result<Option<ApiKey>, MetadataError> {
-        let row = sqlx::query(select_keys!("WHERE key_hash = ? AND revoked_at_ms IS NULL"))
-            .bind(hash(secret))
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.as_ref().map(from_row).transpose()?)
+        with_pool!(self, pool => {
+            let row = sqlx::query(select_keys!("WHERE key_hash = $1 AND revoked_at_ms IS NULL"))
+                .bind(hash(secret))
+                .fetch_optional(pool)
+                .await?;
+            Ok(row.as_ref().map(from_row).transpose()?)
+        })
     }
 
     /// A key by its id (revoked or not).
     pub async fn api_key(&self, id: &str) -> Result<Option<ApiKey>, MetadataError> {
-        let row = sqlx::query(select_keys!("WHERE id = ?"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.as_ref().map(from_row).transpose()?)
+        with_pool!(self, pool => {
+            let row = sqlx::query(select_keys!("WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(pool)
+                .await?;
+            Ok(row.as_ref().map(from_row).transpose()?)
+        })
     }
 
     /// An account's keys (none: the global admin keys), oldest first, revoked ones included.
     pub async fn api_keys(&self, account_id: Option<&str>) -> Result<Vec<ApiKey>, MetadataError> {
-        let rows = sqlx::query(select_keys!(
-            "WHERE account_id IS ? ORDER BY created_at_ms, id"
-        ))
-        .bind(account_id)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+        with_pool!(self, pool => {
+            let rows = sqlx::query(select_keys!(
+                "WHERE account_id IS NOT DISTINCT FROM $1 ORDER BY created_at_ms, id"
+            ))
+            .bind(account_id)
+            .fetch_all(pool)
+            .await?;
+            Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+        })
     }
 
     /// Revokes a key (once; revoking it again changes nothing). Returns whether it exists.
     pub async fn revoke_api_key(&self, id: &str, now_ms: i64) -> Result<bool, MetadataError> {
-        sqlx::query("UPDATE api_keys SET revoked_at_ms = ? WHERE id = ? AND revoked_at_ms IS NULL")
-            .bind(now_ms)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(self.api_key(id).await?.is_some())
+        with_pool!(self, pool => {
+            sqlx::query("UPDATE api_keys SET revoked_at_ms = $1 WHERE id = $2 AND revoked_at_ms IS NULL")
+                .bind(now_ms)
+                .bind(id)
+                .execute(pool)
+                .await?;
+            Ok(self.api_key(id).await?.is_some())
+        })
     }
 }

@@ -4,7 +4,9 @@
 
 use sqlx::Row;
 
-use super::{Conversation, Metadata, MetadataError, Participant, Recording, new_id};
+use super::{
+    Columns, Conversation, Metadata, MetadataError, Participant, Pool, Recording, new_id, with_pool,
+};
 
 /// Who sent a chat message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,82 +78,89 @@ impl Metadata {
         text: &str,
         now_ms: i64,
     ) -> Result<Message, MetadataError> {
-        let id = new_id("msg");
-        let result = sqlx::query(
-            "INSERT INTO messages (id, conversation_id, type, sender_id, sender_name, text, at_ms) \
-             VALUES (?, ?, 'TEXT', ?, ?, ?, ?)",
-        )
-        .bind(&id)
-        .bind(conversation_id)
-        .bind(&sender.id)
-        .bind(&sender.name)
-        .bind(text)
-        .bind(now_ms)
-        .execute(&self.pool)
-        .await;
-        super::parent_must_exist(result, "conversation", conversation_id)?;
-        Ok(Message::Text {
-            id,
-            sender,
-            text: text.to_owned(),
-            at_ms: now_ms,
+        with_pool!(self, pool => {
+            let id = new_id("msg");
+            let result = sqlx::query(
+                "INSERT INTO messages (id, conversation_id, type, sender_id, sender_name, text, at_ms) \
+                 VALUES ($1, $2, 'TEXT', $3, $4, $5, $6)",
+            )
+            .bind(&id)
+            .bind(conversation_id)
+            .bind(&sender.id)
+            .bind(&sender.name)
+            .bind(text)
+            .bind(now_ms)
+            .execute(pool)
+            .await;
+            super::parent_must_exist(result, "conversation", conversation_id)?;
+            Ok(Message::Text {
+                id,
+                sender,
+                text: text.to_owned(),
+                at_ms: now_ms,
+            })
         })
     }
 
     /// Marks a recording `COMPLETE` and adds its `RECORDING_AVAILABLE` message at its end, in
     /// one transaction (a crash leaves both or neither); completing it again changes nothing.
     pub async fn complete_recording(&self, recording_id: &str) -> Result<(), MetadataError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE recordings SET status = 'COMPLETE' WHERE id = ?")
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("UPDATE recordings SET status = 'COMPLETE' WHERE id = $1")
+                .bind(recording_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO messages (id, conversation_id, type, recording_id, at_ms) \
+                 SELECT $1, conversation_id, 'RECORDING_AVAILABLE', id, \
+                 COALESCE(ended_at_ms, started_at_ms, created_at_ms) FROM recordings WHERE id = $2 \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(new_id("msg"))
             .bind(recording_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(
-            "INSERT OR IGNORE INTO messages (id, conversation_id, type, recording_id, at_ms) \
-             SELECT ?, conversation_id, 'RECORDING_AVAILABLE', id, \
-             COALESCE(ended_at_ms, started_at_ms, created_at_ms) FROM recordings WHERE id = ?",
-        )
-        .bind(new_id("msg"))
-        .bind(recording_id)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     /// A conversation's messages in timeline order.
     pub async fn messages(&self, conversation_id: &str) -> Result<Vec<Message>, MetadataError> {
-        let rows = sqlx::query(
-            "SELECT id, type, sender_id, sender_name, text, recording_id, at_ms FROM messages \
-             WHERE conversation_id = ? ORDER BY at_ms, rowid",
-        )
-        .bind(conversation_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let kind: String = r.try_get("type")?;
-                let id = r.try_get("id")?;
-                let at_ms = r.try_get("at_ms")?;
-                Ok(if kind == "TEXT" {
-                    Message::Text {
-                        id,
-                        sender: Sender {
-                            id: r.try_get("sender_id")?,
-                            name: r.try_get("sender_name")?,
-                        },
-                        text: r.try_get("text")?,
-                        at_ms,
-                    }
-                } else {
-                    Message::RecordingAvailable {
-                        id,
-                        recording_id: r.try_get("recording_id")?,
-                        at_ms,
-                    }
+        with_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT id, type, sender_id, sender_name, text, recording_id, at_ms FROM messages \
+                 WHERE conversation_id = $1 ORDER BY at_ms, rowid",
+            )
+            .bind(conversation_id)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    let kind: String = r.try_get("type")?;
+                    let id = r.try_get("id")?;
+                    let at_ms = r.try_get("at_ms")?;
+                    Ok(if kind == "TEXT" {
+                        Message::Text {
+                            id,
+                            sender: Sender {
+                                id: r.try_get("sender_id")?,
+                                name: r.try_get("sender_name")?,
+                            },
+                            text: r.try_get("text")?,
+                            at_ms,
+                        }
+                    } else {
+                        Message::RecordingAvailable {
+                            id,
+                            recording_id: r.try_get("recording_id")?,
+                            at_ms,
+                        }
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
     }
 
     /// A conversation's participants, in the order they joined.
@@ -159,17 +168,19 @@ impl Metadata {
         &self,
         conversation_id: &str,
     ) -> Result<Vec<Participant>, MetadataError> {
-        let rows = sqlx::query(
-            "SELECT id, conversation_id, name, role FROM participants \
-             WHERE conversation_id = ? ORDER BY created_at_ms, rowid",
-        )
-        .bind(conversation_id)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(super::participant_from_row)
-            .collect::<Result<_, _>>()?)
+        with_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT id, conversation_id, name, role FROM participants \
+                 WHERE conversation_id = $1 ORDER BY created_at_ms, rowid",
+            )
+            .bind(conversation_id)
+            .fetch_all(pool)
+            .await?;
+            Ok(rows
+                .iter()
+                .map(super::participant_from_row)
+                .collect::<Result<_, _>>()?)
+        })
     }
 
     /// A conversation's calls and layers, in the order they started.
@@ -177,25 +188,27 @@ impl Metadata {
         &self,
         conversation_id: &str,
     ) -> Result<Vec<Interaction>, MetadataError> {
-        let rows = sqlx::query(
-            "SELECT id, source, type, started_at_ms, ended_at_ms FROM interactions \
-             WHERE conversation_id = ? ORDER BY started_at_ms, rowid",
-        )
-        .bind(conversation_id)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| -> Result<Interaction, sqlx::Error> {
-                Ok(Interaction {
-                    id: r.try_get("id")?,
-                    source: r.try_get("source")?,
-                    kind: r.try_get("type")?,
-                    started_at_ms: r.try_get("started_at_ms")?,
-                    ended_at_ms: r.try_get("ended_at_ms")?,
+        with_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT id, source, type, started_at_ms, ended_at_ms FROM interactions \
+                 WHERE conversation_id = $1 ORDER BY started_at_ms, rowid",
+            )
+            .bind(conversation_id)
+            .fetch_all(pool)
+            .await?;
+            Ok(rows
+                .iter()
+                .map(|r| -> Result<Interaction, sqlx::Error> {
+                    Ok(Interaction {
+                        id: r.try_get("id")?,
+                        source: r.try_get("source")?,
+                        kind: r.try_get("type")?,
+                        started_at_ms: r.try_get("started_at_ms")?,
+                        ended_at_ms: r.try_get("ended_at_ms")?,
+                    })
                 })
-            })
-            .collect::<Result<_, _>>()?)
+                .collect::<Result<_, _>>()?)
+        })
     }
 
     /// The calls a recording overlaps, and the participants who published media while it ran
@@ -205,38 +218,35 @@ impl Metadata {
         recording: &Recording,
         now_ms: i64,
     ) -> Result<(Vec<String>, Vec<String>), MetadataError> {
-        let Some(start) = recording.started_at_ms else {
-            return Ok((Vec::new(), Vec::new()));
-        };
-        let end = recording.ended_at_ms.unwrap_or(now_ms);
-        let calls = sqlx::query(
-            "SELECT id FROM interactions WHERE conversation_id = ? AND source = 'CALL' \
-             AND started_at_ms <= ? AND COALESCE(ended_at_ms, ?) >= ? ORDER BY started_at_ms, rowid",
-        )
-        .bind(&recording.conversation_id)
-        .bind(end)
-        .bind(end)
-        .bind(start)
-        .fetch_all(&self.pool)
-        .await?;
-        let participants = sqlx::query(
-            "SELECT DISTINCT p.participant_id AS id FROM publications p \
-             JOIN interactions i ON i.id = p.interaction_id \
-             WHERE i.conversation_id = ? AND p.started_at_ms <= ? \
-             AND COALESCE(p.ended_at_ms, ?) >= ? ORDER BY p.participant_id",
-        )
-        .bind(&recording.conversation_id)
-        .bind(end)
-        .bind(end)
-        .bind(start)
-        .fetch_all(&self.pool)
-        .await?;
-        let ids = |rows: Vec<sqlx::sqlite::SqliteRow>| {
-            rows.iter()
-                .map(|r| r.try_get("id"))
-                .collect::<Result<Vec<String>, _>>()
-        };
-        Ok((ids(calls)?, ids(participants)?))
+        with_pool!(self, pool => {
+            let Some(start) = recording.started_at_ms else {
+                return Ok((Vec::new(), Vec::new()));
+            };
+            let end = recording.ended_at_ms.unwrap_or(now_ms);
+            let calls = sqlx::query(
+                "SELECT id FROM interactions WHERE conversation_id = $1 AND source = 'CALL' \
+                 AND started_at_ms <= $2 AND COALESCE(ended_at_ms, $3) >= $4 ORDER BY started_at_ms, rowid",
+            )
+            .bind(&recording.conversation_id)
+            .bind(end)
+            .bind(end)
+            .bind(start)
+            .fetch_all(pool)
+            .await?;
+            let participants = sqlx::query(
+                "SELECT DISTINCT p.participant_id AS id FROM publications p \
+                 JOIN interactions i ON i.id = p.interaction_id \
+                 WHERE i.conversation_id = $1 AND p.started_at_ms <= $2 \
+                 AND COALESCE(p.ended_at_ms, $3) >= $4 ORDER BY p.participant_id",
+            )
+            .bind(&recording.conversation_id)
+            .bind(end)
+            .bind(end)
+            .bind(start)
+            .fetch_all(pool)
+            .await?;
+            Ok((ids(&calls)?, ids(&participants)?))
+        })
     }
 
     /// One page of an account's conversations (every account's without one), oldest first,
@@ -247,25 +257,27 @@ impl Metadata {
         cursor: Option<&PageCursor>,
         limit: u32,
     ) -> Result<Vec<Conversation>, MetadataError> {
-        let (after_ms, after_id) = cursor.cloned().unwrap_or((i64::MIN, String::new()));
-        let rows = sqlx::query(
-            "SELECT id, account_id, template_id, topic, created_at_ms FROM conversations \
-             WHERE (? IS NULL OR account_id = ?) \
-             AND (created_at_ms > ? OR (created_at_ms = ? AND id > ?)) \
-             ORDER BY created_at_ms, id LIMIT ?",
-        )
-        .bind(account_id)
-        .bind(account_id)
-        .bind(after_ms)
-        .bind(after_ms)
-        .bind(after_id)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(super::conversation_from_row)
-            .collect::<Result<_, _>>()?)
+        with_pool!(self, pool => {
+            let (after_ms, after_id) = cursor.cloned().unwrap_or((i64::MIN, String::new()));
+            let rows = sqlx::query(
+                "SELECT id, account_id, template_id, topic, created_at_ms FROM conversations \
+                 WHERE ($1 IS NULL OR account_id = $2) \
+                 AND (created_at_ms > $3 OR (created_at_ms = $4 AND id > $5)) \
+                 ORDER BY created_at_ms, id LIMIT $6",
+            )
+            .bind(account_id)
+            .bind(account_id)
+            .bind(after_ms)
+            .bind(after_ms)
+            .bind(after_id)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?;
+            Ok(rows
+                .iter()
+                .map(super::conversation_from_row)
+                .collect::<Result<_, _>>()?)
+        })
     }
 
     /// Milliseconds recorded in an account's conversations within `[from_ms, to_ms)`: each
@@ -277,17 +289,32 @@ impl Metadata {
         to_ms: i64,
         now_ms: i64,
     ) -> Result<i64, MetadataError> {
-        let row = sqlx::query(
-            "SELECT COALESCE(SUM(MAX(0, MIN(COALESCE(r.ended_at_ms, ?), ?) - MAX(r.started_at_ms, ?))), 0) AS ms \
-             FROM recordings r JOIN conversations c ON c.id = r.conversation_id \
-             WHERE c.account_id = ? AND r.started_at_ms IS NOT NULL",
-        )
-        .bind(now_ms)
-        .bind(to_ms)
-        .bind(from_ms)
-        .bind(account_id)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row.try_get("ms")?)
+        with_pool!(self, pool => {
+            // Clipped in Rust: the two dialects share no two-argument MIN/MAX, and a SUM of
+            // BIGINT is NUMERIC in PostgreSQL.
+            let rows = sqlx::query(
+                "SELECT r.started_at_ms, r.ended_at_ms \
+                 FROM recordings r JOIN conversations c ON c.id = r.conversation_id \
+                 WHERE c.account_id = $1 AND r.started_at_ms IS NOT NULL AND r.started_at_ms < $2 \
+                 AND (r.ended_at_ms IS NULL OR r.ended_at_ms > $3)",
+            )
+            .bind(account_id)
+            .bind(to_ms)
+            .bind(from_ms)
+            .fetch_all(pool)
+            .await?;
+            let mut total = 0i64;
+            for r in &rows {
+                let start = r.integer("started_at_ms")?.max(from_ms);
+                let end = r.optional_integer("ended_at_ms")?.unwrap_or(now_ms).min(to_ms);
+                total = total.saturating_add((end - start).max(0));
+            }
+            Ok(total)
+        })
     }
+}
+
+/// The `id` column of each row.
+fn ids(rows: &[impl Columns]) -> Result<Vec<String>, sqlx::Error> {
+    rows.iter().map(|r| r.text("id")).collect()
 }

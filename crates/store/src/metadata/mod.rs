@@ -1,6 +1,12 @@
 //! Metadata: accounts, conversations, participants, interactions, publications, recordings and
-//! their files, recorder entry points, API keys and chat messages, in SQLite (the embedded default) through sqlx, with
-//! the schema in versioned migrations (`crates/store/migrations/sqlite`).
+//! their files, recorder entry points, API keys and chat messages, in SQLite (the embedded
+//! default) or PostgreSQL through sqlx, with the schema in versioned migrations of each dialect
+//! (`crates/store/migrations/{sqlite,postgres}`, kept to the same tables, columns and meaning).
+//!
+//! Every query is written once, in SQL both dialects read (`$n` parameters, `CASE` rather
+//! than two-argument `MIN`, `ON CONFLICT`), and [`with_pool!`] runs it on whichever pool is
+//! open. Tables whose rows are listed in insertion order have a `rowid` in both (SQLite's own;
+//! an identity column in PostgreSQL).
 //!
 //! Secrets (participant tokens, entry-point tokens) are random 256-bit values handed out once
 //! and stored only as SHA-256 hashes. Times are Unix milliseconds, passed in by the caller.
@@ -10,6 +16,7 @@ use std::str::FromStr;
 
 use sha2::{Digest, Sha256};
 use sqlx::Row;
+use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -22,7 +29,56 @@ pub use api_keys::{ApiKey, KeyRole};
 pub use history::{Interaction, Message, PageCursor, Sender};
 
 /// The migrations, embedded in the binary.
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The open database.
+#[derive(Debug, Clone)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to the open pool, whichever it is: the body is compiled once
+/// per database, so its rows and results have that database's concrete types.
+macro_rules! with_pool {
+    ($self:ident, $pool:ident => $body:block) => {
+        match &$self.pool {
+            Pool::Sqlite($pool) => $body,
+            Pool::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use with_pool;
+
+/// Reads a column of either database's rows (for the functions that turn rows into values).
+trait Columns {
+    fn text(&self, column: &str) -> Result<String, sqlx::Error>;
+    fn optional_text(&self, column: &str) -> Result<Option<String>, sqlx::Error>;
+    fn integer(&self, column: &str) -> Result<i64, sqlx::Error>;
+    fn optional_integer(&self, column: &str) -> Result<Option<i64>, sqlx::Error>;
+}
+
+macro_rules! columns_of {
+    ($row:ty) => {
+        impl Columns for $row {
+            fn text(&self, column: &str) -> Result<String, sqlx::Error> {
+                self.try_get(column)
+            }
+            fn optional_text(&self, column: &str) -> Result<Option<String>, sqlx::Error> {
+                self.try_get(column)
+            }
+            fn integer(&self, column: &str) -> Result<i64, sqlx::Error> {
+                self.try_get(column)
+            }
+            fn optional_integer(&self, column: &str) -> Result<Option<i64>, sqlx::Error> {
+                self.try_get(column)
+            }
+        }
+    };
+}
+columns_of!(sqlx::sqlite::SqliteRow);
+columns_of!(sqlx::postgres::PgRow);
 
 /// Why a metadata operation failed.
 #[derive(Debug, Error)]
@@ -143,10 +199,34 @@ pub struct EntryPoint {
 /// The metadata store. Cloning shares the connection pool.
 #[derive(Debug, Clone)]
 pub struct Metadata {
-    pool: SqlitePool,
+    pool: Pool,
 }
 
 impl Metadata {
+    /// Opens the database `url` names and brings its schema up to date: `postgres://…` (or
+    /// `postgresql://…`) for PostgreSQL, `sqlite://PATH` or a plain path for SQLite.
+    pub async fn open(url: &str) -> Result<Self, MetadataError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Self::open_postgres(url).await
+        } else {
+            Self::open_sqlite(Path::new(url.strip_prefix("sqlite://").unwrap_or(url))).await
+        }
+    }
+
+    /// Connects to PostgreSQL at `url` and brings its schema up to date. Writes are durable
+    /// when they return (PostgreSQL's own commit).
+    pub async fn open_postgres(url: &str) -> Result<Self, MetadataError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(std::time::Duration::from_secs(5))
+            .connect(url)
+            .await?;
+        POSTGRES_MIGRATOR.run(&pool).await?;
+        Ok(Self {
+            pool: Pool::Postgres(pool),
+        })
+    }
+
     /// Opens (creating if needed) the SQLite database at `path` and brings its schema up to
     /// date. Writes are durable when they return (WAL, `synchronous = FULL`).
     pub async fn open_sqlite(path: &Path) -> Result<Self, MetadataError> {
@@ -161,46 +241,56 @@ impl Metadata {
             .max_connections(4)
             .connect_with(options)
             .await?;
-        MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+        SQLITE_MIGRATOR.run(&pool).await?;
+        Ok(Self {
+            pool: Pool::Sqlite(pool),
+        })
     }
 
     /// Whether the database answers (for readiness checks).
     pub async fn ping(&self) -> Result<(), MetadataError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        with_pool!(self, pool => {
+            sqlx::query("SELECT 1").execute(pool).await?;
+            Ok(())
+        })
     }
 
     /// How many recordings there are in each status (`INITIALIZING`, `PENDING`, `COMPLETE`),
     /// for the metrics.
     pub async fn recordings_by_status(&self) -> Result<Vec<(String, i64)>, MetadataError> {
-        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM recordings GROUP BY status")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get::<String, _>("status"), r.get::<i64, _>("n")))
-            .collect())
+        with_pool!(self, pool => {
+            let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM recordings GROUP BY status")
+                .fetch_all(pool)
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|r| (r.get::<String, _>("status"), r.get::<i64, _>("n")))
+                .collect())
+        })
     }
 
     /// Webhook messages waiting to be delivered (the queue's depth, for the metrics).
     pub async fn webhook_queue_depth(&self) -> Result<i64, MetadataError> {
-        let n = sqlx::query_scalar("SELECT COUNT(*) FROM webhook_messages WHERE state = 'PENDING'")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(n)
+        with_pool!(self, pool => {
+            let n = sqlx::query_scalar("SELECT COUNT(*) FROM webhook_messages WHERE state = 'PENDING'")
+                .fetch_one(pool)
+                .await?;
+            Ok(n)
+        })
     }
 
     /// Creates an account; returns its id.
     pub async fn create_account(&self, name: &str, now_ms: i64) -> Result<String, MetadataError> {
-        let id = new_id("acc");
-        sqlx::query("INSERT INTO accounts (id, name, created_at_ms) VALUES (?, ?, ?)")
-            .bind(&id)
-            .bind(name)
-            .bind(now_ms)
-            .execute(&self.pool)
-            .await?;
-        Ok(id)
+        with_pool!(self, pool => {
+            let id = new_id("acc");
+            sqlx::query("INSERT INTO accounts (id, name, created_at_ms) VALUES ($1, $2, $3)")
+                .bind(&id)
+                .bind(name)
+                .bind(now_ms)
+                .execute(pool)
+                .await?;
+            Ok(id)
+        })
     }
 
     /// Creates a conversation in an account (with its template, checked by the caller to be
@@ -212,18 +302,20 @@ impl Metadata {
         topic: &str,
         now_ms: i64,
     ) -> Result<String, MetadataError> {
-        let id = new_id("conv");
-        let result = sqlx::query(
-            "INSERT INTO conversations (id, account_id, template_id, topic, created_at_ms) VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(&id)
-        .bind(account_id)
-        .bind(template_id)
-        .bind(topic)
-        .bind(now_ms)
-        .execute(&self.pool)
-        .await;
-        parent_must_exist(result, "account", account_id).map(|()| id)
+        with_pool!(self, pool => {
+            let id = new_id("conv");
+            let result = sqlx::query(
+                "INSERT INTO conversations (id, account_id, template_id, topic, created_at_ms) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&id)
+            .bind(account_id)
+            .bind(template_id)
+            .bind(topic)
+            .bind(now_ms)
+            .execute(pool)
+            .await;
+            parent_must_exist(result, "account", account_id).map(|()| id)
+        })
     }
 
     /// Adds a participant; returns it and its token (shown once).
@@ -234,27 +326,29 @@ impl Metadata {
         role: Role,
         now_ms: i64,
     ) -> Result<(Participant, Secret), MetadataError> {
-        let id = new_id("part");
-        let token = Secret::random();
-        let result = sqlx::query(
-            "INSERT INTO participants (id, conversation_id, name, role, token_hash, created_at_ms) VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&id)
-        .bind(conversation_id)
-        .bind(name)
-        .bind(role.as_str())
-        .bind(hash(token.expose()))
-        .bind(now_ms)
-        .execute(&self.pool)
-        .await;
-        parent_must_exist(result, "conversation", conversation_id)?;
-        let participant = Participant {
-            id,
-            conversation_id: conversation_id.to_owned(),
-            name: name.to_owned(),
-            role,
-        };
-        Ok((participant, token))
+        with_pool!(self, pool => {
+            let id = new_id("part");
+            let token = Secret::random();
+            let result = sqlx::query(
+                "INSERT INTO participants (id, conversation_id, name, role, token_hash, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&id)
+            .bind(conversation_id)
+            .bind(name)
+            .bind(role.as_str())
+            .bind(hash(token.expose()))
+            .bind(now_ms)
+            .execute(pool)
+            .await;
+            parent_must_exist(result, "conversation", conversation_id)?;
+            let participant = Participant {
+                id,
+                conversation_id: conversation_id.to_owned(),
+                name: name.to_owned(),
+                role,
+            };
+            Ok((participant, token))
+        })
     }
 
     /// The participant a token belongs to.
@@ -262,13 +356,15 @@ impl Metadata {
         &self,
         token: &str,
     ) -> Result<Option<Participant>, MetadataError> {
-        let row = sqlx::query(
-            "SELECT id, conversation_id, name, role FROM participants WHERE token_hash = ?",
-        )
-        .bind(hash(token))
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.as_ref().map(participant_from_row).transpose()?)
+        with_pool!(self, pool => {
+            let row = sqlx::query(
+                "SELECT id, conversation_id, name, role FROM participants WHERE token_hash = $1",
+            )
+            .bind(hash(token))
+            .fetch_optional(pool)
+            .await?;
+            Ok(row.as_ref().map(participant_from_row).transpose()?)
+        })
     }
 
     /// Creates a recording in `INITIALIZING`; returns its id. Refused (`Conflict`) while another
@@ -281,27 +377,29 @@ impl Metadata {
         trigger: &str,
         now_ms: i64,
     ) -> Result<String, MetadataError> {
-        let id = new_id("rec");
-        let result = sqlx::query(
-            "INSERT INTO recordings (id, conversation_id, recording_type, layout, trigger, status, created_at_ms) \
-             VALUES (?, ?, ?, ?, ?, 'INITIALIZING', ?)",
-        )
-        .bind(&id)
-        .bind(conversation_id)
-        .bind(recording_type)
-        .bind(layout)
-        .bind(trigger)
-        .bind(now_ms)
-        .execute(&self.pool)
-        .await;
-        match result {
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                Err(MetadataError::Conflict(format!(
-                    "a recording of conversation {conversation_id} is still running"
-                )))
+        with_pool!(self, pool => {
+            let id = new_id("rec");
+            let result = sqlx::query(
+                "INSERT INTO recordings (id, conversation_id, recording_type, layout, trigger, status, created_at_ms) \
+                 VALUES ($1, $2, $3, $4, $5, 'INITIALIZING', $6)",
+            )
+            .bind(&id)
+            .bind(conversation_id)
+            .bind(recording_type)
+            .bind(layout)
+            .bind(trigger)
+            .bind(now_ms)
+            .execute(pool)
+            .await;
+            match result {
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                    Err(MetadataError::Conflict(format!(
+                        "a recording of conversation {conversation_id} is still running"
+                    )))
+                }
+                other => other.map(|_| id).map_err(MetadataError::from),
             }
-            other => other.map(|_| id).map_err(MetadataError::from),
-        }
+        })
     }
 
     /// Ends a recording with its end reason (SPEC §5).
@@ -311,19 +409,21 @@ impl Metadata {
         end_reason: &str,
         now_ms: i64,
     ) -> Result<(), MetadataError> {
-        let done = sqlx::query("UPDATE recordings SET ended_at_ms = ?, end_reason = ? WHERE id = ? AND ended_at_ms IS NULL")
-            .bind(now_ms)
-            .bind(end_reason)
-            .bind(recording_id)
-            .execute(&self.pool)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(MetadataError::NotFound {
-                what: "running recording",
-                id: recording_id.to_owned(),
-            });
-        }
-        Ok(())
+        with_pool!(self, pool => {
+            let done = sqlx::query("UPDATE recordings SET ended_at_ms = $1, end_reason = $2 WHERE id = $3 AND ended_at_ms IS NULL")
+                .bind(now_ms)
+                .bind(end_reason)
+                .bind(recording_id)
+                .execute(pool)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Err(MetadataError::NotFound {
+                    what: "running recording",
+                    id: recording_id.to_owned(),
+                });
+            }
+            Ok(())
+        })
     }
 
     /// Makes a single-use entry point for one attempt of a recording, valid for `ttl_ms`. The
@@ -336,22 +436,24 @@ impl Metadata {
         ttl_ms: i64,
         now_ms: i64,
     ) -> Result<Secret, MetadataError> {
-        let token = Secret::random();
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE entry_points SET expires_at_ms = MIN(expires_at_ms, ?) WHERE recording_id = ? AND used_at_ms IS NULL")
-            .bind(now_ms)
-            .bind(recording_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO entry_points (token_hash, recording_id, attempt, expires_at_ms) VALUES (?, ?, ?, ?)")
-            .bind(hash(token.expose()))
-            .bind(recording_id)
-            .bind(attempt)
-            .bind(now_ms.saturating_add(ttl_ms))
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(token)
+        with_pool!(self, pool => {
+            let token = Secret::random();
+            let mut tx = pool.begin().await?;
+            sqlx::query("UPDATE entry_points SET expires_at_ms = CASE WHEN expires_at_ms < $1 THEN expires_at_ms ELSE $1 END WHERE recording_id = $2 AND used_at_ms IS NULL")
+                .bind(now_ms)
+                .bind(recording_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("INSERT INTO entry_points (token_hash, recording_id, attempt, expires_at_ms) VALUES ($1, $2, $3, $4)")
+                .bind(hash(token.expose()))
+                .bind(recording_id)
+                .bind(i64::from(attempt))
+                .bind(now_ms.saturating_add(ttl_ms))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(token)
+        })
     }
 
     /// Redeems an entry point: succeeds once, before it expires, atomically.
@@ -360,58 +462,64 @@ impl Metadata {
         token: &str,
         now_ms: i64,
     ) -> Result<Result<EntryPoint, EntryPointRefusal>, MetadataError> {
-        let token_hash = hash(token);
-        let redeemed = sqlx::query(
-            "UPDATE entry_points SET used_at_ms = ? \
-             WHERE token_hash = ? AND used_at_ms IS NULL AND expires_at_ms > ? \
-             RETURNING recording_id, attempt",
-        )
-        .bind(now_ms)
-        .bind(&token_hash)
-        .bind(now_ms)
-        .fetch_optional(&self.pool)
-        .await?;
-        if let Some(row) = redeemed {
-            return Ok(Ok(EntryPoint {
-                recording_id: row.try_get("recording_id")?,
-                attempt: row.try_get("attempt")?,
-            }));
-        }
-        let known = sqlx::query("SELECT used_at_ms FROM entry_points WHERE token_hash = ?")
+        with_pool!(self, pool => {
+            let token_hash = hash(token);
+            let redeemed = sqlx::query(
+                "UPDATE entry_points SET used_at_ms = $1 \
+                 WHERE token_hash = $2 AND used_at_ms IS NULL AND expires_at_ms > $3 \
+                 RETURNING recording_id, attempt",
+            )
+            .bind(now_ms)
             .bind(&token_hash)
-            .fetch_optional(&self.pool)
+            .bind(now_ms)
+            .fetch_optional(pool)
             .await?;
-        Ok(Err(match known {
-            None => EntryPointRefusal::Unknown,
-            Some(row) if row.try_get::<Option<i64>, _>("used_at_ms")?.is_some() => {
-                EntryPointRefusal::Used
+            if let Some(row) = redeemed {
+                return Ok(Ok(EntryPoint {
+                    recording_id: row.try_get("recording_id")?,
+                    attempt: small(row.try_get("attempt")?)?,
+                }));
             }
-            Some(_) => EntryPointRefusal::Expired,
-        }))
+            let known = sqlx::query("SELECT used_at_ms FROM entry_points WHERE token_hash = $1")
+                .bind(&token_hash)
+                .fetch_optional(pool)
+                .await?;
+            Ok(Err(match known {
+                None => EntryPointRefusal::Unknown,
+                Some(row) if row.try_get::<Option<i64>, _>("used_at_ms")?.is_some() => {
+                    EntryPointRefusal::Used
+                }
+                Some(_) => EntryPointRefusal::Expired,
+            }))
+        })
     }
 
     /// Deletes a conversation and, with it, its participants, interactions, recordings, files
     /// and entry points (the stored bytes are the caller's to delete).
     pub async fn delete_conversation(&self, conversation_id: &str) -> Result<(), MetadataError> {
-        let done = sqlx::query("DELETE FROM conversations WHERE id = ?")
-            .bind(conversation_id)
-            .execute(&self.pool)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(MetadataError::NotFound {
-                what: "conversation",
-                id: conversation_id.to_owned(),
-            });
-        }
-        Ok(())
+        with_pool!(self, pool => {
+            let done = sqlx::query("DELETE FROM conversations WHERE id = $1")
+                .bind(conversation_id)
+                .execute(pool)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Err(MetadataError::NotFound {
+                    what: "conversation",
+                    id: conversation_id.to_owned(),
+                });
+            }
+            Ok(())
+        })
     }
 
     /// Rows in a table (tests and operations).
     pub async fn count(&self, table: Table) -> Result<i64, MetadataError> {
-        Ok(sqlx::query(table.count_sql())
-            .fetch_one(&self.pool)
-            .await?
-            .try_get(0)?)
+        with_pool!(self, pool => {
+            Ok(sqlx::query(table.count_sql())
+                .fetch_one(pool)
+                .await?
+                .try_get(0)?)
+        })
     }
 }
 
@@ -500,30 +608,34 @@ pub struct RecordingFile {
 impl Metadata {
     /// An account.
     pub async fn account(&self, id: &str) -> Result<Option<Account>, MetadataError> {
-        let row = sqlx::query("SELECT id, name, created_at_ms FROM accounts WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row
-            .map(|r| -> Result<Account, sqlx::Error> {
-                Ok(Account {
-                    id: r.try_get("id")?,
-                    name: r.try_get("name")?,
-                    created_at_ms: r.try_get("created_at_ms")?,
+        with_pool!(self, pool => {
+            let row = sqlx::query("SELECT id, name, created_at_ms FROM accounts WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?;
+            Ok(row
+                .map(|r| -> Result<Account, sqlx::Error> {
+                    Ok(Account {
+                        id: r.try_get("id")?,
+                        name: r.try_get("name")?,
+                        created_at_ms: r.try_get("created_at_ms")?,
+                    })
                 })
-            })
-            .transpose()?)
+                .transpose()?)
+        })
     }
 
     /// A conversation.
     pub async fn conversation(&self, id: &str) -> Result<Option<Conversation>, MetadataError> {
-        let row = sqlx::query(
-            "SELECT id, account_id, template_id, topic, created_at_ms FROM conversations WHERE id = ?",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.as_ref().map(conversation_from_row).transpose()?)
+        with_pool!(self, pool => {
+            let row = sqlx::query(
+                "SELECT id, account_id, template_id, topic, created_at_ms FROM conversations WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+            Ok(row.as_ref().map(conversation_from_row).transpose()?)
+        })
     }
 
     /// Creates a template in an account; returns its id.
@@ -533,34 +645,38 @@ impl Metadata {
         name: &str,
         now_ms: i64,
     ) -> Result<String, MetadataError> {
-        let id = new_id("tpl");
-        let result = sqlx::query(
-            "INSERT INTO templates (id, account_id, name, created_at_ms) VALUES (?, ?, ?, ?)",
-        )
-        .bind(&id)
-        .bind(account_id)
-        .bind(name)
-        .bind(now_ms)
-        .execute(&self.pool)
-        .await;
-        parent_must_exist(result, "account", account_id).map(|()| id)
+        with_pool!(self, pool => {
+            let id = new_id("tpl");
+            let result = sqlx::query(
+                "INSERT INTO templates (id, account_id, name, created_at_ms) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&id)
+            .bind(account_id)
+            .bind(name)
+            .bind(now_ms)
+            .execute(pool)
+            .await;
+            parent_must_exist(result, "account", account_id).map(|()| id)
+        })
     }
 
     /// A template.
     pub async fn template(&self, id: &str) -> Result<Option<Template>, MetadataError> {
-        let row = sqlx::query("SELECT id, account_id, name FROM templates WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row
-            .map(|r| -> Result<Template, sqlx::Error> {
-                Ok(Template {
-                    id: r.try_get("id")?,
-                    account_id: r.try_get("account_id")?,
-                    name: r.try_get("name")?,
+        with_pool!(self, pool => {
+            let row = sqlx::query("SELECT id, account_id, name FROM templates WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?;
+            Ok(row
+                .map(|r| -> Result<Template, sqlx::Error> {
+                    Ok(Template {
+                        id: r.try_get("id")?,
+                        account_id: r.try_get("account_id")?,
+                        name: r.try_get("name")?,
+                    })
                 })
-            })
-            .transpose()?)
+                .transpose()?)
+        })
     }
 
     /// The properties set in a scope (`ACCOUNT` or `TEMPLATE`) of one account or template:
@@ -570,17 +686,19 @@ impl Metadata {
         scope: &str,
         scope_id: &str,
     ) -> Result<Vec<(String, String)>, MetadataError> {
-        let rows = sqlx::query(
-            "SELECT property, value FROM configuration WHERE scope = ? AND scope_id = ? ORDER BY property",
-        )
-        .bind(scope)
-        .bind(scope_id)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| Ok((r.try_get("property")?, r.try_get("value")?)))
-            .collect::<Result<_, sqlx::Error>>()?)
+        with_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT property, value FROM configuration WHERE scope = $1 AND scope_id = $2 ORDER BY property",
+            )
+            .bind(scope)
+            .bind(scope_id)
+            .fetch_all(pool)
+            .await?;
+            Ok(rows
+                .iter()
+                .map(|r| Ok((r.try_get("property")?, r.try_get("value")?)))
+                .collect::<Result<_, sqlx::Error>>()?)
+        })
     }
 
     /// Sets properties in a scope of one account or template, all or none.
@@ -590,21 +708,23 @@ impl Metadata {
         scope_id: &str,
         properties: &[(String, String)],
     ) -> Result<(), MetadataError> {
-        let mut tx = self.pool.begin().await?;
-        for (property, value) in properties {
-            sqlx::query(
-                "INSERT INTO configuration (scope, scope_id, property, value) VALUES (?, ?, ?, ?) \
-                 ON CONFLICT (scope, scope_id, property) DO UPDATE SET value = excluded.value",
-            )
-            .bind(scope)
-            .bind(scope_id)
-            .bind(property)
-            .bind(value)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for (property, value) in properties {
+                sqlx::query(
+                    "INSERT INTO configuration (scope, scope_id, property, value) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (scope, scope_id, property) DO UPDATE SET value = excluded.value",
+                )
+                .bind(scope)
+                .bind(scope_id)
+                .bind(property)
+                .bind(value)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     /// A new id for a call (`source` `CALL`) or collaboration layer.
@@ -622,34 +742,40 @@ impl Metadata {
         kind: &str,
         now_ms: i64,
     ) -> Result<(), MetadataError> {
-        sqlx::query("INSERT INTO interactions (id, conversation_id, source, type, started_at_ms) VALUES (?, ?, ?, ?, ?)")
-            .bind(id)
-            .bind(conversation_id)
-            .bind(source)
-            .bind(kind)
-            .bind(now_ms)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        with_pool!(self, pool => {
+            sqlx::query("INSERT INTO interactions (id, conversation_id, source, type, started_at_ms) VALUES ($1, $2, $3, $4, $5)")
+                .bind(id)
+                .bind(conversation_id)
+                .bind(source)
+                .bind(kind)
+                .bind(now_ms)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
     }
 
     /// Deletes an interaction that never started (it lost a race to another).
     pub async fn delete_interaction(&self, id: &str) -> Result<(), MetadataError> {
-        sqlx::query("DELETE FROM interactions WHERE id = ?")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        with_pool!(self, pool => {
+            sqlx::query("DELETE FROM interactions WHERE id = $1")
+                .bind(id)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
     }
 
     /// Ends an interaction (once; later calls change nothing).
     pub async fn end_interaction(&self, id: &str, now_ms: i64) -> Result<(), MetadataError> {
-        sqlx::query("UPDATE interactions SET ended_at_ms = ? WHERE id = ? AND ended_at_ms IS NULL")
-            .bind(now_ms)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        with_pool!(self, pool => {
+            sqlx::query("UPDATE interactions SET ended_at_ms = $1 WHERE id = $2 AND ended_at_ms IS NULL")
+                .bind(now_ms)
+                .bind(id)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
     }
 
     /// Records a publication; returns its id.
@@ -661,94 +787,106 @@ impl Metadata {
         video: bool,
         now_ms: i64,
     ) -> Result<String, MetadataError> {
-        let id = new_id("pub");
-        sqlx::query("INSERT INTO publications (id, interaction_id, participant_id, audio, video, started_at_ms) VALUES (?, ?, ?, ?, ?, ?)")
-            .bind(&id)
-            .bind(interaction_id)
-            .bind(participant_id)
-            .bind(audio)
-            .bind(video)
-            .bind(now_ms)
-            .execute(&self.pool)
-            .await?;
-        Ok(id)
+        with_pool!(self, pool => {
+            let id = new_id("pub");
+            sqlx::query("INSERT INTO publications (id, interaction_id, participant_id, audio, video, started_at_ms) VALUES ($1, $2, $3, $4, $5, $6)")
+                .bind(&id)
+                .bind(interaction_id)
+                .bind(participant_id)
+                .bind(audio)
+                .bind(video)
+                .bind(now_ms)
+                .execute(pool)
+                .await?;
+            Ok(id)
+        })
     }
 
     /// Ends a publication (once).
     pub async fn end_publication(&self, id: &str, now_ms: i64) -> Result<(), MetadataError> {
-        sqlx::query("UPDATE publications SET ended_at_ms = ? WHERE id = ? AND ended_at_ms IS NULL")
-            .bind(now_ms)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        with_pool!(self, pool => {
+            sqlx::query("UPDATE publications SET ended_at_ms = $1 WHERE id = $2 AND ended_at_ms IS NULL")
+                .bind(now_ms)
+                .bind(id)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
     }
 
     /// A recording.
     pub async fn recording(&self, id: &str) -> Result<Option<Recording>, MetadataError> {
-        let row = sqlx::query(
-            "SELECT id, conversation_id, recording_type, layout, trigger, status, started_at_ms, ended_at_ms, end_reason \
-             FROM recordings WHERE id = ?",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row
-            .map(|r| -> Result<Recording, sqlx::Error> {
-                Ok(Recording {
-                    id: r.try_get("id")?,
-                    conversation_id: r.try_get("conversation_id")?,
-                    recording_type: r.try_get("recording_type")?,
-                    layout: r.try_get("layout")?,
-                    trigger: r.try_get("trigger")?,
-                    status: r.try_get("status")?,
-                    started_at_ms: r.try_get("started_at_ms")?,
-                    ended_at_ms: r.try_get("ended_at_ms")?,
-                    end_reason: r.try_get("end_reason")?,
+        with_pool!(self, pool => {
+            let row = sqlx::query(
+                "SELECT id, conversation_id, recording_type, layout, trigger, status, started_at_ms, ended_at_ms, end_reason \
+                 FROM recordings WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+            Ok(row
+                .map(|r| -> Result<Recording, sqlx::Error> {
+                    Ok(Recording {
+                        id: r.try_get("id")?,
+                        conversation_id: r.try_get("conversation_id")?,
+                        recording_type: r.try_get("recording_type")?,
+                        layout: r.try_get("layout")?,
+                        trigger: r.try_get("trigger")?,
+                        status: r.try_get("status")?,
+                        started_at_ms: r.try_get("started_at_ms")?,
+                        ended_at_ms: r.try_get("ended_at_ms")?,
+                        end_reason: r.try_get("end_reason")?,
+                    })
                 })
-            })
-            .transpose()?)
+                .transpose()?)
+        })
     }
 
     /// Marks the moment a recording's first fragment became durable (once).
     pub async fn mark_recording_started(&self, id: &str, now_ms: i64) -> Result<(), MetadataError> {
-        sqlx::query(
-            "UPDATE recordings SET started_at_ms = ? WHERE id = ? AND started_at_ms IS NULL",
-        )
-        .bind(now_ms)
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        with_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE recordings SET started_at_ms = $1 WHERE id = $2 AND started_at_ms IS NULL",
+            )
+            .bind(now_ms)
+            .bind(id)
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
     }
 
     /// Sets a recording's status (`INITIALIZING`, `PENDING`, `COMPLETE`).
     pub async fn set_recording_status(&self, id: &str, status: &str) -> Result<(), MetadataError> {
-        sqlx::query("UPDATE recordings SET status = ? WHERE id = ?")
-            .bind(status)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        with_pool!(self, pool => {
+            sqlx::query("UPDATE recordings SET status = $1 WHERE id = $2")
+                .bind(status)
+                .bind(id)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
     }
 
     /// Registers a file of a recording.
     pub async fn add_recording_file(&self, file: &RecordingFile) -> Result<(), MetadataError> {
-        sqlx::query(
-            "INSERT INTO recording_files (recording_id, file, publication_id, object_key, durable_bytes, blocks, finished, started_at_ms) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&file.recording_id)
-        .bind(file.file)
-        .bind(&file.publication_id)
-        .bind(&file.object_key)
-        .bind(i64::try_from(file.durable_bytes).unwrap_or(i64::MAX))
-        .bind(i64::try_from(file.blocks).unwrap_or(i64::MAX))
-        .bind(file.finished)
-        .bind(file.started_at_ms)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        with_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO recording_files (recording_id, file, publication_id, object_key, durable_bytes, blocks, finished, started_at_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(&file.recording_id)
+            .bind(i64::from(file.file))
+            .bind(&file.publication_id)
+            .bind(&file.object_key)
+            .bind(i64::try_from(file.durable_bytes).unwrap_or(i64::MAX))
+            .bind(i64::try_from(file.blocks).unwrap_or(i64::MAX))
+            .bind(file.finished)
+            .bind(file.started_at_ms)
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
     }
 
     /// Records how much of a file is durable.
@@ -760,17 +898,19 @@ impl Metadata {
         blocks: u64,
         finished: bool,
     ) -> Result<(), MetadataError> {
-        sqlx::query(
-            "UPDATE recording_files SET durable_bytes = ?, blocks = ?, finished = ? WHERE recording_id = ? AND file = ?",
-        )
-        .bind(i64::try_from(durable_bytes).unwrap_or(i64::MAX))
-        .bind(i64::try_from(blocks).unwrap_or(i64::MAX))
-        .bind(finished)
-        .bind(recording_id)
-        .bind(file)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        with_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE recording_files SET durable_bytes = $1, blocks = $2, finished = $3 WHERE recording_id = $4 AND file = $5",
+            )
+            .bind(i64::try_from(durable_bytes).unwrap_or(i64::MAX))
+            .bind(i64::try_from(blocks).unwrap_or(i64::MAX))
+            .bind(finished)
+            .bind(recording_id)
+            .bind(i64::from(file))
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
     }
 
     /// The files of a recording, in order.
@@ -778,78 +918,86 @@ impl Metadata {
         &self,
         recording_id: &str,
     ) -> Result<Vec<RecordingFile>, MetadataError> {
-        let rows = sqlx::query(
-            "SELECT recording_id, file, publication_id, object_key, durable_bytes, blocks, finished, started_at_ms \
-             FROM recording_files WHERE recording_id = ? ORDER BY file",
-        )
-        .bind(recording_id)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| -> Result<RecordingFile, sqlx::Error> {
-                Ok(RecordingFile {
-                    recording_id: r.try_get("recording_id")?,
-                    file: r.try_get("file")?,
-                    publication_id: r.try_get("publication_id")?,
-                    object_key: r.try_get("object_key")?,
-                    durable_bytes: u64::try_from(r.try_get::<i64, _>("durable_bytes")?)
-                        .unwrap_or(0),
-                    blocks: u64::try_from(r.try_get::<i64, _>("blocks")?).unwrap_or(0),
-                    finished: r.try_get("finished")?,
-                    started_at_ms: r.try_get("started_at_ms")?,
+        with_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT recording_id, file, publication_id, object_key, durable_bytes, blocks, finished, started_at_ms \
+                 FROM recording_files WHERE recording_id = $1 ORDER BY file",
+            )
+            .bind(recording_id)
+            .fetch_all(pool)
+            .await?;
+            Ok(rows
+                .iter()
+                .map(|r| -> Result<RecordingFile, sqlx::Error> {
+                    Ok(RecordingFile {
+                        recording_id: r.try_get("recording_id")?,
+                        file: small(r.try_get("file")?)?,
+                        publication_id: r.try_get("publication_id")?,
+                        object_key: r.try_get("object_key")?,
+                        durable_bytes: u64::try_from(r.try_get::<i64, _>("durable_bytes")?)
+                            .unwrap_or(0),
+                        blocks: u64::try_from(r.try_get::<i64, _>("blocks")?).unwrap_or(0),
+                        finished: r.try_get("finished")?,
+                        started_at_ms: r.try_get("started_at_ms")?,
+                    })
                 })
-            })
-            .collect::<Result<_, _>>()?)
+                .collect::<Result<_, _>>()?)
+        })
     }
 
     /// Recordings a restart must finish: those that have not ended, and those that ended with
     /// media whose files were not all stored (a crash during the hand-off).
     pub async fn unfinished_recordings(&self) -> Result<Vec<Recording>, MetadataError> {
-        let rows = sqlx::query(
-            "SELECT id FROM recordings WHERE ended_at_ms IS NULL \
-             OR (status <> 'COMPLETE' AND started_at_ms IS NOT NULL) ORDER BY created_at_ms",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let mut out = Vec::new();
-        for row in rows {
-            let id: String = row.try_get("id")?;
-            if let Some(r) = self.recording(&id).await? {
-                out.push(r);
+        with_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT id FROM recordings WHERE ended_at_ms IS NULL \
+                 OR (status <> 'COMPLETE' AND started_at_ms IS NOT NULL) ORDER BY created_at_ms",
+            )
+            .fetch_all(pool)
+            .await?;
+            let mut out = Vec::new();
+            for row in rows {
+                let id: String = row.try_get("id")?;
+                if let Some(r) = self.recording(&id).await? {
+                    out.push(r);
+                }
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     /// Ends every interaction and publication still open (their media sessions died with the
     /// process that ran them); returns how many interactions were ended.
     pub async fn end_open_interactions(&self, now_ms: i64) -> Result<u64, MetadataError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE publications SET ended_at_ms = ? WHERE ended_at_ms IS NULL")
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await?;
-        let done = sqlx::query("UPDATE interactions SET ended_at_ms = ? WHERE ended_at_ms IS NULL")
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(done.rows_affected())
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("UPDATE publications SET ended_at_ms = $1 WHERE ended_at_ms IS NULL")
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+            let done = sqlx::query("UPDATE interactions SET ended_at_ms = $1 WHERE ended_at_ms IS NULL")
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(done.rows_affected())
+        })
     }
 
     /// The ids of a conversation's recordings, oldest first.
     pub async fn recording_ids(&self, conversation_id: &str) -> Result<Vec<String>, MetadataError> {
-        let rows = sqlx::query(
-            "SELECT id FROM recordings WHERE conversation_id = ? ORDER BY created_at_ms, id",
-        )
-        .bind(conversation_id)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| r.try_get("id"))
-            .collect::<Result<_, _>>()?)
+        with_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT id FROM recordings WHERE conversation_id = $1 ORDER BY created_at_ms, id",
+            )
+            .bind(conversation_id)
+            .fetch_all(pool)
+            .await?;
+            Ok(rows
+                .iter()
+                .map(|r| r.try_get("id"))
+                .collect::<Result<_, _>>()?)
+        })
     }
 }
 
@@ -924,20 +1072,22 @@ impl Metadata {
         events: &[String],
         now_ms: i64,
     ) -> Result<String, MetadataError> {
-        let id = new_id("wh");
-        let events = serde_json::to_string(events).unwrap_or_else(|_| "[]".into());
-        let result = sqlx::query(
-            "INSERT INTO webhooks (id, account_id, endpoint, secret, events, created_at_ms) VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&id)
-        .bind(account_id)
-        .bind(endpoint)
-        .bind(secret)
-        .bind(events)
-        .bind(now_ms)
-        .execute(&self.pool)
-        .await;
-        parent_must_exist(result, "account", account_id).map(|()| id)
+        with_pool!(self, pool => {
+            let id = new_id("wh");
+            let events = serde_json::to_string(events).unwrap_or_else(|_| "[]".into());
+            let result = sqlx::query(
+                "INSERT INTO webhooks (id, account_id, endpoint, secret, events, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&id)
+            .bind(account_id)
+            .bind(endpoint)
+            .bind(secret)
+            .bind(events)
+            .bind(now_ms)
+            .execute(pool)
+            .await;
+            parent_must_exist(result, "account", account_id).map(|()| id)
+        })
     }
 
     /// A registration.
@@ -965,37 +1115,41 @@ impl Metadata {
         filter: WebhookFilter,
         value: &str,
     ) -> Result<Vec<Webhook>, MetadataError> {
-        let sql = match filter {
-            WebhookFilter::Id => {
-                "SELECT id, account_id, endpoint, secret, events FROM webhooks WHERE id = ?"
-            }
-            WebhookFilter::Account => {
-                "SELECT id, account_id, endpoint, secret, events FROM webhooks WHERE account_id = ?"
-            }
-        };
-        let rows = sqlx::query(sql).bind(value).fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| {
-                let events: String = r.try_get("events")?;
-                Ok(Webhook {
-                    id: r.try_get("id")?,
-                    account_id: r.try_get("account_id")?,
-                    endpoint: r.try_get("endpoint")?,
-                    secret: r.try_get("secret")?,
-                    events: serde_json::from_str(&events).unwrap_or_default(),
+        with_pool!(self, pool => {
+            let sql = match filter {
+                WebhookFilter::Id => {
+                    "SELECT id, account_id, endpoint, secret, events FROM webhooks WHERE id = $1"
+                }
+                WebhookFilter::Account => {
+                    "SELECT id, account_id, endpoint, secret, events FROM webhooks WHERE account_id = $1"
+                }
+            };
+            let rows = sqlx::query(sql).bind(value).fetch_all(pool).await?;
+            rows.iter()
+                .map(|r| {
+                    let events: String = r.try_get("events")?;
+                    Ok(Webhook {
+                        id: r.try_get("id")?,
+                        account_id: r.try_get("account_id")?,
+                        endpoint: r.try_get("endpoint")?,
+                        secret: r.try_get("secret")?,
+                        events: serde_json::from_str(&events).unwrap_or_default(),
+                    })
                 })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(MetadataError::from)
+                .collect::<Result<_, sqlx::Error>>()
+                .map_err(MetadataError::from)
+        })
     }
 
     /// Removes a registration and its queue.
     pub async fn delete_webhook(&self, id: &str) -> Result<bool, MetadataError> {
-        let done = sqlx::query("DELETE FROM webhooks WHERE id = ?")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        with_pool!(self, pool => {
+            let done = sqlx::query("DELETE FROM webhooks WHERE id = $1")
+                .bind(id)
+                .execute(pool)
+                .await?;
+            Ok(done.rows_affected() > 0)
+        })
     }
 
     /// Queues one message for a registration, due at once; returns its id.
@@ -1006,19 +1160,21 @@ impl Metadata {
         payload: &str,
         now_ms: i64,
     ) -> Result<String, MetadataError> {
-        let id = new_id("msg");
-        sqlx::query(
-            "INSERT INTO webhook_messages (id, webhook_id, event_type, payload, created_at_ms, next_attempt_at_ms) VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&id)
-        .bind(webhook_id)
-        .bind(event_type)
-        .bind(payload)
-        .bind(now_ms)
-        .bind(now_ms)
-        .execute(&self.pool)
-        .await?;
-        Ok(id)
+        with_pool!(self, pool => {
+            let id = new_id("msg");
+            sqlx::query(
+                "INSERT INTO webhook_messages (id, webhook_id, event_type, payload, created_at_ms, next_attempt_at_ms) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&id)
+            .bind(webhook_id)
+            .bind(event_type)
+            .bind(payload)
+            .bind(now_ms)
+            .bind(now_ms)
+            .execute(pool)
+            .await?;
+            Ok(id)
+        })
     }
 
     /// Messages whose next attempt is due, oldest first.
@@ -1027,29 +1183,31 @@ impl Metadata {
         now_ms: i64,
         limit: u32,
     ) -> Result<Vec<DueMessage>, MetadataError> {
-        let rows = sqlx::query(
-            "SELECT m.id, m.event_type, m.payload, m.attempts, w.endpoint, w.secret \
-             FROM webhook_messages m JOIN webhooks w ON w.id = m.webhook_id \
-             WHERE m.state = 'PENDING' AND m.next_attempt_at_ms <= ? \
-             ORDER BY m.next_attempt_at_ms, m.created_at_ms LIMIT ?",
-        )
-        .bind(now_ms)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(DueMessage {
-                    id: r.try_get("id")?,
-                    event_type: r.try_get("event_type")?,
-                    payload: r.try_get("payload")?,
-                    attempts: r.try_get("attempts")?,
-                    endpoint: r.try_get("endpoint")?,
-                    secret: r.try_get("secret")?,
+        with_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT m.id, m.event_type, m.payload, m.attempts, w.endpoint, w.secret \
+                 FROM webhook_messages m JOIN webhooks w ON w.id = m.webhook_id \
+                 WHERE m.state = 'PENDING' AND m.next_attempt_at_ms <= $1 \
+                 ORDER BY m.next_attempt_at_ms, m.created_at_ms LIMIT $2",
+            )
+            .bind(now_ms)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(DueMessage {
+                        id: r.try_get("id")?,
+                        event_type: r.try_get("event_type")?,
+                        payload: r.try_get("payload")?,
+                        attempts: small(r.try_get("attempts")?)?,
+                        endpoint: r.try_get("endpoint")?,
+                        secret: r.try_get("secret")?,
+                    })
                 })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(MetadataError::from)
+                .collect::<Result<_, sqlx::Error>>()
+                .map_err(MetadataError::from)
+        })
     }
 
     /// Logs an attempt and moves the message on: `DELIVERED`, `FAILED` (given up) or due again
@@ -1065,24 +1223,26 @@ impl Metadata {
         state: &str,
         next_attempt_at_ms: i64,
     ) -> Result<(), MetadataError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO webhook_attempts (message_id, attempt, at_ms, status, error) VALUES (?, ?, ?, ?, ?)")
-            .bind(message_id)
-            .bind(attempt)
-            .bind(now_ms)
-            .bind(status)
-            .bind(error)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE webhook_messages SET attempts = ?, state = ?, next_attempt_at_ms = ? WHERE id = ?")
-            .bind(attempt)
-            .bind(state)
-            .bind(next_attempt_at_ms)
-            .bind(message_id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("INSERT INTO webhook_attempts (message_id, attempt, at_ms, status, error) VALUES ($1, $2, $3, $4, $5)")
+                .bind(message_id)
+                .bind(i64::from(attempt))
+                .bind(now_ms)
+                .bind(status.map(i64::from))
+                .bind(error)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE webhook_messages SET attempts = $1, state = $2, next_attempt_at_ms = $3 WHERE id = $4")
+                .bind(i64::from(attempt))
+                .bind(state)
+                .bind(next_attempt_at_ms)
+                .bind(message_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     /// Every attempt for a registration, newest first.
@@ -1090,28 +1250,33 @@ impl Metadata {
         &self,
         webhook_id: &str,
     ) -> Result<Vec<DeliveryAttempt>, MetadataError> {
-        let rows = sqlx::query(
-            "SELECT a.message_id, m.event_type, a.attempt, a.at_ms, a.status, a.error, m.state \
-             FROM webhook_attempts a JOIN webhook_messages m ON m.id = a.message_id \
-             WHERE m.webhook_id = ? ORDER BY a.at_ms DESC, a.attempt DESC",
-        )
-        .bind(webhook_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(DeliveryAttempt {
-                    message_id: r.try_get("message_id")?,
-                    event_type: r.try_get("event_type")?,
-                    attempt: r.try_get("attempt")?,
-                    at_ms: r.try_get("at_ms")?,
-                    status: r.try_get("status")?,
-                    error: r.try_get("error")?,
-                    message_state: r.try_get("state")?,
+        with_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT a.message_id, m.event_type, a.attempt, a.at_ms, a.status, a.error, m.state \
+                 FROM webhook_attempts a JOIN webhook_messages m ON m.id = a.message_id \
+                 WHERE m.webhook_id = $1 ORDER BY a.at_ms DESC, a.attempt DESC",
+            )
+            .bind(webhook_id)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(DeliveryAttempt {
+                        message_id: r.try_get("message_id")?,
+                        event_type: r.try_get("event_type")?,
+                        attempt: small(r.try_get("attempt")?)?,
+                        at_ms: r.try_get("at_ms")?,
+                        status: r
+                            .try_get::<Option<i64>, _>("status")?
+                            .map(small)
+                            .transpose()?,
+                        error: r.try_get("error")?,
+                        message_state: r.try_get("state")?,
+                    })
                 })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(MetadataError::from)
+                .collect::<Result<_, sqlx::Error>>()
+                .map_err(MetadataError::from)
+        })
     }
 }
 
@@ -1136,31 +1301,31 @@ impl Table {
     }
 }
 
-fn participant_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<Participant, sqlx::Error> {
-    let role: String = r.try_get("role")?;
+fn participant_from_row(r: &impl Columns) -> Result<Participant, sqlx::Error> {
     Ok(Participant {
-        id: r.try_get("id")?,
-        conversation_id: r.try_get("conversation_id")?,
-        name: r.try_get("name")?,
-        role: role
+        id: r.text("id")?,
+        conversation_id: r.text("conversation_id")?,
+        name: r.text("name")?,
+        role: r
+            .text("role")?
             .parse()
             .map_err(|e: String| sqlx::Error::Decode(e.into()))?,
     })
 }
 
-fn conversation_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<Conversation, sqlx::Error> {
+fn conversation_from_row(r: &impl Columns) -> Result<Conversation, sqlx::Error> {
     Ok(Conversation {
-        id: r.try_get("id")?,
-        account_id: r.try_get("account_id")?,
-        template_id: r.try_get("template_id")?,
-        topic: r.try_get("topic")?,
-        created_at_ms: r.try_get("created_at_ms")?,
+        id: r.text("id")?,
+        account_id: r.text("account_id")?,
+        template_id: r.optional_text("template_id")?,
+        topic: r.text("topic")?,
+        created_at_ms: r.integer("created_at_ms")?,
     })
 }
 
 /// An insert's result, with a missing parent row (a foreign key) said as `NotFound`.
 fn parent_must_exist(
-    result: Result<sqlx::sqlite::SqliteQueryResult, sqlx::Error>,
+    result: Result<impl Sized, sqlx::Error>,
     what: &'static str,
     id: &str,
 ) -> Result<(), MetadataError> {
@@ -1173,6 +1338,11 @@ fn parent_must_exist(
         }
         other => other.map(|_| ()).map_err(MetadataError::from),
     }
+}
+
+/// A stored number that must fit the small unsigned type it was written from.
+fn small<T: TryFrom<i64>>(value: i64) -> Result<T, sqlx::Error> {
+    T::try_from(value).map_err(|_| sqlx::Error::Decode(format!("{value} is out of range").into()))
 }
 
 fn random_bytes<const N: usize>() -> [u8; N] {
