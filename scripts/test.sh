@@ -36,6 +36,10 @@ drop_test_databases() {
 }
 drop_test_databases
 
+# s3s-fs: an S3-compatible server that checks request signatures, for the object-store tests
+# (0.14.1: the newest that builds with this toolchain).
+command -v s3s-fs >/dev/null || cargo install s3s-fs --version 0.14.1 --features binary --locked --quiet
+
 # The published Standard Webhooks library verifies webhooks in the tests, as receivers would;
 # Schemathesis checks the server against its own OpenAPI document.
 python3 -c "import standardwebhooks" 2>/dev/null || python3 -m pip install --quiet standardwebhooks==1.1.0

@@ -352,18 +352,62 @@ async fn a_command_template_launches_the_recorder_and_metrics_count_what_it_did(
         Some(0.0),
         "everything is stored: the spool is empty"
     );
-    let health: Value = d
-        .http
-        .get(format!("{}/health", d.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (status, health) = d.health().await;
+    assert_eq!(status, 200, "{health}");
     assert_eq!(
         health,
         json!({"status": "ok", "checks": {"database": "ok", "objectStore": "ok"}})
+    );
+}
+
+/// Recordings stored in an S3-compatible object store (`s3s-fs`, which checks every request's
+/// signature): the files and the manifest land in the bucket under the configured prefix, play,
+/// and download through their links, served from the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recordings_are_stored_in_an_s3_compatible_object_store() {
+    let s3 = common::S3Server::start("recordings");
+    let env = s3.server_env("s3://recordings/convrec");
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut d = Deployment::start_with(2, json!({}), &env).await;
+    d.objects = s3.root.path().join("recordings/convrec");
+    let (a, b) = (d.participant(0, 4.0), d.participant(1, 4.0));
+    finished_participant(a);
+    finished_participant(b);
+    let recordings = d.complete_recordings().await;
+    assert_eq!(recordings.len(), 1, "{recordings:?}\n{}", d.log());
+    let id = recordings[0]["id"].as_str().unwrap();
+    let manifest = d.manifest(id);
+    let files = manifest["files"].as_array().unwrap();
+    assert_eq!(files.len(), 2, "{manifest}");
+    for file in files {
+        assert_playable(&d.object(file["objectKey"].as_str().unwrap()), true);
+    }
+    assert!(
+        !d.dir.path().join("data/objects").exists(),
+        "nothing is stored in the data directory"
+    );
+    let link = recordings[0]["downloadLinks"][0].as_str().unwrap();
+    let downloaded = d.http.get(link).send().await.unwrap();
+    assert_eq!(downloaded.status(), 200);
+    let bytes = downloaded.bytes().await.unwrap();
+    let stored: Vec<Vec<u8>> = files
+        .iter()
+        .map(|f| std::fs::read(d.object(f["objectKey"].as_str().unwrap())).unwrap())
+        .collect();
+    assert!(
+        stored.iter().any(|s| s[..] == bytes[..]),
+        "the link serves a stored file's bytes"
+    );
+    let (status, health) = d.health().await;
+    assert_eq!(status, 200, "{health}");
+    assert_eq!(health["checks"]["objectStore"], "ok", "{health}");
+    // The store goes away: the node says it is not ready, and names why.
+    drop(s3);
+    let (status, health) = d.health().await;
+    assert_eq!(status, 503, "{health}");
+    assert_eq!(
+        health,
+        json!({"status": "unavailable", "checks": {"database": "ok", "objectStore": "unavailable"}})
     );
 }
 

@@ -123,6 +123,25 @@ fn a_bad_listen_address_or_database_url_is_a_clear_error() {
         stderr.contains("database.url (--database-url) must be a postgres:// or postgresql:// URL"),
         "{stderr}"
     );
+    // An object store of a kind convrec does not know.
+    let out = Command::new(env!("CARGO_BIN_EXE_convrec"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--object-store-url",
+            "ftp://host/recordings",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("'ftp' is not a supported scheme; allowed: s3, gs, az, file"),
+        "{stderr}"
+    );
 }
 
 #[test]

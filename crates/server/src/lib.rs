@@ -38,6 +38,9 @@ pub struct ServerConfig {
     /// The metadata database: `postgres://…` for PostgreSQL; `None`: SQLite in
     /// `data_dir/convrec.db`.
     pub database_url: Option<String>,
+    /// Where finished recordings are stored (see [`storage::Storage::remote`]); `None`:
+    /// `data_dir/objects`.
+    pub object_store_url: Option<String>,
     /// The UDP address of the SFU (all media; port 0: any free port). `None`: the HTTP
     /// address's IP with a free port.
     pub media_listen: Option<SocketAddr>,
@@ -193,7 +196,10 @@ impl Server {
         let media_addr = media_socket.local_addr().map_err(ServerError::Serve)?;
         let (room, room_events) =
             driver::spawn(media_socket, Room::new(media_addr)).map_err(ServerError::Serve)?;
-        let storage = Storage::local(&config.data_dir)?;
+        let storage = match &config.object_store_url {
+            Some(url) => Storage::remote(&config.data_dir, url)?,
+            None => Storage::local(&config.data_dir)?,
+        };
         let state = AppState(Arc::new(Shared {
             metadata,
             live: Live::default(),

@@ -21,6 +21,14 @@ pub enum StorageError {
     /// The object store refused.
     #[error("object store: {0}")]
     Store(#[from] object_store::Error),
+    /// The object store's URL cannot be used.
+    #[error("object store URL '{url}': {why}")]
+    Url {
+        /// The URL.
+        url: String,
+        /// What is wrong, and what is allowed.
+        why: String,
+    },
     /// A local file could not be used.
     #[error("{path}: {source}")]
     Io {
@@ -54,6 +62,26 @@ impl Storage {
         Ok(Self {
             objects: Arc::new(objects),
             objects_root: Some(objects_root),
+            spool_dir,
+        })
+    }
+
+    /// The spool under the data directory and the object store `url` names:
+    /// `s3://BUCKET[/PREFIX]` (S3 or an S3-compatible store), `gs://BUCKET[/PREFIX]` (Google
+    /// Cloud Storage), `az://CONTAINER[/PREFIX]` (Azure Blob Storage) or `file:///PATH`. The
+    /// credentials, region and endpoint come from the environment the way each provider's
+    /// tools read them (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`,
+    /// `AWS_ENDPOINT`, `AWS_ALLOW_HTTP`; `GOOGLE_SERVICE_ACCOUNT`, …; `AZURE_STORAGE_ACCOUNT_NAME`,
+    /// `AZURE_STORAGE_ACCOUNT_KEY`, …); recorders never see them.
+    pub fn remote(data_dir: &Path, url: &str) -> Result<Self, StorageError> {
+        let spool_dir = data_dir.join("spool");
+        std::fs::create_dir_all(&spool_dir).map_err(|source| StorageError::Io {
+            path: spool_dir.clone(),
+            source,
+        })?;
+        Ok(Self {
+            objects: objects_at(url)?,
+            objects_root: None,
             spool_dir,
         })
     }
@@ -209,4 +237,51 @@ fn directory_bytes(dir: &Path) -> u64 {
             Err(_) => 0,
         })
         .sum()
+}
+
+/// The object store `url` names (see [`Storage::remote`]), under its path as a prefix.
+fn objects_at(url: &str) -> Result<Arc<dyn ObjectStore>, StorageError> {
+    let wrong = |why: String| StorageError::Url {
+        url: url.to_owned(),
+        why,
+    };
+    let parsed = url::Url::parse(url).map_err(|e| wrong(e.to_string()))?;
+    let store: Arc<dyn ObjectStore> = match parsed.scheme() {
+        "s3" => Arc::new(
+            object_store::aws::AmazonS3Builder::from_env()
+                .with_url(url)
+                .build()?,
+        ),
+        "gs" => Arc::new(
+            object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                .with_url(url)
+                .build()?,
+        ),
+        "az" | "azure" => Arc::new(
+            object_store::azure::MicrosoftAzureBuilder::from_env()
+                .with_url(url)
+                .build()?,
+        ),
+        "file" => {
+            let root = parsed
+                .to_file_path()
+                .map_err(|()| wrong("not an absolute local path".into()))?;
+            std::fs::create_dir_all(&root).map_err(|source| StorageError::Io {
+                path: root.clone(),
+                source,
+            })?;
+            return Ok(Arc::new(LocalFileSystem::new_with_prefix(root)?));
+        }
+        other => {
+            return Err(wrong(format!(
+                "'{other}' is not a supported scheme; allowed: s3, gs, az, file"
+            )));
+        }
+    };
+    let prefix = parsed.path().trim_matches('/');
+    Ok(if prefix.is_empty() {
+        store
+    } else {
+        Arc::new(object_store::prefix::PrefixStore::new(store, prefix))
+    })
 }

@@ -28,6 +28,7 @@ impl Api {
             listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: dir.path().to_owned(),
             database_url: database.as_ref().map(|d| d.url()),
+            object_store_url: None,
             media_listen: None,
             public_url: None,
             // Recording stays off in these tests: no recorder is launched.

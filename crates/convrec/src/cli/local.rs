@@ -38,6 +38,7 @@ impl LocalDeployment {
             listen: "127.0.0.1:0".parse().expect("bug: a valid address"),
             data_dir,
             database_url: None,
+            object_store_url: None,
             media_listen: None,
             public_url: None,
             recorder_program: std::env::current_exe()

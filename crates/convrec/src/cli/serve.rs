@@ -13,8 +13,8 @@ use convrec_server::{Server, ServerConfig};
 /// config file: the flag wins over the environment, which wins over the file.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
-    /// A TOML config file (keys: listen, data_dir, database.url, media_listen, public_url,
-    /// recorder_command).
+    /// A TOML config file (keys: listen, data_dir, database.url, object_store.url, media_listen,
+    /// public_url, recorder_command).
     #[arg(long, env = "CONVREC_CONFIG")]
     config: Option<PathBuf>,
     /// Address of the HTTP API (port 0: any free port) [default: 127.0.0.1:8080].
@@ -28,6 +28,11 @@ pub struct ServeArgs {
     /// [default: SQLite in DATA_DIR/convrec.db].
     #[arg(long, env = "CONVREC_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
+    /// Where finished recordings go: s3://BUCKET[/PREFIX], gs://BUCKET[/PREFIX],
+    /// az://CONTAINER[/PREFIX] or file:///PATH, credentials from the provider's usual
+    /// environment variables [default: DATA_DIR/objects].
+    #[arg(long, env = "CONVREC_OBJECT_STORE_URL")]
+    object_store_url: Option<String>,
     /// UDP address of the SFU, one port for all media (default: the HTTP address's IP, any
     /// free port). Must be the IP peers reach.
     #[arg(long, env = "CONVREC_MEDIA_LISTEN")]
@@ -50,6 +55,7 @@ struct ConfigFile {
     listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
     database: Option<DatabaseSection>,
+    object_store: Option<ObjectStoreSection>,
     media_listen: Option<SocketAddr>,
     public_url: Option<String>,
     recorder_command: Option<String>,
@@ -60,6 +66,14 @@ struct ConfigFile {
 #[serde(deny_unknown_fields)]
 struct DatabaseSection {
     /// `database.url`.
+    url: Option<String>,
+}
+
+/// `[object_store]` of the config file.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ObjectStoreSection {
+    /// `object_store.url`.
     url: Option<String>,
 }
 
@@ -104,6 +118,9 @@ impl ServeArgs {
                 }
                 url => url,
             },
+            object_store_url: self
+                .object_store_url
+                .or(file.object_store.and_then(|o| o.url)),
             media_listen: self.media_listen.or(file.media_listen),
             public_url,
             recorder_program: std::env::current_exe()

@@ -24,6 +24,9 @@ pub struct Deployment {
     pub conversation: String,
     pub tokens: Vec<String>,
     pub http: reqwest::Client,
+    /// Where the server's object store keeps its objects as files (its data directory's
+    /// `objects/` unless a test points it elsewhere).
+    pub objects: PathBuf,
 }
 
 impl Drop for Deployment {
@@ -47,6 +50,7 @@ impl Deployment {
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let (server, addr) = serve_in(dir.path(), ADMIN_KEY, "server.log", server_env);
+        let objects = dir.path().join("data/objects");
         let mut d = Deployment {
             server,
             base: format!("http://{addr}"),
@@ -55,6 +59,7 @@ impl Deployment {
             conversation: String::new(),
             tokens: Vec::new(),
             http: reqwest::Client::new(),
+            objects,
         };
         let account = d
             .call("POST", "/v1/accounts", ADMIN_KEY, json!({"name": "bank"}))
@@ -149,6 +154,18 @@ impl Deployment {
         text.lines()
             .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
             .map(|value| value.trim().parse().unwrap())
+    }
+
+    /// `GET /health`: its status and body.
+    pub async fn health(&self) -> (u16, Value) {
+        let response = self
+            .http
+            .get(format!("{}/health", self.base))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap())
     }
 
     pub fn log(&self) -> String {
@@ -258,7 +275,7 @@ impl Deployment {
     }
 
     pub fn object(&self, key: &str) -> PathBuf {
-        self.dir.path().join("data/objects").join(key)
+        self.objects.join(key)
     }
 
     pub fn manifest(&self, recording_id: &str) -> Value {

@@ -128,3 +128,71 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// `s3s-fs`, an S3-compatible server that checks request signatures, on a free loopback port,
+/// keeping each object as a file under `root/BUCKET/KEY`. Installed by the test command.
+pub struct S3Server {
+    pub root: tempfile::TempDir,
+    pub endpoint: String,
+    _process: KillOnDrop,
+}
+
+impl S3Server {
+    pub const ACCESS_KEY: &str = "convrec-test-access";
+    pub const SECRET_KEY: &str = "convrec-test-secret-key";
+
+    /// Starts it with an empty `bucket`.
+    pub fn start(bucket: &str) -> Self {
+        let root = tempfile::tempdir().expect("a temp dir");
+        std::fs::create_dir(root.path().join(bucket)).expect("the bucket");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let found = std::env::var_os("PATH")
+            .is_some_and(|paths| std::env::split_paths(&paths).any(|p| p.join("s3s-fs").is_file()));
+        assert!(
+            found,
+            "s3s-fs is not installed: run the README's test command, which installs it"
+        );
+        let process = Command::new("s3s-fs")
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args([
+                "--access-key",
+                Self::ACCESS_KEY,
+                "--secret-key",
+                Self::SECRET_KEY,
+            ])
+            .arg(root.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start s3s-fs");
+        let address = format!("127.0.0.1:{port}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(&address).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "s3s-fs did not listen"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Self {
+            root,
+            endpoint: format!("http://{address}"),
+            _process: KillOnDrop(process),
+        }
+    }
+
+    /// The server environment that stores recordings at `s3://BUCKET/PREFIX` here.
+    pub fn server_env(&self, url: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("CONVREC_OBJECT_STORE_URL", url.to_owned()),
+            ("AWS_ENDPOINT", self.endpoint.clone()),
+            ("AWS_ALLOW_HTTP", "true".to_owned()),
+            ("AWS_REGION", "us-east-1".to_owned()),
+            ("AWS_ACCESS_KEY_ID", Self::ACCESS_KEY.to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", Self::SECRET_KEY.to_owned()),
+        ]
+    }
+}
