@@ -37,6 +37,9 @@ const PARALLEL_DELIVERIES: usize = 8;
 
 /// How often the dispatcher looks for due messages when nothing wakes it.
 const POLL: Duration = Duration::from_millis(500);
+/// How long a claimed message is this dispatcher's: far longer than its deliveries take
+/// (they run 8 at a time, each within [`DELIVERY_TIMEOUT`]), so only a dead node's claims end.
+const CLAIM_LEASE: Duration = Duration::from_secs(60);
 
 /// Checks a registration's secret: `whsec_` and base64 of 24 to 64 bytes. Returns the key.
 pub fn secret_key(secret: &str) -> Result<Vec<u8>, String> {
@@ -107,7 +110,12 @@ pub async fn emit(app: &AppState, account_id: &str, event: &str, fields: Value) 
 /// Sends due messages until the server stops.
 pub async fn run_dispatcher(app: AppState) {
     loop {
-        let due = match app.metadata.due_webhook_messages(crate::now_ms(), 32).await {
+        let lease = i64::try_from(CLAIM_LEASE.as_millis()).unwrap_or(i64::MAX);
+        let due = match app
+            .metadata
+            .claim_due_webhook_messages(crate::now_ms(), lease, 32)
+            .await
+        {
             Ok(due) => due,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the webhook queue");

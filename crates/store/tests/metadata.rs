@@ -228,3 +228,65 @@ async fn deleting_a_conversation_deletes_what_belongs_to_it() {
         ));
     }
 }
+
+/// Two dispatchers (two nodes on one database) claiming due webhook messages at once never get
+/// the same message; a claim that is not followed by an attempt ends with its lease, and the
+/// message is due again (at-least-once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_claims_of_webhook_messages_never_overlap_and_leases_end() {
+    for dir in TestDatabase::each() {
+        let (node_a, node_b) = (open(&dir).await, open(&dir).await);
+        let account = node_a.create_account("Bank", 1).await.unwrap();
+        let webhook = node_a
+            .create_webhook(&account, "http://receiver", "whsec_x", &["*".to_owned()], 1)
+            .await
+            .unwrap();
+        let mut queued = std::collections::BTreeSet::new();
+        for n in 0..60 {
+            queued.insert(
+                node_a
+                    .enqueue_webhook_message(&webhook, "conversation.x", "{}", 10 + n)
+                    .await
+                    .unwrap(),
+            );
+        }
+        let now = 1_000;
+        let claim = |node: Metadata| async move {
+            let mut claimed = Vec::new();
+            loop {
+                let batch = node
+                    .claim_due_webhook_messages(now, 60_000, 7)
+                    .await
+                    .unwrap();
+                if batch.is_empty() {
+                    return claimed;
+                }
+                claimed.extend(batch.into_iter().map(|m| m.id));
+            }
+        };
+        let (a, b) = tokio::join!(
+            tokio::spawn(claim(node_a.clone())),
+            tokio::spawn(claim(node_b.clone()))
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        let all: std::collections::BTreeSet<String> = a.iter().chain(&b).cloned().collect();
+        assert_eq!(a.len() + b.len(), 60, "each message claimed once");
+        assert_eq!(all, queued);
+        // Nothing is due while the leases run; all of it is when they end.
+        assert!(
+            node_b
+                .claim_due_webhook_messages(now + 59_999, 60_000, 100)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            node_b
+                .claim_due_webhook_messages(now + 60_000, 60_000, 100)
+                .await
+                .unwrap()
+                .len(),
+            60
+        );
+    }
+}

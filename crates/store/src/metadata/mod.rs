@@ -1177,19 +1177,30 @@ impl Metadata {
         })
     }
 
-    /// Messages whose next attempt is due, oldest first.
-    pub async fn due_webhook_messages(
+    /// Claims up to `limit` messages whose next attempt is due, oldest first, for `lease_ms`:
+    /// their next attempt moves to `now_ms + lease_ms`, so no other dispatcher (another node
+    /// on the same database) sees them due meanwhile. [`Metadata::record_webhook_attempt`]
+    /// then sets when they are due again; a dispatcher that dies holding a claim leaves its
+    /// messages to be retried when the lease ends (at-least-once, never two at once).
+    pub async fn claim_due_webhook_messages(
         &self,
         now_ms: i64,
+        lease_ms: i64,
         limit: u32,
     ) -> Result<Vec<DueMessage>, MetadataError> {
         with_pool!(self, pool => {
+            // The outer condition is checked again on each row as it is updated: of two
+            // claims racing for a row, the second finds it not due any more.
             let rows = sqlx::query(
-                "SELECT m.id, m.event_type, m.payload, m.attempts, w.endpoint, w.secret \
-                 FROM webhook_messages m JOIN webhooks w ON w.id = m.webhook_id \
-                 WHERE m.state = 'PENDING' AND m.next_attempt_at_ms <= $1 \
-                 ORDER BY m.next_attempt_at_ms, m.created_at_ms LIMIT $2",
+                "UPDATE webhook_messages SET next_attempt_at_ms = $1 \
+                 WHERE state = 'PENDING' AND next_attempt_at_ms <= $2 AND id IN ( \
+                   SELECT id FROM webhook_messages WHERE state = 'PENDING' AND next_attempt_at_ms <= $2 \
+                   ORDER BY next_attempt_at_ms, created_at_ms LIMIT $3) \
+                 RETURNING id, event_type, payload, attempts, \
+                   (SELECT endpoint FROM webhooks w WHERE w.id = webhook_id) AS endpoint, \
+                   (SELECT secret FROM webhooks w WHERE w.id = webhook_id) AS secret",
             )
+            .bind(now_ms.saturating_add(lease_ms))
             .bind(now_ms)
             .bind(i64::from(limit))
             .fetch_all(pool)
