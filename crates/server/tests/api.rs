@@ -1305,13 +1305,23 @@ async fn conversations_are_listed_in_pages_that_miss_and_repeat_none() {
             .await;
         let items = page["items"].as_array().unwrap();
         assert!(items.len() <= 3);
-        seen.extend(items.iter().map(|c| c["id"].as_str().unwrap().to_owned()));
+        seen.extend(items.iter().map(|c| {
+            (
+                c["createdAt"].as_i64().unwrap(),
+                c["id"].as_str().unwrap().to_owned(),
+            )
+        }));
         match page["nextCursor"].as_str() {
             Some(next) => cursor = format!("&cursor={next}"),
             None => break,
         }
     }
-    assert_eq!(seen, made, "oldest first, each once");
+    // Oldest first (conversations made in the same millisecond in id order), each once.
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+    let mut seen: Vec<String> = seen.into_iter().map(|(_, id)| id).collect();
+    seen.sort();
+    made.sort();
+    assert_eq!(seen, made, "each once");
     let (status, body) = api
         .send(
             "GET",
