@@ -102,42 +102,38 @@ fn environment_variables_configure_serve_and_flags_win() {
 
 #[test]
 fn a_bad_listen_address_or_database_url_is_a_clear_error() {
-    let out = Command::new(env!("CARGO_BIN_EXE_convrec"))
-        .args(["serve", "--listen", "localhost:http"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = serve_fails(Command::new(env!("CARGO_BIN_EXE_convrec")).args([
+        "serve",
+        "--listen",
+        "localhost:http",
+    ]));
     assert!(stderr.contains("--listen"), "{stderr}");
     // A database URL of another kind, from the config file's [database] table.
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("convrec.toml");
     std::fs::write(&config, "[database]\nurl = \"mysql://db/convrec\"\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_convrec"))
-        .args(["serve", "--config", config.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = serve_fails(Command::new(env!("CARGO_BIN_EXE_convrec")).args([
+        "serve",
+        "--config",
+        config.to_str().unwrap(),
+    ]));
     assert!(
         stderr.contains("database.url (--database-url) must be a postgres:// or postgresql:// URL"),
         "{stderr}"
     );
     // An object store of a kind convrec does not know.
-    let out = Command::new(env!("CARGO_BIN_EXE_convrec"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--object-store-url",
-            "ftp://host/recordings",
-        ])
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = serve_fails(
+        Command::new(env!("CARGO_BIN_EXE_convrec"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--object-store-url",
+                "ftp://host/recordings",
+            ])
+            .arg("--data-dir")
+            .arg(dir.path().join("data")),
+    );
     assert!(
         stderr.contains("'ftp' is not a supported scheme; allowed: s3, gs, az, file"),
         "{stderr}"
@@ -179,12 +175,11 @@ fn a_config_file_sets_what_flags_and_the_environment_do_not() {
 
     // A mistake in the file names the file and the key.
     std::fs::write(&config, "listen = \"127.0.0.1:0\"\nlisen = 1\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_convrec"))
-        .args(["serve", "--config", config.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = serve_fails(Command::new(env!("CARGO_BIN_EXE_convrec")).args([
+        "serve",
+        "--config",
+        config.to_str().unwrap(),
+    ]));
     assert!(stderr.contains("convrec.toml is not valid"), "{stderr}");
     assert!(stderr.contains("lisen"), "{stderr}");
     std::fs::write(&config, "public_url = \"ftp://x\"\n").unwrap();
@@ -197,4 +192,11 @@ fn a_config_file_sets_what_flags_and_the_environment_do_not() {
         stderr.contains("identifier.recordingEntryPointBaseUrl (--public-url) cannot be 'ftp://x'"),
         "{stderr}"
     );
+}
+
+/// Runs `command` (a `convrec serve` that must not start); its standard error.
+fn serve_fails(command: &mut Command) -> String {
+    let out = command.output().unwrap();
+    assert!(!out.status.success(), "it must fail");
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
