@@ -196,7 +196,7 @@ fn a_config_file_sets_what_flags_and_the_environment_do_not() {
 
 /// Runs `command` (a `convrec serve` that must not start); its standard error.
 fn serve_fails(command: &mut Command) -> String {
-    let out = command.output().unwrap();
+    let out = command.output().expect("run convrec serve");
     assert!(!out.status.success(), "it must fail");
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
