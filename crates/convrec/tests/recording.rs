@@ -8,15 +8,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
 use common::chromium::Chromium;
-use common::convrec;
 use common::deployment::{ADMIN_KEY, Deployment};
 use common::webhooks::{Receiver, WEBHOOK_SECRET};
-use convrec_testkit::{ffmpeg_decode_errors, ffprobe, media_length, stream};
+use common::{assert_playable, convrec, finished_participant};
 use serde_json::{Value, json};
 
 /// SIGKILLs the one recorder the server runs.
@@ -28,22 +27,6 @@ fn kill_the_recorder(d: &Deployment) {
         .status()
         .unwrap();
     assert!(killed.success());
-}
-
-/// Waits for a participant; returns (its publication, seconds it published).
-fn finished_participant(child: Child) -> (String, f64) {
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "participant failed: {stderr}");
-    // "published pub_… for 4.0 s: …"
-    let line = stderr
-        .lines()
-        .find(|l| l.starts_with("published "))
-        .unwrap();
-    let mut words = line.split_whitespace();
-    let publication = words.nth(1).unwrap().to_owned();
-    let seconds = words.nth(1).unwrap().parse().unwrap();
-    (publication, seconds)
 }
 
 /// The recorder processes the server launched.
@@ -60,26 +43,6 @@ fn recorder_pids(server: &Child) -> Vec<u32> {
         );
     }
     pids
-}
-
-/// Asserts a file plays: H.264 (and Opus when `audio`), decodes without errors; returns the
-/// length of its video.
-fn assert_playable(path: &Path, audio: bool) -> f64 {
-    assert_eq!(ffmpeg_decode_errors(path), "", "{}", path.display());
-    let probe = ffprobe(path);
-    let video = stream(&probe, "video");
-    assert_eq!(video["codec_name"], "h264");
-    if audio {
-        let sound = stream(&probe, "audio");
-        assert_eq!(sound["codec_name"], "opus");
-        assert!(
-            (media_length(sound) - media_length(video)).abs() < 0.5,
-            "audio {} s, video {} s",
-            media_length(sound),
-            media_length(video)
-        );
-    }
-    media_length(video)
 }
 
 #[test]
@@ -360,57 +323,6 @@ async fn a_command_template_launches_the_recorder_and_metrics_count_what_it_did(
     );
 }
 
-/// Recordings stored in an S3-compatible object store (`s3s-fs`, which checks every request's
-/// signature): the files and the manifest land in the bucket under the configured prefix, play,
-/// and download through their links, served from the store.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn recordings_are_stored_in_an_s3_compatible_object_store() {
-    let s3 = common::S3Server::start("recordings");
-    let env = s3.server_env("s3://recordings/convrec");
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let mut d = Deployment::start_with(2, json!({}), &env).await;
-    d.objects = s3.root.path().join("recordings/convrec");
-    let (a, b) = (d.participant(0, 4.0), d.participant(1, 4.0));
-    finished_participant(a);
-    finished_participant(b);
-    let recordings = d.complete_recordings().await;
-    assert_eq!(recordings.len(), 1, "{recordings:?}\n{}", d.log());
-    let id = recordings[0]["id"].as_str().unwrap();
-    let manifest = d.manifest(id);
-    let files = manifest["files"].as_array().unwrap();
-    assert_eq!(files.len(), 2, "{manifest}");
-    for file in files {
-        assert_playable(&d.object(file["objectKey"].as_str().unwrap()), true);
-    }
-    assert!(
-        !d.dir.path().join("data/objects").exists(),
-        "nothing is stored in the data directory"
-    );
-    let link = recordings[0]["downloadLinks"][0].as_str().unwrap();
-    let downloaded = d.http.get(link).send().await.unwrap();
-    assert_eq!(downloaded.status(), 200);
-    let bytes = downloaded.bytes().await.unwrap();
-    let stored: Vec<Vec<u8>> = files
-        .iter()
-        .map(|f| std::fs::read(d.object(f["objectKey"].as_str().unwrap())).unwrap())
-        .collect();
-    assert!(
-        stored.iter().any(|s| s[..] == bytes[..]),
-        "the link serves a stored file's bytes"
-    );
-    let (status, health) = d.health().await;
-    assert_eq!(status, 200, "{health}");
-    assert_eq!(health["checks"]["objectStore"], "ok", "{health}");
-    // The store goes away: the node says it is not ready, and names why.
-    drop(s3);
-    let (status, health) = d.health().await;
-    assert_eq!(status, 503, "{health}");
-    assert_eq!(
-        health,
-        json!({"status": "unavailable", "checks": {"database": "ok", "objectStore": "unavailable"}})
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entry_points_are_single_use_secret_and_wrong_ones_are_refused() {
     let d = Deployment::start(1).await;
@@ -574,26 +486,7 @@ async fn with_abort_failover_a_killed_recorder_ends_the_call() {
     d.wait_for_state("STARTED").await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     kill_the_recorder(&d);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let conversation = d
-            .call(
-                "GET",
-                &format!("/v1/conversations/{}", d.conversation),
-                &d.tokens[0],
-                Value::Null,
-            )
-            .await;
-        if conversation["activeInteractions"]
-            .as_array()
-            .unwrap()
-            .is_empty()
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the call goes on\n{}", d.log());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    d.wait_until_the_calls_ended().await;
     assert_eq!(d.state().await, "FAILED");
     // The participant's session was ended with the call.
     let out = talking.wait_with_output().unwrap();
@@ -628,19 +521,8 @@ async fn a_recorder_that_exits_at_once_uses_up_the_attempts_then_fails_over() {
         "{:?}",
         started.elapsed()
     );
-    let conversation = d
-        .call(
-            "GET",
-            &format!("/v1/conversations/{}", d.conversation),
-            &d.tokens[0],
-            Value::Null,
-        )
-        .await;
-    assert_eq!(
-        conversation["activeInteractions"],
-        json!([]),
-        "ABORT ended the call"
-    );
+    // ABORT ends the call (just after the state turned FAILED).
+    d.wait_until_the_calls_ended().await;
     let log = d.log();
     assert_eq!(
         log.matches("the recorder exited before it connected")
@@ -673,14 +555,7 @@ async fn after_a_server_crash_a_restart_finishes_what_was_recorded() {
     let _ = talking.wait();
 
     // Nothing is left running: the call ended with the crash, the recording was finished.
-    let conversation = d
-        .call(
-            "GET",
-            &format!("/v1/conversations/{}", d.conversation),
-            &d.tokens[0],
-            Value::Null,
-        )
-        .await;
+    let conversation = d.conversation_now().await;
     assert_eq!(conversation["activeInteractions"], json!([]));
     let recordings = d.complete_recordings().await;
     assert_eq!(recordings.len(), 1, "{recordings:?}");
@@ -715,14 +590,7 @@ async fn unusable_storage_stops_all_attempts_with_abort_blobstore_failure() {
     assert_eq!(log.matches("the storage is not usable").count(), 1, "{log}");
     assert!(log.contains("ABORT_BLOBSTORE_FAILURE"), "{log}");
     assert_eq!(log.matches("recorder launched").count(), 0, "{log}");
-    let conversation = d
-        .call(
-            "GET",
-            &format!("/v1/conversations/{}", d.conversation),
-            &d.tokens[0],
-            Value::Null,
-        )
-        .await;
+    let conversation = d.conversation_now().await;
     assert_eq!(
         conversation["activeInteractions"].as_array().unwrap().len(),
         1

@@ -101,7 +101,7 @@ fn environment_variables_configure_serve_and_flags_win() {
 }
 
 #[test]
-fn a_bad_listen_address_or_database_url_is_a_clear_error() {
+fn a_bad_listen_address_database_url_store_or_node_name_is_a_clear_error() {
     let stderr = serve_fails(Command::new(env!("CARGO_BIN_EXE_convrec")).args([
         "serve",
         "--listen",
@@ -136,6 +136,29 @@ fn a_bad_listen_address_or_database_url_is_a_clear_error() {
     );
     assert!(
         stderr.contains("'ftp' is not a supported scheme; allowed: s3, gs, az, file"),
+        "{stderr}"
+    );
+    // Parts smaller than S3 takes, from the config file; a node name with a slash.
+    std::fs::write(&config, "[object_store]\npart_size_mib = 2\n").unwrap();
+    let stderr = serve_fails(Command::new(env!("CARGO_BIN_EXE_convrec")).args([
+        "serve",
+        "--config",
+        config.to_str().unwrap(),
+    ]));
+    assert!(
+        stderr.contains(
+            "object_store.part_size_mib (--part-size-mib) cannot be 2; allowed: 5 to 5120"
+        ),
+        "{stderr}"
+    );
+    let stderr = serve_fails(
+        Command::new(env!("CARGO_BIN_EXE_convrec"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--node-id", "a/b"])
+            .arg("--data-dir")
+            .arg(dir.path().join("data")),
+    );
+    assert!(
+        stderr.contains("node_id (--node-id) 'a/b' is not a node name; allowed: 1 to 64 letters"),
         "{stderr}"
     );
 }

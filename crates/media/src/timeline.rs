@@ -400,6 +400,10 @@ impl PublicationTimeline {
         let new_source = self.note_source(MediaKind::Video, now, &frame);
         if new_source {
             self.start_waiting(KeyFrameReason::NewSource);
+            // A request made before this source sent anything may never have reached it (an
+            // SFU cannot ask a publisher whose video has not started): ask again now rather
+            // than a retry interval later.
+            self.video_state.last_request = None;
         } else if !frame.contiguous && !keyframe {
             self.start_waiting(KeyFrameReason::Loss);
         }

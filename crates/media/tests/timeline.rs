@@ -368,6 +368,27 @@ fn opus_durations_come_from_the_toc() {
 }
 
 #[test]
+fn the_first_frame_of_a_source_that_is_no_key_frame_is_answered_by_a_request_at_once() {
+    // The request made at the start went out before the publisher's video existed; its first
+    // frame 300 ms later is a delta frame: asking again only after the 1 s retry would lose
+    // 0.7 s more of picture.
+    let start = Instant::now();
+    let mut t = PublicationTimeline::new(TimelineConfig::default(), start);
+    let mut out = Collected::default();
+    drain(&mut t, &mut out);
+    assert_eq!(out.requests.len(), 1);
+    let ms = |n: u64| start + Duration::from_millis(n);
+    t.handle_video(ms(300), frame(1, 0, &delta_unit().data));
+    drain(&mut t, &mut out);
+    assert_eq!(out.requests.len(), 2, "asked again at the first frame");
+    // Later delta frames wait for the retry interval as before.
+    t.handle_video(ms(333), frame(1, 3000, &delta_unit().data));
+    drain(&mut t, &mut out);
+    assert_eq!(out.requests.len(), 2);
+    assert_eq!(t.poll_timeout(), Some(ms(1300)));
+}
+
+#[test]
 fn a_new_source_waits_for_a_key_frame_and_time_keeps_moving() {
     let start = Instant::now();
     let mut t = PublicationTimeline::new(TimelineConfig::default(), start);

@@ -8,10 +8,12 @@ pub mod auth;
 pub mod grants;
 pub mod live;
 pub mod metrics;
+pub mod node;
 pub mod recording;
 pub mod router;
 pub mod sfu;
 pub mod storage;
+pub mod upload;
 pub mod web;
 pub mod webhooks;
 
@@ -55,6 +57,11 @@ pub struct ServerConfig {
     pub recorder_command: Option<String>,
     /// The global admin key (`CONVREC_BOOTSTRAP_ADMIN_KEY`); `None`: the stored or a new one.
     pub bootstrap_admin_key: Option<String>,
+    /// This node's name among servers sharing a database (see [`node`]); `None`: the one kept
+    /// in the data directory, made on the first start.
+    pub node_id: Option<String>,
+    /// How files are uploaded into the object store.
+    pub upload: upload::UploadSettings,
 }
 
 /// Why the server could not start or run.
@@ -122,6 +129,10 @@ pub struct Shared {
     pub webhook_wakeup: tokio::sync::Notify,
     /// What `/metrics` shows.
     pub metrics: metrics::Metrics,
+    /// This node's name (see [`node`]).
+    pub node_id: String,
+    /// How files are uploaded into the object store.
+    pub upload_settings: upload::UploadSettings,
     admin_key_digest: [u8; 32],
 }
 
@@ -160,6 +171,14 @@ impl Server {
             Some(url) => Metadata::open(url).await?,
             None => Metadata::open_sqlite(&config.data_dir.join("convrec.db")).await?,
         };
+        let node_id = node::resolve(&config.data_dir, config.node_id.as_deref())
+            .map_err(ServerError::Config)?;
+        if config.upload.part_size < upload::MIN_PART_SIZE {
+            return Err(ServerError::Config(format!(
+                "object_store.part_size_mib must be at least {} (the smallest part S3 takes)",
+                upload::MIN_PART_SIZE >> 20
+            )));
+        }
         let (admin_key, generated) =
             auth::admin_key(&config.data_dir, config.bootstrap_admin_key.as_deref())
                 .map_err(data_dir_error)?;
@@ -217,6 +236,8 @@ impl Server {
             grants: grants::Grants::load_or_create(&config.data_dir).map_err(data_dir_error)?,
             webhook_wakeup: tokio::sync::Notify::new(),
             metrics: metrics::Metrics::new(),
+            node_id,
+            upload_settings: config.upload,
             admin_key_digest: auth::digest(&admin_key),
         }));
         tokio::spawn(sfu::run_events(state.clone(), room_events));

@@ -48,6 +48,12 @@ pub struct Metrics {
     pub upload_lag_seconds: Histogram,
     /// Webhook delivery attempts, by outcome.
     pub webhook_attempts: Family<OutcomeLabels, Counter>,
+    /// Bytes durable in the spool but not yet in the object store (the upload backlog).
+    pub upload_backlog_bytes: Gauge,
+    /// Parts the object store took.
+    pub upload_parts: Counter,
+    /// Object store requests that failed and will be retried.
+    pub upload_failures: Counter,
     recordings: Family<StatusLabels, Gauge>,
     webhook_queue: Gauge,
     spool_bytes: Gauge,
@@ -91,6 +97,9 @@ impl Metrics {
                 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
             ]),
             webhook_attempts: Family::default(),
+            upload_backlog_bytes: Gauge::default(),
+            upload_parts: Counter::default(),
+            upload_failures: Counter::default(),
             recordings: Family::default(),
             webhook_queue: Gauge::default(),
             spool_bytes: Gauge::default(),
@@ -131,6 +140,21 @@ impl Metrics {
             "webhook_attempts",
             "Webhook delivery attempts, by outcome",
             self.webhook_attempts.clone(),
+        );
+        r.register(
+            "upload_backlog_bytes",
+            "Bytes durable in the spool but not yet in the object store",
+            self.upload_backlog_bytes.clone(),
+        );
+        r.register(
+            "upload_parts",
+            "Parts of recording files the object store took",
+            self.upload_parts.clone(),
+        );
+        r.register(
+            "upload_failures",
+            "Object store requests that failed and are retried",
+            self.upload_failures.clone(),
         );
         r.register(
             "recordings",

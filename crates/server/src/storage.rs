@@ -1,18 +1,17 @@
 //! Where recordings' bytes go: the spool (local files, appended and fsynced block by block
-//! while a recording runs: `convrec_store::spool`) and, once a file is finished, the object
-//! store (`object_store`; a local directory by default). Object keys derive from the recording
-//! id; the names users see come from the filename pattern (step 4).
+//! while a recording runs: `convrec_store::spool`) and the object store (`object_store`; a local
+//! directory by default), which takes each file as a multipart upload streamed from the spool
+//! while the recording runs (`crate::upload`). Object keys derive from the recording id; the
+//! names users see come from the filename pattern (step 4).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use object_store::local::LocalFileSystem;
+use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
-use tokio::io::AsyncReadExt;
-
-/// Bytes read from the spool per multipart chunk.
-const CHUNK: usize = 8 * 1024 * 1024;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 /// Why storing failed.
 #[derive(Debug, thiserror::Error)]
@@ -43,8 +42,43 @@ pub enum StorageError {
 #[derive(Debug, Clone)]
 pub struct Storage {
     objects: Arc<dyn ObjectStore>,
+    parts: Parts,
     objects_root: Option<PathBuf>,
     spool_dir: PathBuf,
+}
+
+/// Multipart uploads: the store's own (S3, GCS, Azure), whose upload ids and parts survive a
+/// restart of the server, or the same made of files for a local directory.
+#[derive(Clone)]
+enum Parts {
+    Remote {
+        store: Arc<dyn MultipartStore>,
+        /// The URL's path, which the object store side applies through a `PrefixStore`.
+        prefix: String,
+    },
+    /// Parts are files under `ROOT/.uploads/UPLOAD_ID/`; completing joins them into the object
+    /// and renames it into place.
+    Local { root: PathBuf },
+}
+
+impl std::fmt::Debug for Parts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Parts::Remote { prefix, .. } => write!(f, "Parts::Remote({prefix:?})"),
+            Parts::Local { root } => write!(f, "Parts::Local({})", root.display()),
+        }
+    }
+}
+
+impl Parts {
+    fn path(&self, key: &str) -> ObjectPath {
+        match self {
+            Parts::Remote { prefix, .. } if !prefix.is_empty() => {
+                ObjectPath::from(format!("{prefix}/{key}"))
+            }
+            _ => ObjectPath::from(key),
+        }
+    }
 }
 
 impl Storage {
@@ -61,6 +95,9 @@ impl Storage {
         let objects = LocalFileSystem::new_with_prefix(&objects_root)?;
         Ok(Self {
             objects: Arc::new(objects),
+            parts: Parts::Local {
+                root: objects_root.clone(),
+            },
             objects_root: Some(objects_root),
             spool_dir,
         })
@@ -79,9 +116,15 @@ impl Storage {
             path: spool_dir.clone(),
             source,
         })?;
+        let (objects, parts) = objects_at(url)?;
+        let objects_root = match &parts {
+            Parts::Local { root } => Some(root.clone()),
+            Parts::Remote { .. } => None,
+        };
         Ok(Self {
-            objects: objects_at(url)?,
-            objects_root: None,
+            objects,
+            parts,
+            objects_root,
             spool_dir,
         })
     }
@@ -132,27 +175,118 @@ impl Storage {
         self.objects_root.as_ref().map(|root| root.join(key))
     }
 
-    /// Copies a finished spool file into the store, streaming it in chunks.
-    pub async fn upload(&self, key: &str, spool: &Path) -> Result<u64, StorageError> {
-        let io = |source| StorageError::Io {
-            path: spool.to_owned(),
-            source,
-        };
-        let mut file = tokio::fs::File::open(spool).await.map_err(io)?;
-        let upload = self.objects.put_multipart(&ObjectPath::from(key)).await?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, CHUNK);
-        let mut buffer = vec![0u8; CHUNK];
-        let mut total = 0u64;
-        loop {
-            let n = file.read(&mut buffer).await.map_err(io)?;
-            if n == 0 {
-                break;
+    /// Starts a multipart upload of the object `key`; returns the store's id for it.
+    pub async fn create_upload(&self, key: &str) -> Result<String, StorageError> {
+        match &self.parts {
+            Parts::Remote { store, .. } => {
+                Ok(store.create_multipart(&self.parts.path(key)).await?)
             }
-            writer.write(&buffer[..n]);
-            total += n as u64;
+            Parts::Local { root } => {
+                let id = format!("{:016x}{:016x}", rand_u64(), rand_u64());
+                let dir = root.join(LOCAL_UPLOADS).join(&id);
+                tokio::fs::create_dir_all(&dir).await.map_err(io_at(&dir))?;
+                Ok(id)
+            }
         }
-        writer.finish().await?;
-        Ok(total)
+    }
+
+    /// Stores part `part` (from 0) of an upload; returns what the store answered for it.
+    pub async fn put_part(
+        &self,
+        key: &str,
+        upload: &str,
+        part: u32,
+        bytes: Bytes,
+    ) -> Result<String, StorageError> {
+        let index = usize::try_from(part).unwrap_or(usize::MAX);
+        match &self.parts {
+            Parts::Remote { store, .. } => {
+                let id = store
+                    .put_part(
+                        &self.parts.path(key),
+                        &upload.to_owned(),
+                        index,
+                        bytes.into(),
+                    )
+                    .await?;
+                Ok(id.content_id)
+            }
+            Parts::Local { root } => {
+                let dir = local_upload_dir(root, upload)?;
+                let length = bytes.len();
+                tokio::task::spawn_blocking(move || write_local_part(&dir, part, &bytes))
+                    .await
+                    .map_err(|e| std::io::Error::other(e.to_string()))
+                    .and_then(|r| r)
+                    .map_err(io_at(root))?;
+                Ok(length.to_string())
+            }
+        }
+    }
+
+    /// Makes the object of an upload from its parts, in order.
+    pub async fn complete_upload(
+        &self,
+        key: &str,
+        upload: &str,
+        parts: &[String],
+    ) -> Result<(), StorageError> {
+        match &self.parts {
+            Parts::Remote { store, .. } => {
+                let parts = parts
+                    .iter()
+                    .map(|content_id| PartId {
+                        content_id: content_id.clone(),
+                    })
+                    .collect();
+                store
+                    .complete_multipart(&self.parts.path(key), &upload.to_owned(), parts)
+                    .await?;
+                Ok(())
+            }
+            Parts::Local { root } => {
+                let dir = local_upload_dir(root, upload)?;
+                let target = root.join(key);
+                let count = parts.len();
+                tokio::task::spawn_blocking(move || join_local_parts(&dir, count, &target))
+                    .await
+                    .map_err(|e| std::io::Error::other(e.to_string()))
+                    .and_then(|r| r)
+                    .map_err(io_at(root))
+            }
+        }
+    }
+
+    /// Drops an upload and its parts (one the store no longer knows counts as dropped).
+    pub async fn abort_upload(&self, key: &str, upload: &str) -> Result<(), StorageError> {
+        match &self.parts {
+            Parts::Remote { store, .. } => {
+                match store
+                    .abort_multipart(&self.parts.path(key), &upload.to_owned())
+                    .await
+                {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            Parts::Local { root } => {
+                let dir = local_upload_dir(root, upload)?;
+                match tokio::fs::remove_dir_all(&dir).await {
+                    Ok(()) => Ok(()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                    Err(e) => Err(io_at(&dir)(e)),
+                }
+            }
+        }
+    }
+
+    /// The size of an object, if it exists.
+    pub async fn object_size(&self, key: &str) -> Result<Option<u64>, StorageError> {
+        match self.objects.head(&ObjectPath::from(key)).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Stores a small object whole.
@@ -239,25 +373,32 @@ fn directory_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
-/// The object store `url` names (see [`Storage::remote`]), under its path as a prefix.
-fn objects_at(url: &str) -> Result<Arc<dyn ObjectStore>, StorageError> {
+/// The object store `url` names (see [`Storage::remote`]), under its path as a prefix, and its
+/// multipart uploads.
+fn objects_at(url: &str) -> Result<(Arc<dyn ObjectStore>, Parts), StorageError> {
     let wrong = |why: String| StorageError::Url {
         url: url.to_owned(),
         why,
     };
     let parsed = url::Url::parse(url).map_err(|e| wrong(e.to_string()))?;
-    let store: Arc<dyn ObjectStore> = match parsed.scheme() {
-        "s3" => Arc::new(
+    fn both<T: ObjectStore + MultipartStore>(
+        store: T,
+    ) -> (Arc<dyn ObjectStore>, Arc<dyn MultipartStore>) {
+        let store = Arc::new(store);
+        (store.clone(), store)
+    }
+    let (store, parts) = match parsed.scheme() {
+        "s3" => both(
             object_store::aws::AmazonS3Builder::from_env()
                 .with_url(url)
                 .build()?,
         ),
-        "gs" => Arc::new(
+        "gs" => both(
             object_store::gcp::GoogleCloudStorageBuilder::from_env()
                 .with_url(url)
                 .build()?,
         ),
-        "az" | "azure" => Arc::new(
+        "az" | "azure" => both(
             object_store::azure::MicrosoftAzureBuilder::from_env()
                 .with_url(url)
                 .build()?,
@@ -266,11 +407,9 @@ fn objects_at(url: &str) -> Result<Arc<dyn ObjectStore>, StorageError> {
             let root = parsed
                 .to_file_path()
                 .map_err(|()| wrong("not an absolute local path".into()))?;
-            std::fs::create_dir_all(&root).map_err(|source| StorageError::Io {
-                path: root.clone(),
-                source,
-            })?;
-            return Ok(Arc::new(LocalFileSystem::new_with_prefix(root)?));
+            std::fs::create_dir_all(&root).map_err(io_at(&root))?;
+            let store = Arc::new(LocalFileSystem::new_with_prefix(&root)?);
+            return Ok((store, Parts::Local { root }));
         }
         other => {
             return Err(wrong(format!(
@@ -278,10 +417,82 @@ fn objects_at(url: &str) -> Result<Arc<dyn ObjectStore>, StorageError> {
             )));
         }
     };
-    let prefix = parsed.path().trim_matches('/');
-    Ok(if prefix.is_empty() {
+    let prefix = parsed.path().trim_matches('/').to_owned();
+    let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
         store
     } else {
-        Arc::new(object_store::prefix::PrefixStore::new(store, prefix))
-    })
+        Arc::new(object_store::prefix::PrefixStore::new(
+            store,
+            prefix.as_str(),
+        ))
+    };
+    Ok((
+        store,
+        Parts::Remote {
+            store: parts,
+            prefix,
+        },
+    ))
+}
+
+/// Where a local directory store keeps the parts of unfinished uploads.
+const LOCAL_UPLOADS: &str = ".uploads";
+
+fn io_at(path: &Path) -> impl Fn(std::io::Error) -> StorageError + '_ {
+    move |source| StorageError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn rand_u64() -> u64 {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).expect("bug: the operating system has no random source");
+    u64::from_le_bytes(bytes)
+}
+
+/// The directory of a local upload; the id comes from the database, so it is checked to be one
+/// this module made (hex) before it is joined to a path.
+fn local_upload_dir(root: &Path, upload: &str) -> Result<PathBuf, StorageError> {
+    if upload.is_empty() || !upload.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(StorageError::Io {
+            path: root.join(LOCAL_UPLOADS),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("'{upload}' is not a local upload id"),
+            ),
+        });
+    }
+    Ok(root.join(LOCAL_UPLOADS).join(upload))
+}
+
+fn local_part_path(dir: &Path, part: u32) -> PathBuf {
+    dir.join(format!("{part:05}"))
+}
+
+/// Writes a part durably: to a temporary name, fsynced, then renamed.
+fn write_local_part(dir: &Path, part: u32, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let temporary = dir.join(format!("{part:05}.partial"));
+    let mut file = std::fs::File::create(&temporary)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, local_part_path(dir, part))
+}
+
+/// Joins parts `0..count` into `target` (fsynced, then renamed into place) and removes them.
+fn join_local_parts(dir: &Path, count: usize, target: &Path) -> std::io::Result<()> {
+    let joined = dir.join("joined");
+    let mut out = std::fs::File::create(&joined)?;
+    for part in 0..count {
+        let part = u32::try_from(part).map_err(std::io::Error::other)?;
+        let mut input = std::fs::File::open(local_part_path(dir, part))?;
+        std::io::copy(&mut input, &mut out)?;
+    }
+    out.sync_all()?;
+    if let Some(parent) = target.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::rename(&joined, target)?;
+    std::fs::remove_dir_all(dir)
 }

@@ -107,13 +107,26 @@ pub async fn emit(app: &AppState, account_id: &str, event: &str, fields: Value) 
     app.webhook_wakeup.notify_one();
 }
 
-/// Sends due messages until the server stops.
+/// Sends due messages until the server stops; first frees the claims this node held when it
+/// last stopped (their deliveries ended with it).
 pub async fn run_dispatcher(app: AppState) {
+    match app
+        .metadata
+        .release_webhook_claims(&app.node_id, crate::now_ms())
+        .await
+    {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            messages = n,
+            "webhook deliveries cut short by the last stop are due again"
+        ),
+        Err(e) => tracing::error!(error = %e, "cannot release this node's webhook claims"),
+    }
     loop {
         let lease = i64::try_from(CLAIM_LEASE.as_millis()).unwrap_or(i64::MAX);
         let due = match app
             .metadata
-            .claim_due_webhook_messages(crate::now_ms(), lease, 32)
+            .claim_due_webhook_messages(&app.node_id, crate::now_ms(), lease, 32)
             .await
         {
             Ok(due) => due,

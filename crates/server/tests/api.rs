@@ -35,6 +35,8 @@ impl Api {
             recorder_program: "/bin/false".into(),
             recorder_command: None,
             bootstrap_admin_key: Some(ADMIN.into()),
+            node_id: None,
+            upload: Default::default(),
         };
         let server = Server::bind(&config).await.unwrap();
         let base = format!("http://{}", server.local_addr().unwrap());

@@ -2,7 +2,9 @@
 //! on both): migrations, tokens, single-use entry points, and deletion that takes everything
 //! of a conversation with it.
 
-use convrec_store::metadata::{EntryPointRefusal, Metadata, MetadataError, Role, Table};
+use convrec_store::metadata::{
+    EntryPointRefusal, FileUpload, Metadata, MetadataError, Role, Table,
+};
 use convrec_testkit::TestDatabase;
 
 async fn open(database: &TestDatabase) -> Metadata {
@@ -231,7 +233,8 @@ async fn deleting_a_conversation_deletes_what_belongs_to_it() {
 
 /// Two dispatchers (two nodes on one database) claiming due webhook messages at once never get
 /// the same message; a claim that is not followed by an attempt ends with its lease, and the
-/// message is due again (at-least-once).
+/// message is due again (at-least-once); a node that restarts frees its own claims at once and
+/// no one else's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_claims_of_webhook_messages_never_overlap_and_leases_end() {
     for dir in TestDatabase::each() {
@@ -251,11 +254,11 @@ async fn concurrent_claims_of_webhook_messages_never_overlap_and_leases_end() {
             );
         }
         let now = 1_000;
-        let claim = |node: Metadata| async move {
+        let claim = |node: Metadata, name: &'static str| async move {
             let mut claimed = Vec::new();
             loop {
                 let batch = node
-                    .claim_due_webhook_messages(now, 60_000, 7)
+                    .claim_due_webhook_messages(name, now, 60_000, 7)
                     .await
                     .unwrap();
                 if batch.is_empty() {
@@ -265,28 +268,92 @@ async fn concurrent_claims_of_webhook_messages_never_overlap_and_leases_end() {
             }
         };
         let (a, b) = tokio::join!(
-            tokio::spawn(claim(node_a.clone())),
-            tokio::spawn(claim(node_b.clone()))
+            tokio::spawn(claim(node_a.clone(), "a")),
+            tokio::spawn(claim(node_b.clone(), "b"))
         );
         let (a, b) = (a.unwrap(), b.unwrap());
         let all: std::collections::BTreeSet<String> = a.iter().chain(&b).cloned().collect();
         assert_eq!(a.len() + b.len(), 60, "each message claimed once");
         assert_eq!(all, queued);
-        // Nothing is due while the leases run; all of it is when they end.
+        // Nothing is due while the leases run.
         assert!(
             node_b
-                .claim_due_webhook_messages(now + 59_999, 60_000, 100)
+                .claim_due_webhook_messages("b", now + 59_999, 60_000, 100)
                 .await
                 .unwrap()
                 .is_empty()
         );
+        // Node a restarts: its claims are due at once, b's are not.
+        let released = node_a.release_webhook_claims("a", now + 5).await.unwrap();
+        assert_eq!(released, a.len() as u64);
+        let again = node_b
+            .claim_due_webhook_messages("b", now + 5, 60_000, 100)
+            .await
+            .unwrap();
+        let again: std::collections::BTreeSet<String> = again.into_iter().map(|m| m.id).collect();
+        assert_eq!(again, a.iter().cloned().collect());
+        // All of it is due when the leases end.
         assert_eq!(
             node_b
-                .claim_due_webhook_messages(now + 60_000, 60_000, 100)
+                .claim_due_webhook_messages("b", now + 60_005, 60_000, 100)
                 .await
                 .unwrap()
                 .len(),
             60
         );
+    }
+}
+
+/// A file's multipart upload is kept with its parts in order until it is closed; opening a new
+/// upload for the file replaces the old one and its parts; a part of a replaced upload is not
+/// kept; each node finds its own.
+#[tokio::test]
+async fn file_uploads_keep_their_parts_until_closed() {
+    for dir in TestDatabase::each() {
+        let db = open(&dir).await;
+        let upload = |file: u32, node: &str, id: &str| FileUpload {
+            recording_id: "rec_1".into(),
+            file,
+            node_id: node.into(),
+            object_key: format!("recordings/rec_1/{file:03}.mp4"),
+            upload_id: id.into(),
+            part_size: 5 << 20,
+            parts: Vec::new(),
+        };
+        assert_eq!(db.file_upload("rec_1", 0).await.unwrap(), None);
+        db.open_file_upload(&upload(0, "a", "u1"), 1).await.unwrap();
+        db.open_file_upload(&upload(1, "b", "u2"), 1).await.unwrap();
+        for (part, etag) in [(1, "e1"), (0, "e0"), (2, "e2")] {
+            db.add_file_upload_part("rec_1", 0, "u1", part, etag)
+                .await
+                .unwrap();
+        }
+        // Stored again (a retry after the answer was lost): the last answer counts.
+        db.add_file_upload_part("rec_1", 0, "u1", 2, "e2b")
+            .await
+            .unwrap();
+        let found = db.file_upload("rec_1", 0).await.unwrap().unwrap();
+        assert_eq!(found.parts, ["e0", "e1", "e2b"]);
+        assert_eq!(found.part_size, 5 << 20);
+        let of_a = db.file_uploads_of_node("a").await.unwrap();
+        assert_eq!(of_a.len(), 1);
+        assert_eq!(of_a[0], found);
+        // The store lost u1: a new upload starts over; late parts of u1 are not kept.
+        db.open_file_upload(&upload(0, "a", "u3"), 2).await.unwrap();
+        db.add_file_upload_part("rec_1", 0, "u1", 3, "late")
+            .await
+            .unwrap();
+        db.add_file_upload_part("rec_1", 0, "u3", 0, "f0")
+            .await
+            .unwrap();
+        let found = db.file_upload("rec_1", 0).await.unwrap().unwrap();
+        assert_eq!(
+            (found.upload_id.as_str(), found.parts),
+            ("u3", vec!["f0".to_owned()])
+        );
+        db.close_file_upload("rec_1", 0).await.unwrap();
+        assert_eq!(db.file_upload("rec_1", 0).await.unwrap(), None);
+        assert!(db.file_uploads_of_node("a").await.unwrap().is_empty());
+        assert_eq!(db.file_uploads_of_node("b").await.unwrap().len(), 1);
     }
 }

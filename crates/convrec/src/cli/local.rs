@@ -45,6 +45,8 @@ impl LocalDeployment {
                 .context("cannot find this program to launch recorders with")?,
             recorder_command: None,
             bootstrap_admin_key: Some(admin_key.clone()),
+            node_id: None,
+            upload: Default::default(),
         };
         let server = Server::bind(&config).await?;
         let base = format!("http://{}", server.local_addr()?);

@@ -7,14 +7,16 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use convrec_server::upload::UploadSettings;
 use convrec_server::{Server, ServerConfig};
 
 /// Arguments of `convrec serve`. Each flag has an environment variable and a key in the
 /// config file: the flag wins over the environment, which wins over the file.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
-    /// A TOML config file (keys: listen, data_dir, database.url, object_store.url, media_listen,
-    /// public_url, recorder_command).
+    /// A TOML config file (keys: listen, data_dir, node_id, database.url, object_store.url,
+    /// object_store.part_size_mib, object_store.max_backlog_mib, media_listen, public_url,
+    /// recorder_command).
     #[arg(long, env = "CONVREC_CONFIG")]
     config: Option<PathBuf>,
     /// Address of the HTTP API (port 0: any free port) [default: 127.0.0.1:8080].
@@ -33,6 +35,19 @@ pub struct ServeArgs {
     /// environment variables [default: DATA_DIR/objects].
     #[arg(long, env = "CONVREC_OBJECT_STORE_URL")]
     object_store_url: Option<String>,
+    /// Size of the parts files are uploaded in while they are recorded, in MiB (5 to 5120)
+    /// [default: 8].
+    #[arg(long, env = "CONVREC_PART_SIZE_MIB")]
+    part_size_mib: Option<u64>,
+    /// MiB of recorded bytes the spool may hold while the object store is unreachable; past
+    /// it, recordings end with ABORT_BLOBSTORE_FAILURE [default: 4096].
+    #[arg(long, env = "CONVREC_MAX_BACKLOG_MIB")]
+    max_backlog_mib: Option<u64>,
+    /// This node's name among servers sharing one database (1 to 64 letters, digits, '.', '_',
+    /// '-'); it must stay the same across restarts [default: one made on the first start and
+    /// kept in DATA_DIR/node-id].
+    #[arg(long, env = "CONVREC_NODE_ID")]
+    node_id: Option<String>,
     /// UDP address of the SFU, one port for all media (default: the HTTP address's IP, any
     /// free port). Must be the IP peers reach.
     #[arg(long, env = "CONVREC_MEDIA_LISTEN")]
@@ -54,6 +69,7 @@ pub struct ServeArgs {
 struct ConfigFile {
     listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
+    node_id: Option<String>,
     database: Option<DatabaseSection>,
     object_store: Option<ObjectStoreSection>,
     media_listen: Option<SocketAddr>,
@@ -75,6 +91,10 @@ struct DatabaseSection {
 struct ObjectStoreSection {
     /// `object_store.url`.
     url: Option<String>,
+    /// `object_store.part_size_mib`.
+    part_size_mib: Option<u64>,
+    /// `object_store.max_backlog_mib`.
+    max_backlog_mib: Option<u64>,
 }
 
 impl ServeArgs {
@@ -89,6 +109,7 @@ impl ServeArgs {
             }
             None => ConfigFile::default(),
         };
+        let object_store = file.object_store.unwrap_or_default();
         let public_url = self.public_url.or(file.public_url);
         if let Some(url) = &public_url {
             let kind = convrec_core::config::ValueKind::Url;
@@ -118,9 +139,12 @@ impl ServeArgs {
                 }
                 url => url,
             },
-            object_store_url: self
-                .object_store_url
-                .or(file.object_store.and_then(|o| o.url)),
+            object_store_url: self.object_store_url.or(object_store.url),
+            upload: upload_settings(
+                self.part_size_mib.or(object_store.part_size_mib),
+                self.max_backlog_mib.or(object_store.max_backlog_mib),
+            )?,
+            node_id: self.node_id.or(file.node_id),
             media_listen: self.media_listen.or(file.media_listen),
             public_url,
             recorder_program: std::env::current_exe()
@@ -135,6 +159,33 @@ impl ServeArgs {
             bootstrap_admin_key: std::env::var("CONVREC_BOOTSTRAP_ADMIN_KEY").ok(),
         })
     }
+}
+
+/// The upload settings from MiB figures, checked.
+fn upload_settings(
+    part_size_mib: Option<u64>,
+    max_backlog_mib: Option<u64>,
+) -> anyhow::Result<UploadSettings> {
+    let defaults = UploadSettings::default();
+    let part_size = match part_size_mib {
+        Some(mib @ 5..=5120) => mib << 20,
+        Some(mib) => anyhow::bail!(
+            "object_store.part_size_mib (--part-size-mib) cannot be {mib}; allowed: 5 to 5120 (the part sizes S3 takes)"
+        ),
+        None => defaults.part_size,
+    };
+    let max_backlog = match max_backlog_mib {
+        Some(mib) if mib >= part_size >> 20 && mib <= 1 << 30 => mib << 20,
+        Some(mib) => anyhow::bail!(
+            "object_store.max_backlog_mib (--max-backlog-mib) cannot be {mib}; allowed: from the part size ({} MiB) to 1073741824",
+            part_size >> 20
+        ),
+        None => defaults.max_backlog.max(part_size),
+    };
+    Ok(UploadSettings {
+        part_size,
+        max_backlog,
+    })
 }
 
 /// Runs the server until SIGTERM or Ctrl-C.

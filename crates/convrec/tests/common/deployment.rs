@@ -27,6 +27,8 @@ pub struct Deployment {
     /// Where the server's object store keeps its objects as files (its data directory's
     /// `objects/` unless a test points it elsewhere).
     pub objects: PathBuf,
+    /// The server's environment, again at each restart.
+    env: Vec<(String, String)>,
 }
 
 impl Drop for Deployment {
@@ -60,6 +62,10 @@ impl Deployment {
             tokens: Vec::new(),
             http: reqwest::Client::new(),
             objects,
+            env: server_env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
         };
         let account = d
             .call("POST", "/v1/accounts", ADMIN_KEY, json!({"name": "bank"}))
@@ -168,18 +174,25 @@ impl Deployment {
         (status, response.json().await.unwrap())
     }
 
+    /// The server's log (of both runs, if it was restarted), without terminal colours.
     pub fn log(&self) -> String {
-        ["server.log", "server-restarted.log"]
+        let coloured: String = ["server.log", "server-restarted.log"]
             .iter()
             .map(|name| std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default())
-            .collect()
+            .collect();
+        without_colours(&coloured)
     }
 
     /// Kills the server with SIGKILL (a crash) and starts it again on the same data.
     pub fn crash_and_restart(&mut self) {
         self.server.kill().unwrap();
         self.server.wait().unwrap();
-        let (server, addr) = serve_in(self.dir.path(), ADMIN_KEY, "server-restarted.log", &[]);
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let (server, addr) = serve_in(self.dir.path(), ADMIN_KEY, "server-restarted.log", &env);
         self.server = server;
         self.base = format!("http://{addr}");
     }
@@ -211,16 +224,20 @@ impl Deployment {
         state["recordingId"].as_str().unwrap_or_default().to_owned()
     }
 
+    /// The conversation as participant 0 sees it now.
+    pub async fn conversation_now(&self) -> Value {
+        self.call(
+            "GET",
+            &format!("/v1/conversations/{}", self.conversation),
+            &self.tokens[0],
+            Value::Null,
+        )
+        .await
+    }
+
     /// The active call, ended by the agent.
     pub async fn end_the_call(&self) {
-        let conversation = self
-            .call(
-                "GET",
-                &format!("/v1/conversations/{}", self.conversation),
-                &self.tokens[0],
-                Value::Null,
-            )
-            .await;
+        let conversation = self.conversation_now().await;
         let call = conversation["activeInteractions"][0]["id"]
             .as_str()
             .unwrap()
@@ -232,6 +249,27 @@ impl Deployment {
             Value::Null,
         )
         .await;
+    }
+
+    /// Waits (up to 20 s) until the conversation has no active interaction.
+    pub async fn wait_until_the_calls_ended(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let conversation = self.conversation_now().await;
+            if conversation["activeInteractions"]
+                .as_array()
+                .expect("a conversation lists its active interactions")
+                .is_empty()
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the call goes on\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     pub async fn wait_for_state(&self, wanted: &str) {
@@ -282,4 +320,23 @@ impl Deployment {
         let path = self.object(&format!("recordings/{recording_id}/manifest.json"));
         serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
     }
+}
+
+/// `text` without ANSI escape sequences (`ESC [ … letter`).
+fn without_colours(text: &str) -> String {
+    let mut plain = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // Skip to the sequence's final letter.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
 }

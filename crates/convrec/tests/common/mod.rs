@@ -134,7 +134,8 @@ impl Drop for KillOnDrop {
 pub struct S3Server {
     pub root: tempfile::TempDir,
     pub endpoint: String,
-    _process: KillOnDrop,
+    port: u16,
+    process: Option<KillOnDrop>,
 }
 
 impl S3Server {
@@ -155,20 +156,38 @@ impl S3Server {
             found,
             "s3s-fs is not installed: run the README's test command, which installs it"
         );
+        let mut server = Self {
+            root,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            port,
+            process: None,
+        };
+        server.restart();
+        server
+    }
+
+    /// Stops it (an outage of the store).
+    pub fn stop(&mut self) {
+        self.process = None;
+    }
+
+    /// Starts it again on the same port and files.
+    pub fn restart(&mut self) {
         let process = Command::new("s3s-fs")
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
             .args([
                 "--access-key",
                 Self::ACCESS_KEY,
                 "--secret-key",
                 Self::SECRET_KEY,
             ])
-            .arg(root.path())
+            .arg(self.root.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start s3s-fs");
-        let address = format!("127.0.0.1:{port}");
+        self.process = Some(KillOnDrop(process));
+        let address = format!("127.0.0.1:{}", self.port);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         while std::net::TcpStream::connect(&address).is_err() {
             assert!(
@@ -177,11 +196,15 @@ impl S3Server {
             );
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        Self {
-            root,
-            endpoint: format!("http://{address}"),
-            _process: KillOnDrop(process),
-        }
+    }
+
+    /// Multipart uploads it holds unfinished (their parts are files named `.upload_id-…`).
+    pub fn unfinished_uploads(&self) -> usize {
+        std::fs::read_dir(self.root.path())
+            .expect("its root")
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".upload_id-"))
+            .count()
     }
 
     /// The server environment that stores recordings at `s3://BUCKET/PREFIX` here.
@@ -195,4 +218,50 @@ impl S3Server {
             ("AWS_SECRET_ACCESS_KEY", Self::SECRET_KEY.to_owned()),
         ]
     }
+}
+
+/// Asserts a file plays: H.264 (and Opus when `audio`), decodes without errors; returns the
+/// length of its video.
+pub fn assert_playable(path: &std::path::Path, audio: bool) -> f64 {
+    assert_eq!(
+        convrec_testkit::ffmpeg_decode_errors(path),
+        "",
+        "{}",
+        path.display()
+    );
+    let probe = convrec_testkit::ffprobe(path);
+    let video = convrec_testkit::stream(&probe, "video");
+    assert_eq!(video["codec_name"], "h264");
+    if audio {
+        let sound = convrec_testkit::stream(&probe, "audio");
+        assert_eq!(sound["codec_name"], "opus");
+        assert!(
+            (convrec_testkit::media_length(sound) - convrec_testkit::media_length(video)).abs()
+                < 0.5,
+            "audio {} s, video {} s",
+            convrec_testkit::media_length(sound),
+            convrec_testkit::media_length(video)
+        );
+    }
+    convrec_testkit::media_length(video)
+}
+
+/// Waits for a participant; returns (its publication, seconds it published).
+pub fn finished_participant(child: Child) -> (String, f64) {
+    let out = child.wait_with_output().expect("a participant's report");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "participant failed: {stderr}");
+    // "published pub_… for 4.0 s: …"
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("published "))
+        .expect("a participant's report");
+    let mut words = line.split_whitespace();
+    let publication = words.nth(1).expect("a participant's report").to_owned();
+    let seconds = words
+        .nth(1)
+        .expect("a participant's report")
+        .parse()
+        .expect("a participant's report");
+    (publication, seconds)
 }

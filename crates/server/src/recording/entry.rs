@@ -23,6 +23,7 @@ use super::drive::{Feed, drive};
 use crate::AppState;
 use crate::api::error::ApiError;
 use crate::storage::object_key;
+use crate::upload::{Progress, UploadTarget, Uploader};
 use convrec_core::orchestrator::Failure;
 
 /// Upgrades a recorder's connection once its entry point is redeemed.
@@ -203,6 +204,9 @@ impl Connection {
             // Only a recorder of an attempt the orchestrator gave up on gets here (its recording
             // was finished without it); what it wrote is not part of the stored recording.
             tracing::error!(recording = %self.recording_id, attempt, files = orphaned.len(), "files arrived after their recording was finished; they are not stored");
+            for f in orphaned {
+                f.uploader.abandon();
+            }
         }
         let feed: Feed = match ending {
             Ending::Done => Box::new(move |o, now| o.handle_recorder_done(now, no)),
@@ -428,6 +432,12 @@ impl Connection {
                 refusal("STORAGE", "the server cannot store the file".into()),
             ));
         }
+        let target = UploadTarget {
+            recording_id: self.recording_id.clone(),
+            file: stored,
+            object_key: row.object_key.clone(),
+            spool: spool.path().to_owned(),
+        };
         self.files.insert(
             file,
             SpooledFile {
@@ -435,6 +445,7 @@ impl Connection {
                 publication_id,
                 started_at_ms,
                 spool,
+                uploader: Uploader::start(&self.app, target, None, Progress::default()),
             },
         );
         Ok(Step::Reply(Vec::new()))
@@ -456,6 +467,23 @@ impl Connection {
                 ),
             ));
         };
+        // The store has been away long enough that the spool holds all it may: refused, so
+        // the recording ends (ABORT_BLOBSTORE_FAILURE) with what it acknowledged kept.
+        let backlog = u64::try_from(self.app.metrics.upload_backlog_bytes.get()).unwrap_or(0);
+        let limit = self.app.upload_settings.max_backlog;
+        if backlog.saturating_add(bytes.len() as u64) > limit {
+            tracing::error!(recording = %self.recording_id, backlog, limit, "the object store is not taking uploads and the spool holds all it may (object_store.max_backlog_mib); the recording ends");
+            self.files.insert(file, spooled);
+            return Err((
+                Ending::Storage,
+                refusal(
+                    "STORAGE",
+                    format!(
+                        "the object store is unreachable and {backlog} bytes wait in the spool (the limit is {limit})"
+                    ),
+                ),
+            ));
+        }
         // append() fsyncs: off the async threads.
         let (spool, result) = match tokio::task::spawn_blocking(move || {
             let result = spooled.spool.append(seq, &bytes);
@@ -472,6 +500,7 @@ impl Connection {
             spool.spool.next_seq(),
             spool.spool.is_finished(),
         );
+        spool.uploader.grew(durable.0);
         self.files.insert(file, spool);
         let ack = match result {
             Ok(ack) => ack,

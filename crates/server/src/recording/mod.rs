@@ -16,6 +16,7 @@ use serde_json::json;
 use crate::AppState;
 use crate::live::ConversationEvent;
 use crate::storage::{manifest_key, object_key};
+use crate::upload::{Progress, UploadTarget, Uploader};
 
 /// A conversation's recording settings: its template's scope, then its account's, then the
 /// defaults (SPEC §2).
@@ -52,6 +53,8 @@ pub struct SpooledFile {
     pub started_at_ms: i64,
     /// The spool.
     pub spool: SpoolFile,
+    /// Its upload into the object store, streaming while the file grows.
+    pub uploader: Uploader,
 }
 
 /// The server is stopping: every call and layer ends (their media sessions end with the
@@ -99,10 +102,18 @@ pub async fn recover(app: &AppState) -> Result<(), MetadataError> {
             "ended the calls and layers the last run left open"
         );
     }
+    let mut resumed = std::collections::HashSet::new();
     for recording in app.metadata.unfinished_recordings().await? {
         let mut files = Vec::new();
         for f in app.metadata.recording_files(&recording.id).await? {
             let path = app.storage.spool_path(&recording.id, f.file);
+            let upload = app.metadata.file_upload(&recording.id, f.file).await?;
+            let target = UploadTarget {
+                recording_id: recording.id.clone(),
+                file: f.file,
+                object_key: object_key(&recording.id, f.file),
+                spool: path.clone(),
+            };
             match tokio::task::spawn_blocking(move || SpoolFile::recover(&path)).await {
                 Ok(Ok((spool, recovery))) => {
                     tracing::info!(
@@ -110,13 +121,21 @@ pub async fn recover(app: &AppState) -> Result<(), MetadataError> {
                         file = f.file,
                         bytes = recovery.durable_len,
                         discarded = recovery.discarded_bytes,
+                        parts_uploaded = upload.as_ref().map_or(0, |u| u.parts.len()),
                         "recovered a spool file"
                     );
+                    resumed.insert((recording.id.clone(), f.file));
+                    // Nothing more comes to a file of a recording the last run left open.
+                    let progress = Progress {
+                        durable: spool.len(),
+                        finished: true,
+                    };
                     files.push(SpooledFile {
                         file: f.file,
                         publication_id: f.publication_id,
                         started_at_ms: f.started_at_ms,
                         spool,
+                        uploader: Uploader::start(app, target, upload, progress),
                     });
                 }
                 Ok(Err(e)) => {
@@ -152,6 +171,20 @@ pub async fn recover(app: &AppState) -> Result<(), MetadataError> {
                 )
                 .await
             }
+        }
+    }
+    // Uploads of this node that nothing will complete (their recording was finished, deleted
+    // or its spool lost) are aborted, so the store does not keep their parts.
+    for upload in app.metadata.file_uploads_of_node(&app.node_id).await? {
+        if !resumed.contains(&(upload.recording_id.clone(), upload.file)) {
+            tracing::warn!(recording = %upload.recording_id, file = upload.file, "aborting an abandoned upload");
+            let target = UploadTarget {
+                recording_id: upload.recording_id.clone(),
+                file: upload.file,
+                object_key: upload.object_key.clone(),
+                spool: app.storage.spool_path(&upload.recording_id, upload.file),
+            };
+            crate::upload::drop_upload(app, &target, &upload).await;
         }
     }
     Ok(())
@@ -321,12 +354,13 @@ async fn store_files(
         .or(recording.started_at_ms)
         .unwrap_or(now);
     let mut entries = Vec::new();
-    for f in &files {
+    for f in files {
         if f.spool.is_empty() {
+            f.uploader.abandon();
             continue;
         }
         let key = object_key(recording_id, f.file);
-        let bytes = app.storage.upload(&key, f.spool.path()).await?;
+        let bytes = f.uploader.finish(f.spool.len()).await?;
         app.metadata
             .set_file_durable(
                 recording_id,
@@ -363,7 +397,6 @@ async fn store_files(
         .await?;
     // COMPLETE and its RECORDING_AVAILABLE history message land together (SPEC §5).
     app.metadata.complete_recording(recording_id).await?;
-    drop(files);
     let spool = app.storage.spool_dir_of(recording_id);
     if let Err(e) = tokio::fs::remove_dir_all(&spool).await {
         tracing::warn!(path = %spool.display(), error = %e, "cannot remove the spool");

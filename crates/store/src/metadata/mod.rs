@@ -24,9 +24,11 @@ use thiserror::Error;
 
 mod api_keys;
 mod history;
+mod uploads;
 
 pub use api_keys::{ApiKey, KeyRole};
 pub use history::{Interaction, Message, PageCursor, Sender};
+pub use uploads::FileUpload;
 
 /// The migrations, embedded in the binary.
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -1177,13 +1179,16 @@ impl Metadata {
         })
     }
 
-    /// Claims up to `limit` messages whose next attempt is due, oldest first, for `lease_ms`:
-    /// their next attempt moves to `now_ms + lease_ms`, so no other dispatcher (another node
-    /// on the same database) sees them due meanwhile. [`Metadata::record_webhook_attempt`]
-    /// then sets when they are due again; a dispatcher that dies holding a claim leaves its
-    /// messages to be retried when the lease ends (at-least-once, never two at once).
+    /// Claims for `node_id` up to `limit` messages whose next attempt is due, oldest first, for
+    /// `lease_ms`: their next attempt moves to `now_ms + lease_ms`, so no other dispatcher
+    /// (another node on the same database) sees them due meanwhile.
+    /// [`Metadata::record_webhook_attempt`] then sets when they are due again; a dispatcher
+    /// that dies holding a claim leaves its messages to be retried when the lease ends, or at
+    /// once when its node restarts ([`Metadata::release_webhook_claims`]): at-least-once, never
+    /// two at once.
     pub async fn claim_due_webhook_messages(
         &self,
+        node_id: &str,
         now_ms: i64,
         lease_ms: i64,
         limit: u32,
@@ -1192,7 +1197,7 @@ impl Metadata {
             // The outer condition is checked again on each row as it is updated: of two
             // claims racing for a row, the second finds it not due any more.
             let rows = sqlx::query(
-                "UPDATE webhook_messages SET next_attempt_at_ms = $1 \
+                "UPDATE webhook_messages SET next_attempt_at_ms = $1, claimed_by = $4 \
                  WHERE state = 'PENDING' AND next_attempt_at_ms <= $2 AND id IN ( \
                    SELECT id FROM webhook_messages WHERE state = 'PENDING' AND next_attempt_at_ms <= $2 \
                    ORDER BY next_attempt_at_ms, created_at_ms LIMIT $3) \
@@ -1203,6 +1208,7 @@ impl Metadata {
             .bind(now_ms.saturating_add(lease_ms))
             .bind(now_ms)
             .bind(i64::from(limit))
+            .bind(node_id)
             .fetch_all(pool)
             .await?;
             rows.iter()
@@ -1218,6 +1224,26 @@ impl Metadata {
                 })
                 .collect::<Result<_, sqlx::Error>>()
                 .map_err(MetadataError::from)
+        })
+    }
+
+    /// Frees the claims `node_id` holds (it restarted: the deliveries it was making died with
+    /// it); those messages are due at once. Returns how many there were.
+    pub async fn release_webhook_claims(
+        &self,
+        node_id: &str,
+        now_ms: i64,
+    ) -> Result<u64, MetadataError> {
+        with_pool!(self, pool => {
+            let done = sqlx::query(
+                "UPDATE webhook_messages SET claimed_by = NULL, next_attempt_at_ms = $1 \
+                 WHERE claimed_by = $2 AND state = 'PENDING'",
+            )
+            .bind(now_ms)
+            .bind(node_id)
+            .execute(pool)
+            .await?;
+            Ok(done.rows_affected())
         })
     }
 
@@ -1244,7 +1270,7 @@ impl Metadata {
                 .bind(error)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("UPDATE webhook_messages SET attempts = $1, state = $2, next_attempt_at_ms = $3 WHERE id = $4")
+            sqlx::query("UPDATE webhook_messages SET attempts = $1, state = $2, next_attempt_at_ms = $3, claimed_by = NULL WHERE id = $4")
                 .bind(i64::from(attempt))
                 .bind(state)
                 .bind(next_attempt_at_ms)
