@@ -385,12 +385,7 @@ mod tests {
             height: 180,
         };
         let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut random = move |n: u64| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state % n
-        };
+        let mut random = move |n: u64| convrec_testkit::xorshift64(&mut state) % n;
         let (mut incremental, mut scratch) =
             (Compositor::new(canvas, 10), Compositor::new(canvas, 10));
         for frame in 0..400u64 {

@@ -494,12 +494,7 @@ mod tests {
         ) {
             let mut state = seed | 1;
             let src: Vec<u8> = (0..sw * sh)
-                .map(|_| {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    state as u8
-                })
+                .map(|_| convrec_testkit::xorshift64(&mut state) as u8)
                 .collect();
             let mut dst = vec![0u8; (dw * dh) as usize];
             bilinear_plane(&src, sw, sh, &mut dst, dw as usize, rect(0, 0, dw, dh));

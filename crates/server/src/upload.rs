@@ -600,11 +600,11 @@ mod tests {
         // and end at its length.
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         for _ in 0..500 {
-            let part_size = 1 + next(&mut seed) % 16;
+            let part_size = 1 + convrec_testkit::xorshift64(&mut seed) % 16;
             let mut plan = PartPlan::new(part_size, 0);
             let (mut durable, mut covered) = (0u64, Vec::new());
             for step in 0..40 {
-                durable += next(&mut seed) % 20;
+                durable += convrec_testkit::xorshift64(&mut seed) % 20;
                 let finished = step == 39;
                 loop {
                     match plan.next(at(durable, finished)) {
@@ -634,12 +634,5 @@ mod tests {
             }
             assert_eq!(end, durable);
         }
-    }
-
-    fn next(state: &mut u64) -> u64 {
-        *state ^= *state << 13;
-        *state ^= *state >> 7;
-        *state ^= *state << 17;
-        *state
     }
 }

@@ -564,3 +564,12 @@ fn psql(url: &str, sql: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The next number of a xorshift64 sequence (Marsaglia's 13, 7, 17): cheap, reproducible
+/// pseudo-random numbers for tests. `state` must not be 0.
+pub fn xorshift64(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
