@@ -178,6 +178,18 @@ pub struct UploadTarget {
     pub spool: PathBuf,
 }
 
+impl UploadTarget {
+    /// File `file` of recording `recording_id`: its object key and spool path.
+    pub fn of(app: &AppState, recording_id: &str, file: u32) -> Self {
+        Self {
+            recording_id: recording_id.to_owned(),
+            file,
+            object_key: crate::storage::object_key(recording_id, file),
+            spool: app.storage.spool_path(recording_id, file),
+        }
+    }
+}
+
 impl Uploader {
     /// Starts uploading `target` (resuming `resume`, an upload the database kept for it), which
     /// holds `progress` now.

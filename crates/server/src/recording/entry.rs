@@ -432,12 +432,7 @@ impl Connection {
                 refusal("STORAGE", "the server cannot store the file".into()),
             ));
         }
-        let target = UploadTarget {
-            recording_id: self.recording_id.clone(),
-            file: stored,
-            object_key: row.object_key.clone(),
-            spool: spool.path().to_owned(),
-        };
+        let target = UploadTarget::of(&self.app, &self.recording_id, stored);
         self.files.insert(
             file,
             SpooledFile {

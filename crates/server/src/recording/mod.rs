@@ -108,12 +108,7 @@ pub async fn recover(app: &AppState) -> Result<(), MetadataError> {
         for f in app.metadata.recording_files(&recording.id).await? {
             let path = app.storage.spool_path(&recording.id, f.file);
             let upload = app.metadata.file_upload(&recording.id, f.file).await?;
-            let target = UploadTarget {
-                recording_id: recording.id.clone(),
-                file: f.file,
-                object_key: object_key(&recording.id, f.file),
-                spool: path.clone(),
-            };
+            let target = UploadTarget::of(app, &recording.id, f.file);
             match tokio::task::spawn_blocking(move || SpoolFile::recover(&path)).await {
                 Ok(Ok((spool, recovery))) => {
                     tracing::info!(
@@ -178,12 +173,7 @@ pub async fn recover(app: &AppState) -> Result<(), MetadataError> {
     for upload in app.metadata.file_uploads_of_node(&app.node_id).await? {
         if !resumed.contains(&(upload.recording_id.clone(), upload.file)) {
             tracing::warn!(recording = %upload.recording_id, file = upload.file, "aborting an abandoned upload");
-            let target = UploadTarget {
-                recording_id: upload.recording_id.clone(),
-                file: upload.file,
-                object_key: upload.object_key.clone(),
-                spool: app.storage.spool_path(&upload.recording_id, upload.file),
-            };
+            let target = UploadTarget::of(app, &upload.recording_id, upload.file);
             crate::upload::drop_upload(app, &target, &upload).await;
         }
     }
