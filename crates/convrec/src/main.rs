@@ -20,8 +20,9 @@ enum Command {
     /// Report tracks, durations, fragments, key frames, A/V offset, gaps and the index of an
     /// fMP4 file; exits non-zero with the byte offset where a damaged file breaks.
     Inspect(cli::inspect::InspectArgs),
-    /// Run the server on its data directory (SQLite metadata, local storage).
-    Serve(cli::serve::ServeArgs),
+    /// Run the server on its data directory (SQLite metadata, local storage), or as one node
+    /// of several sharing a PostgreSQL database and an object store.
+    Serve(Box<cli::serve::ServeArgs>),
     /// The recorder process a server launches (entry point in CONVREC_ENTRY_POINT).
     Recorder(cli::recorder::RecorderArgs),
     /// A synthetic participant: publishes the embedded fixtures into a call over WebRTC.
@@ -44,7 +45,7 @@ fn main() -> std::process::ExitCode {
     let result = match args.command {
         Command::Demo(a) => cli::demo::run(a),
         Command::Inspect(a) => cli::inspect::run(a),
-        Command::Serve(a) => cli::serve::run(a),
+        Command::Serve(a) => cli::serve::run(*a),
         Command::Recorder(a) => cli::recorder::run(a),
         Command::Participant(a) => cli::participant::run(a),
         Command::BenchReady(a) => cli::bench_ready::run(a),

@@ -161,6 +161,27 @@ fn a_bad_listen_address_database_url_store_or_node_name_is_a_clear_error() {
         stderr.contains("node_id (--node-id) 'a/b' is not a node name; allowed: 1 to 64 letters"),
         "{stderr}"
     );
+    let stderr = serve_fails(
+        Command::new(env!("CARGO_BIN_EXE_convrec"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--node-lease-secs", "1"])
+            .arg("--data-dir")
+            .arg(dir.path().join("data")),
+    );
+    assert!(
+        stderr
+            .contains("node_lease_secs (--node-lease-secs) cannot be 1; allowed: 2 to 300 seconds"),
+        "{stderr}"
+    );
+    let stderr = serve_fails(
+        Command::new(env!("CARGO_BIN_EXE_convrec"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--node-url", "ftp://x"])
+            .arg("--data-dir")
+            .arg(dir.path().join("data")),
+    );
+    assert!(
+        stderr.contains("node_url (--node-url) cannot be 'ftp://x'"),
+        "{stderr}"
+    );
 }
 
 #[test]

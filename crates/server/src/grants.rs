@@ -1,7 +1,8 @@
 //! Download grants: a link that carries its own permission, so a `<video src>` plays it without
 //! an `Authorization` header (SPEC §5). A grant names a recording's file and an expiry, signed
-//! with HMAC-SHA256 under a key kept in the data directory (mode 0600); it is checked in
-//! constant time and refused once expired.
+//! with HMAC-SHA256 under a key all nodes share (kept in the metadata database; the first node
+//! to start offers the one in its data directory, mode 0600); it is checked in constant time
+//! and refused once expired.
 
 use std::path::Path;
 
@@ -61,6 +62,23 @@ impl Grants {
         Ok(Self { key })
     }
 
+    /// The key as hex (to be shared through the database).
+    pub fn to_hex(&self) -> String {
+        self.key.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Grants under a key given as 64 hex digits; `None` if it is not one.
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        if hex.len() != 64 || !hex.is_ascii() {
+            return None;
+        }
+        let mut key = [0u8; 32];
+        for (i, byte) in key.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+        }
+        Some(Self { key })
+    }
+
     /// A grant for `file` of `recording`, valid until `expires_ms`.
     pub fn sign(&self, recording: &str, file: u32, expires_ms: i64) -> String {
         format!(
@@ -104,6 +122,11 @@ mod tests {
         let grants = Grants::load_or_create(dir.path()).expect("a key");
         let grant = grants.sign("rec_1", 0, 1_000);
         assert!(grants.check(&grant, "rec_1", 0, 999));
+        // Shared as hex, the key checks the same grants.
+        let shared = Grants::from_hex(&grants.to_hex()).unwrap();
+        assert!(shared.check(&grant, "rec_1", 0, 999));
+        assert!(Grants::from_hex("zz").is_none());
+        assert!(Grants::from_hex(&"g".repeat(64)).is_none());
         assert!(!grants.check(&grant, "rec_1", 0, 1_000), "expired");
         assert!(!grants.check(&grant, "rec_1", 1, 999), "another file");
         assert!(!grants.check(&grant, "rec_2", 0, 999), "another recording");

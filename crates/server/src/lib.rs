@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod cluster;
 pub mod grants;
 pub mod live;
 pub mod metrics;
@@ -62,6 +63,8 @@ pub struct ServerConfig {
     pub node_id: Option<String>,
     /// How files are uploaded into the object store.
     pub upload: upload::UploadSettings,
+    /// How this node takes part among nodes sharing the database.
+    pub cluster: cluster::ClusterSettings,
 }
 
 /// Why the server could not start or run.
@@ -96,6 +99,9 @@ pub enum ServerError {
     /// Serving failed.
     #[error("the HTTP server failed: {0}")]
     Serve(std::io::Error),
+    /// Another node took this node's work over (see [`cluster`]).
+    #[error(transparent)]
+    LeaseLost(#[from] cluster::LeaseLost),
 }
 
 /// How long a stopping server waits for its recorders to finish their files.
@@ -133,6 +139,8 @@ pub struct Shared {
     pub node_id: String,
     /// How files are uploaded into the object store.
     pub upload_settings: upload::UploadSettings,
+    /// This node's lease among the nodes sharing the database.
+    pub cluster: cluster::Membership,
     admin_key_digest: [u8; 32],
 }
 
@@ -198,6 +206,19 @@ impl Server {
             }
             None => format!("http://{local}"),
         };
+        let node_url = match &config.cluster.node_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None if local.ip().is_unspecified() => match &config.database_url {
+                // Alone on its database: nobody needs to reach it.
+                None => base_url.clone(),
+                Some(_) => {
+                    return Err(ServerError::Config(format!(
+                        "listening on the wildcard address {local} with a shared database: set the URL other nodes reach this node at (--node-url or CONVREC_NODE_URL)"
+                    )));
+                }
+            },
+            None => format!("http://{local}"),
+        };
         let media_listen = config
             .media_listen
             .unwrap_or(SocketAddr::new(local.ip(), 0));
@@ -219,6 +240,15 @@ impl Server {
             Some(url) => Storage::remote(&config.data_dir, url)?,
             None => Storage::local(&config.data_dir)?,
         };
+        let own_grant_key = grants::Grants::load_or_create(&config.data_dir)
+            .map_err(data_dir_error)?
+            .to_hex();
+        let shared = metadata
+            .shared_secret("download-grant-key", &own_grant_key)
+            .await?;
+        let grants = grants::Grants::from_hex(&shared).ok_or_else(|| {
+            ServerError::Config("the download key kept in the database is not 64 hex digits".into())
+        })?;
         let state = AppState(Arc::new(Shared {
             metadata,
             live: Live::default(),
@@ -233,14 +263,16 @@ impl Server {
             base_url,
             http: reqwest::Client::new(),
             shutdown: tokio_util::sync::CancellationToken::new(),
-            grants: grants::Grants::load_or_create(&config.data_dir).map_err(data_dir_error)?,
+            grants,
             webhook_wakeup: tokio::sync::Notify::new(),
             metrics: metrics::Metrics::new(),
             node_id,
             upload_settings: config.upload,
+            cluster: cluster::Membership::new(node_url, config.cluster.lease),
             admin_key_digest: auth::digest(&admin_key),
         }));
         tokio::spawn(sfu::run_events(state.clone(), room_events));
+        cluster::join(&state).await?;
         recording::recover(&state).await?;
         tokio::spawn(webhooks::run_dispatcher(state.clone()));
         Ok(Self {
@@ -277,11 +309,19 @@ impl Server {
             shutdown.await;
             tracing::info!("stopping: ending calls and finishing recordings");
             recording::stop_all(&state, SHUTDOWN_GRACE).await;
+            // With recordings unfinished (their spools kept), the lease runs out by itself: the
+            // next start of this node, or another node, finishes them.
+            if !state.live.recording_work_left() {
+                cluster::leave(&state).await;
+            }
         };
-        axum::serve(self.listener, router::build(self.state))
-            .with_graceful_shutdown(stopping)
-            .await
-            .map_err(ServerError::Serve)
+        let serving = axum::serve(self.listener, router::build(self.state.clone()))
+            .with_graceful_shutdown(stopping);
+        tokio::select! {
+            served = serving => served.map_err(ServerError::Serve),
+            // Its work is another node's now: stop without touching it.
+            lost = cluster::run(self.state) => Err(lost.into()),
+        }
     }
 }
 

@@ -41,6 +41,10 @@ pub fn build(state: AppState) -> Router {
         )
         .fallback(crate::api::error::no_route)
         .method_not_allowed_fallback(crate::api::error::wrong_method)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::cluster::route::route,
+        ))
         .with_state(state)
 }
 

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use convrec_store::metadata::UploadedPart;
 use object_store::local::LocalFileSystem;
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path as ObjectPath;
@@ -229,14 +230,14 @@ impl Storage {
         &self,
         key: &str,
         upload: &str,
-        parts: &[String],
+        parts: &[UploadedPart],
     ) -> Result<(), StorageError> {
         match &self.parts {
             Parts::Remote { store, .. } => {
                 let parts = parts
                     .iter()
-                    .map(|content_id| PartId {
-                        content_id: content_id.clone(),
+                    .map(|part| PartId {
+                        content_id: part.content_id.clone(),
                     })
                     .collect();
                 store

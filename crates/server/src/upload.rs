@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use convrec_store::metadata::FileUpload;
+use convrec_store::metadata::{FileUpload, UploadedPart};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::watch;
 
@@ -61,12 +61,13 @@ pub struct Progress {
 /// What to do next for a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Next {
-    /// Send these bytes of the file as this part (from 0).
+    /// Send a part of the bytes `available`: from their start to the first block boundary at
+    /// least a part's size on (see [`part_end`]), or all of them.
     Part {
         /// The part's number.
         number: u32,
-        /// Its bytes in the file.
-        range: Range<u64>,
+        /// The durable bytes not sent yet.
+        available: Range<u64>,
     },
     /// Every byte was sent: complete the upload (with no parts: there is nothing to store).
     Complete,
@@ -76,19 +77,27 @@ pub enum Next {
     Wait,
 }
 
-/// Which parts of a file the store has; every part but the last is `part_size` long.
+/// Which parts of a file the store has. Parts are at least `part_size` long (but for the
+/// last) and end on block boundaries, so the parts stored so far always make a playable file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartPlan {
     part_size: u64,
     parts: u64,
+    sent_end: u64,
 }
 
 impl PartPlan {
-    /// A plan with `parts` parts already sent.
-    pub fn new(part_size: u64, parts: usize) -> Self {
+    /// A plan whose parts sent so far end at `ends` (in order).
+    pub fn new(part_size: u64, ends: impl IntoIterator<Item = u64>) -> Self {
+        let (mut parts, mut sent_end) = (0, 0);
+        for end in ends {
+            parts += 1;
+            sent_end = end;
+        }
         Self {
             part_size: part_size.max(1),
-            parts: u64::try_from(parts).unwrap_or(u64::MAX),
+            parts,
+            sent_end,
         }
     }
 
@@ -97,46 +106,73 @@ impl PartPlan {
         self.parts
     }
 
-    /// A part was sent.
-    pub fn sent(&mut self) {
+    /// A part that ends at byte `end` was sent.
+    pub fn sent(&mut self, end: u64) {
         self.parts += 1;
+        self.sent_end = end;
     }
 
     /// Bytes of a file of `durable` bytes that the store has.
     pub fn sent_bytes(&self, durable: u64) -> u64 {
-        self.parts.saturating_mul(self.part_size).min(durable)
+        self.sent_end.min(durable)
     }
 
     /// What to do for a file that is at `progress`.
     pub fn next(&self, progress: Progress) -> Next {
         let Progress { durable, finished } = progress;
-        let full_end = self.parts.saturating_mul(self.part_size);
-        if durable < full_end {
-            // Only a file's last part may be short, and only once the file is finished.
-            let last_start = full_end - self.part_size;
-            return if finished && durable > last_start {
-                Next::Complete
-            } else {
-                Next::StartOver
-            };
+        if durable < self.sent_end {
+            return Next::StartOver;
         }
         let number = u32::try_from(self.parts).unwrap_or(u32::MAX);
-        if durable - full_end >= self.part_size {
-            Next::Part {
-                number,
-                range: full_end..full_end + self.part_size,
-            }
-        } else if !finished {
-            Next::Wait
-        } else if durable > full_end {
-            Next::Part {
-                number,
-                range: full_end..durable,
-            }
-        } else {
+        let available = self.sent_end..durable;
+        if durable - self.sent_end >= self.part_size || (finished && durable > self.sent_end) {
+            Next::Part { number, available }
+        } else if finished {
             Next::Complete
+        } else {
+            Next::Wait
         }
     }
+
+    /// Where the part of [`Next::Part`] ends, given the boxes of the file from its start on
+    /// (see [`part_end`]).
+    pub fn part_end(
+        &self,
+        available: Range<u64>,
+        boxes: impl FnMut(u64) -> Option<(u64, [u8; 4])>,
+    ) -> u64 {
+        part_end(available, self.part_size, boxes)
+    }
+}
+
+/// Where a part of the bytes `available` ends: at the first block boundary (the start of a
+/// `moof` or `mfra` box) at least `part_size` bytes on, or at `available.end` (the spool's
+/// durable end is always a block boundary). `box_at(offset)` tells the length and type of the
+/// box at an offset; a box that cannot be read cuts the part at `part_size` (a file the plan
+/// cannot walk is still uploaded whole, just not at block boundaries).
+pub fn part_end(
+    available: Range<u64>,
+    part_size: u64,
+    mut box_at: impl FnMut(u64) -> Option<(u64, [u8; 4])>,
+) -> u64 {
+    let wanted = available.start.saturating_add(part_size);
+    if wanted >= available.end {
+        return available.end;
+    }
+    let mut at = available.start;
+    while at < available.end {
+        let Some((length, kind)) = box_at(at) else {
+            return wanted;
+        };
+        if at >= wanted && (&kind == b"moof" || &kind == b"mfra") {
+            return at;
+        }
+        if length < 8 {
+            return wanted;
+        }
+        at = at.saturating_add(length);
+    }
+    available.end
 }
 
 /// Why a file's upload stopped without completing.
@@ -200,8 +236,8 @@ impl Uploader {
         progress: Progress,
     ) -> Self {
         let plan = match &resume {
-            Some(u) => PartPlan::new(u.part_size, u.parts.len()),
-            None => PartPlan::new(app.upload_settings.part_size, 0),
+            Some(u) => PartPlan::new(u.part_size, u.parts.iter().map(|p| p.end)),
+            None => PartPlan::new(app.upload_settings.part_size, []),
         };
         let waiting = Arc::new(Waiting {
             gauge: app.metrics.upload_backlog_bytes.clone(),
@@ -305,7 +341,7 @@ async fn run(
     let _close = CloseOnDrop(waiting.clone());
     let (mut upload, mut plan) = match resume {
         Some((u, plan)) => (Some(u), plan),
-        None => (None, PartPlan::new(app.upload_settings.part_size, 0)),
+        None => (None, PartPlan::new(app.upload_settings.part_size, [])),
     };
     let mut start_overs = 0;
     loop {
@@ -337,9 +373,12 @@ async fn run(
                     return Err(UploadError::NotKept(start_overs));
                 }
                 waiting.add(plan.sent_bytes(now.durable));
-                plan = PartPlan::new(app.upload_settings.part_size, 0);
+                plan = PartPlan::new(app.upload_settings.part_size, []);
             }
-            Next::Part { number, range } => {
+            Next::Part { number, available } => {
+                let range = cut_part(&plan, &target.spool, available)
+                    .await
+                    .map_err(UploadError::Spool)?;
                 let bytes = read_range(&target.spool, range.clone())
                     .await
                     .map_err(UploadError::Spool)?;
@@ -358,21 +397,25 @@ async fn run(
                 .await;
                 match sent {
                     Ok(content_id) => {
+                        let taken = UploadedPart {
+                            content_id,
+                            end: range.end,
+                        };
                         retrying(&app, "record a part", || {
                             app.metadata.add_file_upload_part(
                                 &target.recording_id,
                                 target.file,
                                 &opened.upload_id,
                                 number,
-                                &content_id,
+                                &taken,
                             )
                         })
                         .await
                         .ok();
                         let mut opened = opened;
-                        opened.parts.push(content_id);
+                        opened.parts.push(taken);
                         upload = Some(opened);
-                        plan.sent();
+                        plan.sent(range.end);
                         waiting.sub(range.end - range.start);
                         app.metrics.upload_parts.inc();
                     }
@@ -384,7 +427,7 @@ async fn run(
                         if start_overs > MAX_START_OVERS {
                             return Err(UploadError::NotKept(start_overs));
                         }
-                        plan = PartPlan::new(app.upload_settings.part_size, 0);
+                        plan = PartPlan::new(app.upload_settings.part_size, []);
                     }
                 }
             }
@@ -413,7 +456,7 @@ async fn run(
                     if start_overs > MAX_START_OVERS {
                         return Err(UploadError::NotKept(start_overs));
                     }
-                    plan = PartPlan::new(app.upload_settings.part_size, 0);
+                    plan = PartPlan::new(app.upload_settings.part_size, []);
                     continue;
                 }
                 retrying(&app, "forget a completed upload", || {
@@ -455,6 +498,36 @@ async fn open(app: &AppState, target: &UploadTarget, part_size: u64) -> FileUplo
             return upload;
         }
     }
+}
+
+/// Makes the object of a file from the parts its upload stored so far, without its spool (which
+/// is on a lost node): the object then ends where the last part ends, on a block boundary.
+/// Returns its size; `None` if the store no longer has the upload or made a different object.
+pub async fn store_parts(
+    app: &AppState,
+    target: &UploadTarget,
+    upload: &FileUpload,
+) -> Option<u64> {
+    let end = upload.parts.last()?.end;
+    // As in [`run`]: a failure may mean it was completed already; the size tells.
+    let _ = retrying(app, "complete an upload", || {
+        app.storage
+            .complete_upload(&upload.object_key, &upload.upload_id, &upload.parts)
+    })
+    .await;
+    let size = retrying(app, "read an object's size", || {
+        app.storage.object_size(&upload.object_key)
+    })
+    .await
+    .ok()
+    .flatten();
+    retrying(app, "forget a completed upload", || {
+        app.metadata
+            .close_file_upload(&target.recording_id, target.file)
+    })
+    .await
+    .ok();
+    (size == Some(end)).then_some(end)
 }
 
 /// Aborts an upload in the store and forgets it (a failure to abort is logged: the store's
@@ -525,6 +598,36 @@ impl IsNotFound for convrec_store::metadata::MetadataError {
     }
 }
 
+/// The bytes of the part that starts `available`, cut on a block boundary.
+async fn cut_part(
+    plan: &PartPlan,
+    spool: &std::path::Path,
+    available: Range<u64>,
+) -> std::io::Result<Range<u64>> {
+    let file = std::fs::File::open(spool)?;
+    let plan = plan.clone();
+    tokio::task::spawn_blocking(move || {
+        use std::os::unix::fs::FileExt;
+        let start = available.start;
+        let end = plan.part_end(available, |at| {
+            let mut header = [0u8; 16];
+            file.read_exact_at(&mut header[..8], at).ok()?;
+            let kind: [u8; 4] = header[4..8].try_into().ok()?;
+            let length = match u32::from_be_bytes(header[..4].try_into().ok()?) {
+                1 => {
+                    file.read_exact_at(&mut header[8..], at + 8).ok()?;
+                    u64::from_be_bytes(header[8..].try_into().ok()?)
+                }
+                n => u64::from(n),
+            };
+            Some((length, kind))
+        });
+        start..end
+    })
+    .await
+    .map_err(std::io::Error::other)
+}
+
 async fn read_range(path: &std::path::Path, range: Range<u64>) -> std::io::Result<Bytes> {
     let mut file = tokio::fs::File::open(path).await?;
     file.seek(std::io::SeekFrom::Start(range.start)).await?;
@@ -542,87 +645,131 @@ mod tests {
         Progress { durable, finished }
     }
 
+    /// A part of `available` cut where the plan says, with every offset a box boundary of
+    /// `box_length` bytes (each box a `moof` when `moof`).
+    fn cut(plan: &PartPlan, available: Range<u64>, box_length: u64) -> u64 {
+        plan.part_end(available, |_| Some((box_length, *b"moof")))
+    }
+
     #[test]
-    fn whole_parts_go_while_recording_and_the_rest_when_finished() {
-        let mut plan = PartPlan::new(10, 0);
+    fn parts_go_while_recording_and_the_rest_when_finished() {
+        let mut plan = PartPlan::new(10, []);
         assert_eq!(plan.next(at(9, false)), Next::Wait);
         assert_eq!(
             plan.next(at(25, false)),
             Next::Part {
                 number: 0,
-                range: 0..10
+                available: 0..25
             }
         );
-        plan.sent();
+        // Blocks of 8 bytes: the first boundary at least 10 bytes on is 16.
+        assert_eq!(cut(&plan, 0..25, 8), 16);
+        plan.sent(16);
+        assert_eq!(plan.next(at(25, false)), Next::Wait);
+        assert_eq!(plan.sent_bytes(25), 16);
         assert_eq!(
-            plan.next(at(25, false)),
+            plan.next(at(40, false)),
             Next::Part {
                 number: 1,
-                range: 10..20
+                available: 16..40
             }
         );
-        plan.sent();
-        assert_eq!(plan.next(at(25, false)), Next::Wait);
-        assert_eq!(plan.sent_bytes(25), 20);
-        assert_eq!(
-            plan.next(at(27, true)),
-            Next::Part {
-                number: 2,
-                range: 20..27
-            }
-        );
-        plan.sent();
-        assert_eq!(plan.sent_bytes(27), 27);
-        assert_eq!(plan.next(at(27, true)), Next::Complete);
-    }
-
-    #[test]
-    fn a_file_of_whole_parts_completes_without_an_empty_part() {
-        let mut plan = PartPlan::new(10, 0);
-        plan.sent();
-        plan.sent();
-        assert_eq!(plan.next(at(20, true)), Next::Complete);
-        assert_eq!(PartPlan::new(10, 0).next(at(0, true)), Next::Complete);
-    }
-
-    #[test]
-    fn a_resumed_plan_goes_on_from_its_parts_and_a_short_spool_starts_over() {
-        // Two parts were sent before a crash; the recovered spool holds 35 bytes.
-        let plan = PartPlan::new(10, 2);
+        assert_eq!(cut(&plan, 16..40, 8), 32);
+        plan.sent(32);
         assert_eq!(
             plan.next(at(35, true)),
             Next::Part {
                 number: 2,
-                range: 20..30
+                available: 32..35
             }
         );
-        // The short last part was sent before the crash, the completion was not.
-        assert_eq!(PartPlan::new(10, 4).next(at(35, true)), Next::Complete);
+        // The last part is all that is left.
+        assert_eq!(cut(&plan, 32..35, 8), 35);
+        plan.sent(35);
+        assert_eq!(plan.next(at(35, true)), Next::Complete);
+    }
+
+    #[test]
+    fn parts_end_before_a_fragment_or_the_index_never_inside_a_block() {
+        // ftyp 8, moov 12, moof 10, mdat 30, moof 10, mdat 30, mfra 8 (offsets 0, 8, 20, 30,
+        // 60, 70, 100; the file ends at 108).
+        let boxes: [(u64, &[u8; 4]); 7] = [
+            (8, b"ftyp"),
+            (12, b"moov"),
+            (10, b"moof"),
+            (30, b"mdat"),
+            (10, b"moof"),
+            (30, b"mdat"),
+            (8, b"mfra"),
+        ];
+        let box_at = |at: u64| {
+            let mut offset = 0;
+            boxes.iter().find_map(|(length, kind)| {
+                let here = offset;
+                offset += length;
+                (here == at).then_some((*length, **kind))
+            })
+        };
+        assert_eq!(part_end(0..108, 5, box_at), 20);
+        assert_eq!(part_end(0..108, 21, box_at), 60);
+        assert_eq!(part_end(20..108, 41, box_at), 100);
+        assert_eq!(part_end(60..108, 41, box_at), 108);
+        // Unreadable boxes: cut at the part size.
+        assert_eq!(part_end(0..108, 10, |_| None), 10);
+        assert_eq!(part_end(0..108, 10, |_| Some((3, *b"junk"))), 10);
+    }
+
+    #[test]
+    fn a_file_of_whole_parts_completes_without_an_empty_part() {
+        let mut plan = PartPlan::new(10, []);
+        plan.sent(10);
+        plan.sent(20);
+        assert_eq!(plan.next(at(20, true)), Next::Complete);
+        assert_eq!(PartPlan::new(10, []).next(at(0, true)), Next::Complete);
+    }
+
+    #[test]
+    fn a_resumed_plan_goes_on_from_its_parts_and_a_short_spool_starts_over() {
+        // Two parts (to byte 23) were sent before a crash; the recovered spool holds 35 bytes.
+        let plan = PartPlan::new(10, [11, 23]);
+        assert_eq!(plan.parts(), 2);
+        assert_eq!(
+            plan.next(at(35, true)),
+            Next::Part {
+                number: 2,
+                available: 23..35
+            }
+        );
+        // The last part was sent before the crash, the completion was not.
+        assert_eq!(
+            PartPlan::new(10, [11, 23, 35]).next(at(35, true)),
+            Next::Complete
+        );
         // The spool holds less than the parts: it was cut, so the parts cannot be trusted.
         assert_eq!(plan.next(at(9, true)), Next::StartOver);
         assert_eq!(plan.next(at(19, false)), Next::StartOver);
-        // Within the last part of a finished file: it may have been the short last part, so
-        // completing is tried (and the object's size checked after).
-        assert_eq!(plan.next(at(15, true)), Next::Complete);
     }
 
     #[test]
     fn parts_cover_every_byte_once_for_any_growth() {
-        // Property: however a file grows, the parts are contiguous, all but the last whole,
-        // and end at its length.
+        // Property: however a file grows and wherever its blocks end, the parts are
+        // contiguous, all but the last at least a part long, and end at its length.
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         for _ in 0..500 {
             let part_size = 1 + convrec_testkit::xorshift64(&mut seed) % 16;
-            let mut plan = PartPlan::new(part_size, 0);
+            let box_length = 1 + convrec_testkit::xorshift64(&mut seed) % 9;
+            let mut plan = PartPlan::new(part_size, []);
             let (mut durable, mut covered) = (0u64, Vec::new());
             for step in 0..40 {
                 durable += convrec_testkit::xorshift64(&mut seed) % 20;
                 let finished = step == 39;
                 loop {
                     match plan.next(at(durable, finished)) {
-                        Next::Part { range, .. } => {
-                            covered.push(range);
-                            plan.sent();
+                        Next::Part { available, .. } => {
+                            let end = cut(&plan, available.clone(), box_length);
+                            assert!(end > available.start && end <= available.end);
+                            covered.push(available.start..end);
+                            plan.sent(end);
                         }
                         Next::Complete => {
                             assert!(finished);
@@ -640,7 +787,7 @@ mod tests {
             for (i, range) in covered.iter().enumerate() {
                 assert_eq!(range.start, end);
                 if i + 1 < covered.len() {
-                    assert_eq!(range.end - range.start, part_size);
+                    assert!(range.end - range.start >= part_size);
                 }
                 end = range.end;
             }

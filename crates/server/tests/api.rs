@@ -37,6 +37,7 @@ impl Api {
             bootstrap_admin_key: Some(ADMIN.into()),
             node_id: None,
             upload: Default::default(),
+            cluster: Default::default(),
         };
         let server = Server::bind(&config).await.unwrap();
         let base = format!("http://{}", server.local_addr().unwrap());

@@ -3,7 +3,8 @@
 //! of a conversation with it.
 
 use convrec_store::metadata::{
-    EntryPointRefusal, FileUpload, Metadata, MetadataError, Role, Table,
+    EntryPointRefusal, FileUpload, Metadata, MetadataError, NodeLease, Role, Route, Table,
+    UploadedPart,
 };
 use convrec_testkit::TestDatabase;
 
@@ -98,7 +99,14 @@ async fn entry_points_are_single_use_and_expire() {
             .await
             .unwrap();
         let recording = db
-            .create_recording(&conversation, "AUDIO_VIDEO", "RAW_TRACKS", "AUTOMATIC", 0)
+            .create_recording(
+                &conversation,
+                "AUDIO_VIDEO",
+                "RAW_TRACKS",
+                "AUTOMATIC",
+                "n1",
+                0,
+            )
             .await
             .unwrap();
         let token = db
@@ -177,19 +185,40 @@ async fn a_conversation_has_one_running_recording_at_a_time() {
             .await
             .unwrap();
         let first = db
-            .create_recording(&conversation, "AUDIO_VIDEO", "RAW_TRACKS", "AUTOMATIC", 0)
+            .create_recording(
+                &conversation,
+                "AUDIO_VIDEO",
+                "RAW_TRACKS",
+                "AUTOMATIC",
+                "n1",
+                0,
+            )
             .await
             .unwrap();
         let err = db
-            .create_recording(&conversation, "AUDIO_VIDEO", "RAW_TRACKS", "MANUAL", 1)
+            .create_recording(
+                &conversation,
+                "AUDIO_VIDEO",
+                "RAW_TRACKS",
+                "MANUAL",
+                "n1",
+                1,
+            )
             .await
             .unwrap_err();
         assert!(matches!(err, MetadataError::Conflict(_)), "{err}");
         assert!(err.to_string().contains("still running"), "{err}");
         db.end_recording(&first, "NORMAL", 2).await.unwrap();
-        db.create_recording(&conversation, "AUDIO_VIDEO", "RAW_TRACKS", "MANUAL", 3)
-            .await
-            .unwrap();
+        db.create_recording(
+            &conversation,
+            "AUDIO_VIDEO",
+            "RAW_TRACKS",
+            "MANUAL",
+            "n1",
+            3,
+        )
+        .await
+        .unwrap();
         assert!(matches!(
             db.end_recording(&first, "NORMAL", 4).await,
             Err(MetadataError::NotFound { .. })
@@ -215,7 +244,7 @@ async fn deleting_a_conversation_deletes_what_belongs_to_it() {
                 .await
                 .unwrap();
             let recording = db
-                .create_recording(conversation, "AUDIO", "RAW_TRACKS", "MANUAL", 0)
+                .create_recording(conversation, "AUDIO", "RAW_TRACKS", "MANUAL", "n1", 0)
                 .await
                 .unwrap();
             db.create_entry_point(&recording, 1, 1000, 0).await.unwrap();
@@ -323,37 +352,149 @@ async fn file_uploads_keep_their_parts_until_closed() {
         assert_eq!(db.file_upload("rec_1", 0).await.unwrap(), None);
         db.open_file_upload(&upload(0, "a", "u1"), 1).await.unwrap();
         db.open_file_upload(&upload(1, "b", "u2"), 1).await.unwrap();
-        for (part, etag) in [(1, "e1"), (0, "e0"), (2, "e2")] {
-            db.add_file_upload_part("rec_1", 0, "u1", part, etag)
+        let part = |etag: &str, end: u64| UploadedPart {
+            content_id: etag.to_owned(),
+            end,
+        };
+        for (number, etag, end) in [(1, "e1", 11), (0, "e0", 5), (2, "e2", 17)] {
+            db.add_file_upload_part("rec_1", 0, "u1", number, &part(etag, end))
                 .await
                 .unwrap();
         }
         // Stored again (a retry after the answer was lost): the last answer counts.
-        db.add_file_upload_part("rec_1", 0, "u1", 2, "e2b")
+        db.add_file_upload_part("rec_1", 0, "u1", 2, &part("e2b", 18))
             .await
             .unwrap();
         let found = db.file_upload("rec_1", 0).await.unwrap().unwrap();
-        assert_eq!(found.parts, ["e0", "e1", "e2b"]);
+        assert_eq!(
+            found.parts,
+            [part("e0", 5), part("e1", 11), part("e2b", 18)]
+        );
         assert_eq!(found.part_size, 5 << 20);
         let of_a = db.file_uploads_of_node("a").await.unwrap();
         assert_eq!(of_a.len(), 1);
         assert_eq!(of_a[0], found);
         // The store lost u1: a new upload starts over; late parts of u1 are not kept.
         db.open_file_upload(&upload(0, "a", "u3"), 2).await.unwrap();
-        db.add_file_upload_part("rec_1", 0, "u1", 3, "late")
+        db.add_file_upload_part("rec_1", 0, "u1", 3, &part("late", 30))
             .await
             .unwrap();
-        db.add_file_upload_part("rec_1", 0, "u3", 0, "f0")
+        db.add_file_upload_part("rec_1", 0, "u3", 0, &part("f0", 6))
             .await
             .unwrap();
         let found = db.file_upload("rec_1", 0).await.unwrap().unwrap();
         assert_eq!(
             (found.upload_id.as_str(), found.parts),
-            ("u3", vec!["f0".to_owned()])
+            ("u3", vec![part("f0", 6)])
         );
         db.close_file_upload("rec_1", 0).await.unwrap();
         assert_eq!(db.file_upload("rec_1", 0).await.unwrap(), None);
         assert!(db.file_uploads_of_node("a").await.unwrap().is_empty());
         assert_eq!(db.file_uploads_of_node("b").await.unwrap().len(), 1);
+    }
+}
+
+/// Nodes sharing a database: the first node to serve a conversation hosts it and the others
+/// route to it; a node whose lease ran out is lost, and only one node may take it over; the
+/// lost node's renewal then fails; its recordings move to the node that took over.
+#[tokio::test]
+async fn nodes_hold_leases_host_conversations_and_are_taken_over_once() {
+    for dir in TestDatabase::each() {
+        let (a, b) = (open(&dir).await, open(&dir).await);
+        let lease = 10_000;
+        let epoch_a = a.register_node("a", "http://a", 0, lease).await.unwrap();
+        let epoch_b = b.register_node("b", "http://b", 0, lease).await.unwrap();
+        let account = a.create_account("Bank", 1).await.unwrap();
+        let conversation = a.create_conversation(&account, None, "x", 1).await.unwrap();
+        assert_eq!(
+            a.conversation_route(&conversation, "a", 1).await.unwrap(),
+            Route::Here
+        );
+        let to_a = Route::Node {
+            node_id: "a".into(),
+            url: "http://a".into(),
+        };
+        assert_eq!(
+            b.conversation_route(&conversation, "b", 1).await.unwrap(),
+            to_a
+        );
+        let recording = a
+            .create_recording(&conversation, "AUDIO", "RAW_TRACKS", "MANUAL", "a", 2)
+            .await
+            .unwrap();
+        let token = a
+            .create_entry_point(&recording, 1, 60_000, 2)
+            .await
+            .unwrap();
+        assert_eq!(
+            b.entry_point_route(token.expose(), "b", 3).await.unwrap(),
+            to_a
+        );
+        assert_eq!(
+            b.entry_point_route("unknown", "b", 3).await.unwrap(),
+            Route::Here
+        );
+        // A unknown conversation is served here (and answered 404 there).
+        assert_eq!(
+            b.conversation_route("conv_none", "b", 1).await.unwrap(),
+            Route::Here
+        );
+        // b renews; a stops renewing.
+        assert!(
+            b.renew_node_lease("b", epoch_b, 9_000, lease)
+                .await
+                .unwrap()
+        );
+        assert!(b.lost_nodes(9_999).await.unwrap().is_empty());
+        let now = 10_001;
+        assert_eq!(
+            b.conversation_route(&conversation, "b", now).await.unwrap(),
+            Route::Lost {
+                node_id: "a".into()
+            }
+        );
+        let lost = b.lost_nodes(now).await.unwrap();
+        assert_eq!(
+            lost,
+            [NodeLease {
+                node_id: "a".into(),
+                epoch: epoch_a
+            }]
+        );
+        // Two nodes race to take a over: one wins.
+        let (first, second) = tokio::join!(
+            b.take_over_node(&lost[0], now),
+            a.take_over_node(&lost[0], now)
+        );
+        assert!(first.unwrap() ^ second.unwrap());
+        assert!(!a.renew_node_lease("a", epoch_a, now, lease).await.unwrap());
+        assert_eq!(a.unfinished_recordings("a").await.unwrap().len(), 1);
+        assert!(b.move_recording(&recording, "a", "b").await.unwrap());
+        assert!(!a.move_recording(&recording, "a", "b").await.unwrap());
+        assert!(a.unfinished_recordings("a").await.unwrap().is_empty());
+        assert_eq!(b.unfinished_recordings("b").await.unwrap().len(), 1);
+        b.end_open_interactions("a", now).await.unwrap();
+        // Freed: the next node to serve the conversation hosts it, and a has nothing left.
+        assert_eq!(
+            b.conversation_route(&conversation, "b", now).await.unwrap(),
+            Route::Here
+        );
+        assert!(b.lost_nodes(now).await.unwrap().is_empty());
+        // a comes back under a new epoch and leaves; what it hosted is free again.
+        let epoch_a2 = a.register_node("a", "http://a", now, lease).await.unwrap();
+        assert!(epoch_a2 > epoch_a);
+        let other = a
+            .create_conversation(&account, None, "y", now)
+            .await
+            .unwrap();
+        assert_eq!(
+            a.conversation_route(&other, "a", now).await.unwrap(),
+            Route::Here
+        );
+        a.leave_node("a", epoch_a2).await.unwrap();
+        assert_eq!(
+            b.conversation_route(&other, "b", now).await.unwrap(),
+            Route::Here
+        );
     }
 }

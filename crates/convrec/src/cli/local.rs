@@ -47,6 +47,7 @@ impl LocalDeployment {
             bootstrap_admin_key: Some(admin_key.clone()),
             node_id: None,
             upload: Default::default(),
+            cluster: Default::default(),
         };
         let server = Server::bind(&config).await?;
         let base = format!("http://{}", server.local_addr()?);

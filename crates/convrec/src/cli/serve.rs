@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use convrec_server::cluster::ClusterSettings;
 use convrec_server::upload::UploadSettings;
 use convrec_server::{Server, ServerConfig};
 
@@ -14,7 +15,8 @@ use convrec_server::{Server, ServerConfig};
 /// config file: the flag wins over the environment, which wins over the file.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
-    /// A TOML config file (keys: listen, data_dir, node_id, database.url, object_store.url,
+    /// A TOML config file (keys: listen, data_dir, node_id, node_url, node_lease_secs,
+    /// database.url, object_store.url,
     /// object_store.part_size_mib, object_store.max_backlog_mib, media_listen, public_url,
     /// recorder_command).
     #[arg(long, env = "CONVREC_CONFIG")]
@@ -48,6 +50,15 @@ pub struct ServeArgs {
     /// kept in DATA_DIR/node-id].
     #[arg(long, env = "CONVREC_NODE_ID")]
     node_id: Option<String>,
+    /// The URL the other nodes sharing the database reach this node's API at; requests for a
+    /// conversation this node hosts are forwarded there [default: http://LISTEN; required
+    /// with a wildcard listening address and a PostgreSQL database].
+    #[arg(long, env = "CONVREC_NODE_URL")]
+    node_url: Option<String>,
+    /// Seconds a node that stops renewing its lease keeps its calls and recordings before
+    /// another node takes them over (2 to 300) [default: 15].
+    #[arg(long, env = "CONVREC_NODE_LEASE_SECS")]
+    node_lease_secs: Option<u64>,
     /// UDP address of the SFU, one port for all media (default: the HTTP address's IP, any
     /// free port). Must be the IP peers reach.
     #[arg(long, env = "CONVREC_MEDIA_LISTEN")]
@@ -70,6 +81,8 @@ struct ConfigFile {
     listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
     node_id: Option<String>,
+    node_url: Option<String>,
+    node_lease_secs: Option<u64>,
     database: Option<DatabaseSection>,
     object_store: Option<ObjectStoreSection>,
     media_listen: Option<SocketAddr>,
@@ -145,6 +158,10 @@ impl ServeArgs {
                 self.max_backlog_mib.or(object_store.max_backlog_mib),
             )?,
             node_id: self.node_id.or(file.node_id),
+            cluster: cluster_settings(
+                self.node_url.or(file.node_url),
+                self.node_lease_secs.or(file.node_lease_secs),
+            )?,
             media_listen: self.media_listen.or(file.media_listen),
             public_url,
             recorder_program: std::env::current_exe()
@@ -159,6 +176,29 @@ impl ServeArgs {
             bootstrap_admin_key: std::env::var("CONVREC_BOOTSTRAP_ADMIN_KEY").ok(),
         })
     }
+}
+
+/// The cluster settings, checked.
+fn cluster_settings(
+    node_url: Option<String>,
+    node_lease_secs: Option<u64>,
+) -> anyhow::Result<ClusterSettings> {
+    if let Some(url) = &node_url {
+        let kind = convrec_core::config::ValueKind::Url;
+        convrec_core::config::check_value(kind, &serde_json::Value::from(url.as_str())).map_err(
+            |allowed| {
+                anyhow::anyhow!("node_url (--node-url) cannot be '{url}'; allowed: {allowed}")
+            },
+        )?;
+    }
+    let lease = match node_lease_secs {
+        Some(secs @ 2..=300) => std::time::Duration::from_secs(secs),
+        Some(secs) => anyhow::bail!(
+            "node_lease_secs (--node-lease-secs) cannot be {secs}; allowed: 2 to 300 seconds"
+        ),
+        None => ClusterSettings::default().lease,
+    };
+    Ok(ClusterSettings { node_url, lease })
 }
 
 /// The upload settings from MiB figures, checked.

@@ -148,18 +148,7 @@ impl Deployment {
     /// starts with `series` (a name with its labels, e.g. `convrec_recordings{status="COMPLETE"}`);
     /// `None` when there is no such line.
     pub async fn metric(&self, series: &str) -> Option<f64> {
-        let text = self
-            .http
-            .get(format!("{}/metrics", self.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
-            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-            .map(|value| value.trim().parse().unwrap())
+        metric_of(&self.http, &self.base, series).await
     }
 
     /// `GET /health`: its status and body.
@@ -320,6 +309,21 @@ impl Deployment {
         let path = self.object(&format!("recordings/{recording_id}/manifest.json"));
         serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
     }
+}
+
+/// The value of the metric line of the server at `base` that starts with `series`.
+pub async fn metric_of(http: &reqwest::Client, base: &str, series: &str) -> Option<f64> {
+    let text = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map(|value| value.trim().parse().unwrap())
 }
 
 /// `text` without ANSI escape sequences (`ESC [ … letter`).

@@ -75,13 +75,21 @@ pub fn serve_in(
     env: &[(&str, &str)],
 ) -> (Child, String) {
     let data = dir.join("data");
-    // With CONVREC_TEST_DATABASE=postgres, a database of its own, the same across restarts.
+    // With CONVREC_TEST_DATABASE=postgres, a database of its own, the same across restarts
+    // (unless the test gives it one: nodes sharing a database).
+    let given = env.iter().any(|(k, _)| *k == "CONVREC_DATABASE_URL");
     let url_file = dir.join("database-url");
-    let database_url = std::fs::read_to_string(&url_file).ok().or_else(|| {
-        let url = convrec_testkit::database_for_servers()?.keep();
-        std::fs::write(&url_file, &url).expect("remember the database");
-        Some(url)
-    });
+    let database_url = std::fs::read_to_string(&url_file)
+        .ok()
+        .filter(|_| !given)
+        .or_else(|| {
+            if given {
+                return None;
+            }
+            let url = convrec_testkit::database_for_servers()?.keep();
+            std::fs::write(&url_file, &url).expect("remember the database");
+            Some(url)
+        });
     let database = database_url
         .as_deref()
         .map(|url| ("CONVREC_DATABASE_URL", url));

@@ -141,6 +141,7 @@ async fn carry_out(
                     &settings.recording_type,
                     &settings.layout,
                     trigger_name,
+                    &app.node_id,
                     crate::now_ms(),
                 )
                 .await;

@@ -5,6 +5,9 @@
 pub mod drive;
 pub mod entry;
 pub mod launcher;
+pub mod takeover;
+
+pub use takeover::take_over;
 
 use std::time::{Duration, Instant};
 
@@ -95,7 +98,10 @@ pub async fn stop_all(app: &AppState, grace: Duration) {
 /// fsynced blocks), with end reason `ABORT_SYSTEM` (SPEC §4). None stays `STARTED` or
 /// `INITIALIZING`.
 pub async fn recover(app: &AppState) -> Result<(), MetadataError> {
-    let ended = app.metadata.end_open_interactions(crate::now_ms()).await?;
+    let ended = app
+        .metadata
+        .end_open_interactions(&app.node_id, crate::now_ms())
+        .await?;
     if ended > 0 {
         tracing::warn!(
             interactions = ended,
@@ -103,8 +109,8 @@ pub async fn recover(app: &AppState) -> Result<(), MetadataError> {
         );
     }
     let mut resumed = std::collections::HashSet::new();
-    for recording in app.metadata.unfinished_recordings().await? {
-        let mut files = Vec::new();
+    for recording in app.metadata.unfinished_recordings(&app.node_id).await? {
+        let (mut files, mut stored_elsewhere) = (Vec::new(), false);
         for f in app.metadata.recording_files(&recording.id).await? {
             let path = app.storage.spool_path(&recording.id, f.file);
             let upload = app.metadata.file_upload(&recording.id, f.file).await?;
@@ -133,11 +139,20 @@ pub async fn recover(app: &AppState) -> Result<(), MetadataError> {
                         uploader: Uploader::start(app, target, upload, progress),
                     });
                 }
+                Ok(Err(e)) if upload.as_ref().is_some_and(|u| !u.parts.is_empty()) => {
+                    tracing::warn!(recording = %recording.id, file = f.file, error = %e, "no spool here, but parts in the object store");
+                    stored_elsewhere = true;
+                }
                 Ok(Err(e)) => {
                     tracing::error!(recording = %recording.id, file = f.file, error = %e, "a spool file is lost")
                 }
                 Err(e) => tracing::error!(error = %e, "spool recovery failed"),
             }
+        }
+        if files.is_empty() && stored_elsewhere {
+            // Taken over from a lost node, and this node stopped before it was finished.
+            takeover::spawn_finish_from_parts(app, recording);
+            continue;
         }
         tracing::warn!(recording = %recording.id, files = files.len(), "finishing a recording the last run left open");
         match recording.end_reason.as_deref() {
@@ -281,7 +296,7 @@ pub async fn finalize(
 }
 
 /// `conversation.recording_available` (SPEC §5), with signed download links.
-async fn announce_available(app: &AppState, conversation_id: &str, recording_id: &str) {
+pub(crate) async fn announce_available(app: &AppState, conversation_id: &str, recording_id: &str) {
     let (Ok(Some(conversation)), Ok(Some(recording)), Ok(files)) = (
         app.metadata.conversation(conversation_id).await,
         app.metadata.recording(recording_id).await,
@@ -335,21 +350,12 @@ async fn store_files(
     app.metadata
         .set_recording_status(recording_id, "PENDING")
         .await?;
-    // Offsets count from the earliest file: where a player lines the tracks up.
-    let started = files
-        .iter()
-        .filter(|f| !f.spool.is_empty())
-        .map(|f| f.started_at_ms)
-        .min()
-        .or(recording.started_at_ms)
-        .unwrap_or(now);
-    let mut entries = Vec::new();
+    let mut stored = Vec::new();
     for f in files {
         if f.spool.is_empty() {
             f.uploader.abandon();
             continue;
         }
-        let key = object_key(recording_id, f.file);
         let bytes = f.uploader.finish(f.spool.len()).await?;
         app.metadata
             .set_file_durable(
@@ -360,19 +366,75 @@ async fn store_files(
                 f.spool.is_finished(),
             )
             .await?;
-        entries.push(json!({
-            "file": f.file,
-            "objectKey": key,
-            "publicationId": f.publication_id,
-            "startedAt": f.started_at_ms,
-            "offsetMs": f.started_at_ms - started,
-            "bytes": bytes,
-            "fragments": f.spool.next_seq().saturating_sub(1 + u64::from(f.spool.is_finished())),
-            "indexed": f.spool.is_finished(),
-        }));
+        stored.push(StoredFile {
+            file: f.file,
+            publication_id: f.publication_id,
+            started_at_ms: f.started_at_ms,
+            bytes,
+            fragments: Some(
+                f.spool
+                    .next_seq()
+                    .saturating_sub(1 + u64::from(f.spool.is_finished())),
+            ),
+            indexed: f.spool.is_finished(),
+        });
     }
+    complete(app, &recording, reason, now, stored).await?;
+    let spool = app.storage.spool_dir_of(recording_id);
+    if let Err(e) = tokio::fs::remove_dir_all(&spool).await {
+        tracing::warn!(path = %spool.display(), error = %e, "cannot remove the spool");
+    }
+    Ok(true)
+}
+
+/// A file of a recording, in the object store.
+pub struct StoredFile {
+    /// Its number.
+    pub file: u32,
+    /// Its publication (raw mode; none for a composed file).
+    pub publication_id: Option<String>,
+    /// When it started (Unix ms).
+    pub started_at_ms: i64,
+    /// The object's size.
+    pub bytes: u64,
+    /// Its fragments, when known (not for a file finished from its uploaded parts).
+    pub fragments: Option<u64>,
+    /// It ends with its index.
+    pub indexed: bool,
+}
+
+/// Writes the manifest of a recording whose files are stored and marks it complete.
+pub async fn complete(
+    app: &AppState,
+    recording: &convrec_store::metadata::Recording,
+    reason: &str,
+    now: i64,
+    files: Vec<StoredFile>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    // Offsets count from the earliest file: where a player lines the tracks up.
+    let started = files
+        .iter()
+        .map(|f| f.started_at_ms)
+        .min()
+        .or(recording.started_at_ms)
+        .unwrap_or(now);
+    let entries: Vec<_> = files
+        .iter()
+        .map(|f| {
+            json!({
+                "file": f.file,
+                "objectKey": object_key(&recording.id, f.file),
+                "publicationId": f.publication_id,
+                "startedAt": f.started_at_ms,
+                "offsetMs": f.started_at_ms - started,
+                "bytes": f.bytes,
+                "fragments": f.fragments,
+                "indexed": f.indexed,
+            })
+        })
+        .collect();
     let manifest = json!({
-        "recordingId": recording_id,
+        "recordingId": recording.id,
         "conversationId": recording.conversation_id,
         "layout": "RAW_TRACKS",
         "recordingType": recording.recording_type,
@@ -383,13 +445,9 @@ async fn store_files(
     });
     let manifest = serde_json::to_vec_pretty(&manifest)?;
     app.storage
-        .put(&manifest_key(recording_id), manifest)
+        .put(&manifest_key(&recording.id), manifest)
         .await?;
     // COMPLETE and its RECORDING_AVAILABLE history message land together (SPEC §5).
-    app.metadata.complete_recording(recording_id).await?;
-    let spool = app.storage.spool_dir_of(recording_id);
-    if let Err(e) = tokio::fs::remove_dir_all(&spool).await {
-        tracing::warn!(path = %spool.display(), error = %e, "cannot remove the spool");
-    }
-    Ok(true)
+    app.metadata.complete_recording(&recording.id).await?;
+    Ok(())
 }

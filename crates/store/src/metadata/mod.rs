@@ -24,11 +24,13 @@ use thiserror::Error;
 
 mod api_keys;
 mod history;
+mod nodes;
 mod uploads;
 
 pub use api_keys::{ApiKey, KeyRole};
 pub use history::{Interaction, Message, PageCursor, Sender};
-pub use uploads::FileUpload;
+pub use nodes::{NodeLease, Route};
+pub use uploads::{FileUpload, UploadedPart};
 
 /// The migrations, embedded in the binary.
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -369,7 +371,7 @@ impl Metadata {
         })
     }
 
-    /// Creates a recording in `INITIALIZING`; returns its id. Refused (`Conflict`) while another
+    /// Creates a recording in `INITIALIZING`, run by node `node_id`; returns its id. Refused (`Conflict`) while another
     /// recording of the conversation has not ended.
     pub async fn create_recording(
         &self,
@@ -377,19 +379,21 @@ impl Metadata {
         recording_type: &str,
         layout: &str,
         trigger: &str,
+        node_id: &str,
         now_ms: i64,
     ) -> Result<String, MetadataError> {
         with_pool!(self, pool => {
             let id = new_id("rec");
             let result = sqlx::query(
-                "INSERT INTO recordings (id, conversation_id, recording_type, layout, trigger, status, created_at_ms) \
-                 VALUES ($1, $2, $3, $4, $5, 'INITIALIZING', $6)",
+                "INSERT INTO recordings (id, conversation_id, recording_type, layout, trigger, status, node_id, created_at_ms) \
+                 VALUES ($1, $2, $3, $4, $5, 'INITIALIZING', $6, $7)",
             )
             .bind(&id)
             .bind(conversation_id)
             .bind(recording_type)
             .bind(layout)
             .bind(trigger)
+            .bind(node_id)
             .bind(now_ms)
             .execute(pool)
             .await;
@@ -947,14 +951,20 @@ impl Metadata {
         })
     }
 
-    /// Recordings a restart must finish: those that have not ended, and those that ended with
-    /// media whose files were not all stored (a crash during the hand-off).
-    pub async fn unfinished_recordings(&self) -> Result<Vec<Recording>, MetadataError> {
+    /// Recordings of node `node_id` (or of no node: made before nodes were kept) that a restart
+    /// or a takeover must finish: those that have not ended, and those that ended with media
+    /// whose files were not all stored (a crash during the hand-off).
+    pub async fn unfinished_recordings(
+        &self,
+        node_id: &str,
+    ) -> Result<Vec<Recording>, MetadataError> {
         with_pool!(self, pool => {
             let rows = sqlx::query(
-                "SELECT id FROM recordings WHERE ended_at_ms IS NULL \
-                 OR (status <> 'COMPLETE' AND started_at_ms IS NOT NULL) ORDER BY created_at_ms",
+                "SELECT id FROM recordings WHERE (node_id = $1 OR node_id IS NULL) \
+                 AND (ended_at_ms IS NULL OR (status <> 'COMPLETE' AND started_at_ms IS NOT NULL)) \
+                 ORDER BY created_at_ms",
             )
+            .bind(node_id)
             .fetch_all(pool)
             .await?;
             let mut out = Vec::new();
@@ -968,17 +978,35 @@ impl Metadata {
         })
     }
 
-    /// Ends every interaction and publication still open (their media sessions died with the
-    /// process that ran them); returns how many interactions were ended.
-    pub async fn end_open_interactions(&self, now_ms: i64) -> Result<u64, MetadataError> {
+    /// Ends every interaction and publication still open in the conversations node `node_id`
+    /// hosts (or nobody does); their media sessions died with the process that ran them.
+    /// The node stops hosting them. Returns how many interactions were ended.
+    pub async fn end_open_interactions(
+        &self,
+        node_id: &str,
+        now_ms: i64,
+    ) -> Result<u64, MetadataError> {
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            sqlx::query("UPDATE publications SET ended_at_ms = $1 WHERE ended_at_ms IS NULL")
-                .bind(now_ms)
-                .execute(&mut *tx)
-                .await?;
-            let done = sqlx::query("UPDATE interactions SET ended_at_ms = $1 WHERE ended_at_ms IS NULL")
-                .bind(now_ms)
+            sqlx::query(
+                "UPDATE publications SET ended_at_ms = $1 WHERE ended_at_ms IS NULL AND interaction_id IN \
+                 (SELECT id FROM interactions WHERE conversation_id IN \
+                   (SELECT id FROM conversations WHERE host_node = $2 OR host_node IS NULL))",
+            )
+            .bind(now_ms)
+            .bind(node_id)
+            .execute(&mut *tx)
+            .await?;
+            let done = sqlx::query(
+                "UPDATE interactions SET ended_at_ms = $1 WHERE ended_at_ms IS NULL AND conversation_id IN \
+                 (SELECT id FROM conversations WHERE host_node = $2 OR host_node IS NULL)",
+            )
+            .bind(now_ms)
+            .bind(node_id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("UPDATE conversations SET host_node = NULL WHERE host_node = $1")
+                .bind(node_id)
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;

@@ -17,10 +17,19 @@ pub struct FileUpload {
     pub object_key: String,
     /// The store's id for the upload.
     pub upload_id: String,
-    /// Bytes of every part but the last.
+    /// Bytes a part is cut at (at least; parts end on block boundaries).
     pub part_size: u64,
-    /// What the store answered for each part taken so far, part 0 first.
-    pub parts: Vec<String>,
+    /// The parts the store took so far, part 0 first.
+    pub parts: Vec<UploadedPart>,
+}
+
+/// A part the store took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadedPart {
+    /// What the store answered for it (the ETag in S3).
+    pub content_id: String,
+    /// Where it ends in the file (it starts where the part before ended).
+    pub end: u64,
 }
 
 impl Metadata {
@@ -57,28 +66,31 @@ impl Metadata {
         })
     }
 
-    /// Records that the store took part `part` of the upload `upload_id`.
+    /// Records that the store took part `part` of the upload `upload_id`, which ends at byte
+    /// `end` of the file.
     pub async fn add_file_upload_part(
         &self,
         recording_id: &str,
         file: u32,
         upload_id: &str,
         part: u32,
-        content_id: &str,
+        taken: &UploadedPart,
     ) -> Result<(), MetadataError> {
         with_pool!(self, pool => {
             // Only while that upload is the file's: a part of a replaced upload is not kept.
             sqlx::query(
-                "INSERT INTO file_upload_parts (recording_id, file, part, content_id) \
-                 SELECT recording_id, file, $3, $4 FROM file_uploads \
+                "INSERT INTO file_upload_parts (recording_id, file, part, content_id, end_offset) \
+                 SELECT recording_id, file, $3, $4, $6 FROM file_uploads \
                  WHERE recording_id = $1 AND file = $2 AND upload_id = $5 \
-                 ON CONFLICT (recording_id, file, part) DO UPDATE SET content_id = excluded.content_id",
+                 ON CONFLICT (recording_id, file, part) DO UPDATE \
+                 SET content_id = excluded.content_id, end_offset = excluded.end_offset",
             )
             .bind(recording_id)
             .bind(i64::from(file))
             .bind(i64::from(part))
-            .bind(content_id)
+            .bind(&taken.content_id)
             .bind(upload_id)
+            .bind(i64::try_from(taken.end).unwrap_or(i64::MAX))
             .execute(pool)
             .await?;
             Ok(())
@@ -128,7 +140,7 @@ impl Metadata {
         with_pool!(self, pool => {
             let rows = sqlx::query(
                 "SELECT u.recording_id, u.file, u.node_id, u.object_key, u.upload_id, u.part_size, \
-                   p.part, p.content_id \
+                   p.part, p.content_id, p.end_offset \
                  FROM file_uploads u LEFT JOIN file_upload_parts p \
                    ON p.recording_id = u.recording_id AND p.file = u.file \
                  WHERE ($1 IS NULL OR u.recording_id = $1) AND ($2 IS NULL OR u.file = $2) \
@@ -158,14 +170,19 @@ impl Metadata {
                         parts: Vec::new(),
                     });
                 }
-                if let (Some(part), Some(content_id)) =
-                    (r.optional_integer("part")?, r.optional_text("content_id")?)
-                {
+                if let (Some(part), Some(content_id), Some(end)) = (
+                    r.optional_integer("part")?,
+                    r.optional_text("content_id")?,
+                    r.optional_integer("end_offset")?,
+                ) {
                     let upload = uploads.last_mut().expect("bug: pushed above");
                     // Parts are listed in order; one missing in the middle makes the rest
                     // unusable (never written so, but a store is not trusted to be tidy).
                     if usize::try_from(part).ok() == Some(upload.parts.len()) {
-                        upload.parts.push(content_id);
+                        upload.parts.push(UploadedPart {
+                            content_id,
+                            end: small(end)?,
+                        });
                     }
                 }
             }

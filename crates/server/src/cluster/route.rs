@@ -1,0 +1,112 @@
+//! Which node serves a request: requests for a conversation go to the node hosting it, a
+//! recorder's entry point to the node running its recording; everything else is served by
+//! the node it reached. A forwarded request is never forwarded again (no loops while nodes
+//! disagree for a moment).
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use convrec_store::metadata::Route;
+
+use crate::AppState;
+use crate::api::error::ApiError;
+
+/// The header a forwarding node adds, naming itself.
+pub const FORWARDED_BY: &str = "x-convrec-forwarded-by";
+
+/// What a request is for, as far as routing goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resource<'a> {
+    /// `/v1/conversations/{id}` and everything under it.
+    Conversation(&'a str),
+    /// `/recording/entry/{token}`.
+    EntryPoint(&'a str),
+}
+
+/// The resource a request path names, if it is routed.
+pub fn resource(path: &str) -> Option<Resource<'_>> {
+    if let Some(rest) = path.strip_prefix("/v1/conversations/") {
+        return first_segment(rest).map(Resource::Conversation);
+    }
+    if let Some(rest) = path.strip_prefix("/recording/entry/") {
+        return first_segment(rest).map(Resource::EntryPoint);
+    }
+    None
+}
+
+/// Middleware: serves a request here, or forwards it to the node that must serve it.
+pub async fn route(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    if request.headers().contains_key(FORWARDED_BY) {
+        return next.run(request).await;
+    }
+    let now = crate::now_ms();
+    let route = match resource(request.uri().path()) {
+        None => return next.run(request).await,
+        Some(Resource::Conversation(id)) => {
+            app.metadata.conversation_route(id, &app.node_id, now).await
+        }
+        Some(Resource::EntryPoint(token)) => {
+            app.metadata
+                .entry_point_route(token, &app.node_id, now)
+                .await
+        }
+    };
+    match route {
+        Ok(Route::Here) => next.run(request).await,
+        Ok(Route::Node { node_id, url }) => {
+            super::forward::forward(&app, &node_id, &url, request).await
+        }
+        Ok(Route::Lost { node_id }) => {
+            let mut response = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "NODE_LOST",
+                format!(
+                    "node {node_id}, which holds this conversation's calls and recording, stopped renewing its lease; another node is taking it over: try again in a few seconds"
+                ),
+            )
+            .into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            response
+        }
+        Err(e) => ApiError::internal(e).into_response(),
+    }
+}
+
+fn first_segment(rest: &str) -> Option<&str> {
+    let id = rest.split('/').next()?;
+    (!id.is_empty()).then_some(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conversation_paths_and_entry_points_are_routed_and_nothing_else() {
+        assert_eq!(
+            resource("/v1/conversations/conv_1"),
+            Some(Resource::Conversation("conv_1"))
+        );
+        assert_eq!(
+            resource("/v1/conversations/conv_1/calls/call_2/whip"),
+            Some(Resource::Conversation("conv_1"))
+        );
+        assert_eq!(
+            resource("/recording/entry/abc"),
+            Some(Resource::EntryPoint("abc"))
+        );
+        for local in [
+            "/v1/conversations",
+            "/v1/conversations/",
+            "/v1/conversationhistory/conv_1",
+            "/v1/recordings/rec_1/download",
+            "/recording/entry/",
+            "/health",
+        ] {
+            assert_eq!(resource(local), None, "{local}");
+        }
+    }
+}
