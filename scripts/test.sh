@@ -40,6 +40,10 @@ drop_test_databases
 # (0.14.1: the newest that builds with this toolchain).
 command -v s3s-fs >/dev/null || cargo install s3s-fs --version 0.14.1 --features binary --locked --quiet
 
+# Azurite: Microsoft's Azure Blob Storage emulator (checks Shared Key signatures), from npm
+# with the machine's Node.js, for the Azure object-store test.
+command -v azurite-blob >/dev/null || $sudo npm install --global --no-audit --no-fund --silent azurite@3.35.0
+
 # The published Standard Webhooks library verifies webhooks in the tests, as receivers would;
 # Schemathesis checks the server against its own OpenAPI document.
 python3 -c "import standardwebhooks" 2>/dev/null || python3 -m pip install --quiet standardwebhooks==1.1.0

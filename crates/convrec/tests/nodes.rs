@@ -100,7 +100,8 @@ async fn when_a_node_dies_another_takes_over_its_recording_and_the_conversation_
     );
     let manifest = d.manifest(&first);
     let file = &manifest["files"][0];
-    let object = d.object(file["objectKey"].as_str().unwrap());
+    let first_key = file["objectKey"].as_str().unwrap().to_owned();
+    let object = d.object(&first_key);
     let size = std::fs::metadata(&object).unwrap().len();
     assert_eq!(file["bytes"], size, "{manifest}");
     assert!(size >= 5 << 20, "at least the stored part: {size} bytes");
@@ -131,8 +132,8 @@ async fn when_a_node_dies_another_takes_over_its_recording_and_the_conversation_
     let object = d.object(manifest["files"][0]["objectKey"].as_str().unwrap());
     assert!(assert_playable(&object, true) > 3.0);
     assert!(b_log().contains("recording starts"), "B runs it");
-    // A comes back: it leaves the recording B finished alone, and serves the download links B
-    // made (the nodes share the key that signs them).
+    // A comes back: it serves the download links B made (the nodes share the key that signs
+    // them).
     let (a, a_addr) = serve_in(d.dir.path(), ADMIN_KEY, "server-restarted.log", &a_env);
     let _a = KillOnDrop(a);
     let link = second["downloadLinks"][0].as_str().unwrap();
@@ -144,6 +145,25 @@ async fn when_a_node_dies_another_takes_over_its_recording_and_the_conversation_
         downloaded.bytes().await.unwrap().len(),
         usize::try_from(std::fs::metadata(&object).unwrap().len()).unwrap()
     );
+    // And it stores the rest of the first recording, which only its spool held.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let restored = loop {
+        let manifest = d.manifest(&first);
+        let bytes = manifest["files"][0]["bytes"].as_u64().unwrap();
+        if bytes > size {
+            break bytes;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the rest was not stored: {manifest}\n{}",
+            d.log()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let first_object = d.object(&first_key);
+    assert_eq!(std::fs::metadata(&first_object).unwrap().len(), restored);
+    let longer = assert_playable(&first_object, true);
+    assert!(longer > seconds, "{longer} s now, {seconds} s before");
     let recordings = d.complete_recordings().await;
     assert_eq!(recordings.len(), 2, "{recordings:?}");
     assert_eq!(

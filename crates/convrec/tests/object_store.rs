@@ -1,7 +1,8 @@
 //! Recordings in an S3-compatible object store (`s3s-fs`, which checks every request's
 //! signature, run on loopback): files go up in parts while they are recorded, an outage of the
 //! store is ridden out from the spool up to the configured backlog, and a server that crashes
-//! mid-upload resumes the upload from the database after its restart.
+//! mid-upload resumes the upload from the database after its restart. The same in Azure Blob
+//! Storage (Azurite, which checks Shared Key signatures).
 #![allow(
     clippy::unwrap_used,
     reason = "tests fail by panicking, with the value in the message"
@@ -12,6 +13,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::S3Server;
+use common::azurite::Azurite;
 use common::deployment::Deployment;
 use common::{assert_playable, finished_participant, participant};
 use serde_json::json;
@@ -183,4 +185,40 @@ async fn past_the_backlog_limit_the_recording_fails_clearly_and_keeps_what_it_ha
     assert_eq!(s3.unfinished_uploads(), 0);
     let _ = talking.kill();
     let _ = talking.wait();
+}
+
+/// Recordings stored in Azure Blob Storage (Azurite, Microsoft's emulator, which checks every
+/// request's Shared Key signature): a file of more than one part goes up as blocks while it is
+/// recorded and is committed at the end; its download link serves it from the store, and it
+/// plays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recordings_are_stored_in_azure_blob_storage() {
+    let azurite = Azurite::start("recordings");
+    let mut env = azurite.server_env("az://recordings/convrec");
+    env.push(("CONVREC_PART_SIZE_MIB", "5".to_owned()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let d = Deployment::start_with(1, json!({}), &env).await;
+    let (status, health) = d.health().await;
+    assert_eq!(status, 200, "{health}");
+    finished_participant(hd_participant(&d, 26));
+    let recordings = d.complete_recordings().await;
+    assert_eq!(recordings.len(), 1, "{recordings:?}\n{}", d.log());
+    let parts = d.metric("convrec_upload_parts_total").await.unwrap();
+    assert!(
+        parts >= 2.0,
+        "{parts} parts: one while recording, the rest at the end"
+    );
+    assert!(
+        !d.dir.path().join("data/objects").exists(),
+        "nothing is stored in the data directory"
+    );
+    let link = recordings[0]["downloadLinks"][0].as_str().unwrap();
+    let downloaded = d.http.get(link).send().await.unwrap();
+    assert_eq!(downloaded.status(), 200);
+    let bytes = downloaded.bytes().await.unwrap();
+    assert!(bytes.len() > 5 << 20, "{} bytes", bytes.len());
+    let file = d.dir.path().join("downloaded.mp4");
+    std::fs::write(&file, &bytes).unwrap();
+    let length = assert_playable(&file, true);
+    assert!(length > 20.0, "{length} s recorded");
 }

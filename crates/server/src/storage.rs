@@ -300,6 +300,16 @@ impl Storage {
 }
 
 impl Storage {
+    /// A whole (small) object, such as a manifest.
+    pub async fn get(&self, key: &str) -> Result<bytes::Bytes, StorageError> {
+        Ok(self
+            .objects
+            .get(&ObjectPath::from(key))
+            .await?
+            .bytes()
+            .await?)
+    }
+
     /// A byte range of an object, as a stream.
     pub async fn read_range(
         &self,

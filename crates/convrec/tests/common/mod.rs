@@ -3,6 +3,7 @@
 //! [`webhooks`] receiver.
 #![allow(dead_code, reason = "each test binary uses a part")]
 
+pub mod azurite;
 pub mod chromium;
 pub mod deployment;
 pub mod openapi;
@@ -127,6 +128,18 @@ pub fn terminate(mut child: Child) {
     assert!(exit.success(), "a SIGTERM stop is a clean exit: {exit}");
 }
 
+/// Waits (up to 30 s) until `program` listens at `address`.
+pub fn wait_for_port(address: &str, program: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::net::TcpStream::connect(address).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{program} did not listen at {address}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// A child process killed when the test ends, however it ends.
 pub struct KillOnDrop(pub Child);
 
@@ -195,15 +208,7 @@ impl S3Server {
             .spawn()
             .expect("start s3s-fs");
         self.process = Some(KillOnDrop(process));
-        let address = format!("127.0.0.1:{}", self.port);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while std::net::TcpStream::connect(&address).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "s3s-fs did not listen"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        wait_for_port(&format!("127.0.0.1:{}", self.port), "s3s-fs");
     }
 
     /// Multipart uploads it holds unfinished (their parts are files named `.upload_id-…`).

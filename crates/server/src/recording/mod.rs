@@ -192,7 +192,11 @@ pub async fn recover(app: &AppState) -> Result<(), MetadataError> {
             crate::upload::drop_upload(app, &target, &upload).await;
         }
     }
-    Ok(())
+    let running = resumed
+        .into_iter()
+        .map(|(recording, _)| recording)
+        .collect();
+    takeover::restore_tails(app, &running).await
 }
 
 /// The event for a state change.

@@ -2,13 +2,15 @@
 //! with it, and each recording it ran is finished with end reason `ABORT_SYSTEM` from what
 //! reached the object store: the parts its uploads had stored, which end on block boundaries
 //! and so make a playable file. What the lost node had spooled but not yet uploaded stays in
-//! its spool (see docs/operations.md, "Several nodes").
+//! its spool; when that node starts again, [`restore_tails`] stores those files again whole
+//! (see docs/operations.md, "Several nodes").
 
 use convrec_store::metadata::{MetadataError, Recording};
 
 use super::{FinishingGuard, StoredFile, announce_available, complete};
 use crate::AppState;
-use crate::upload::{UploadTarget, store_parts};
+use crate::upload::{Progress, UploadTarget, Uploader, store_parts};
+use convrec_store::spool::SpoolFile;
 
 /// Takes over node `lost`, whose lease ran out (this node won the takeover).
 pub async fn take_over(app: &AppState, lost: &str) -> Result<(), MetadataError> {
@@ -92,5 +94,103 @@ async fn finish_from_parts(
     complete(app, recording, reason, now, stored).await?;
     tracing::info!(recording = %recording.id, reason, "recording complete");
     announce_available(app, &recording.conversation_id, &recording.id).await;
+    Ok(())
+}
+
+/// After a restart: a spool directory left here for a recording that is complete (another
+/// node finished it from its stored parts while this node was away) holds files longer than
+/// their objects. Each such file is stored again whole, in a task of its own, and the
+/// recording's manifest and sizes are updated; then the directory goes. `running` lists the
+/// recordings this node resumed itself (their spools are in use).
+pub async fn restore_tails(
+    app: &AppState,
+    running: &std::collections::HashSet<String>,
+) -> Result<(), MetadataError> {
+    let Ok(entries) = std::fs::read_dir(app.storage.spool_dir_of("")) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let id = entry.file_name().to_string_lossy().into_owned();
+        if running.contains(&id) || !entry.path().is_dir() {
+            continue;
+        }
+        match app.metadata.recording(&id).await? {
+            Some(recording) if recording.status == "COMPLETE" => {
+                let guard = FinishingGuard::new(app);
+                tokio::spawn(async move {
+                    if let Err(e) = restore_tail(&guard.0, &recording).await {
+                        tracing::error!(recording = %recording.id, error = %e, "cannot store the rest of a recording; its spool is kept for the next start");
+                    }
+                    drop(guard);
+                });
+            }
+            // Still being finished by another node: the next start looks again.
+            Some(_) => {}
+            None => {
+                tracing::info!(recording = %id, "removing the spool of a deleted recording");
+                let _ = tokio::fs::remove_dir_all(entry.path()).await;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn restore_tail(
+    app: &AppState,
+    recording: &Recording,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let manifest_key = crate::storage::manifest_key(&recording.id);
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&app.storage.get(&manifest_key).await?)?;
+    let mut restored = 0;
+    for f in app.metadata.recording_files(&recording.id).await? {
+        let path = app.storage.spool_path(&recording.id, f.file);
+        if !path.exists() {
+            continue;
+        }
+        let (spool, _) = tokio::task::spawn_blocking(move || SpoolFile::recover(&path)).await??;
+        let Some(entry) = manifest["files"]
+            .as_array_mut()
+            .and_then(|files| files.iter_mut().find(|e| e["file"] == f.file))
+        else {
+            continue;
+        };
+        if spool.len() <= entry["bytes"].as_u64().unwrap_or(u64::MAX) {
+            continue;
+        }
+        // The object is a prefix of the spool file: the whole file replaces it.
+        let target = UploadTarget::of(app, &recording.id, f.file);
+        let progress = Progress {
+            durable: spool.len(),
+            finished: true,
+        };
+        let bytes = Uploader::start(app, target, None, progress)
+            .finish(spool.len())
+            .await?;
+        app.metadata
+            .set_file_durable(
+                &recording.id,
+                f.file,
+                bytes,
+                spool.next_seq(),
+                spool.is_finished(),
+            )
+            .await?;
+        tracing::warn!(recording = %recording.id, file = f.file, bytes, more = bytes - entry["bytes"].as_u64().unwrap_or(0), "stored the rest of a file another node had finished from its parts");
+        entry["bytes"] = bytes.into();
+        entry["fragments"] = spool
+            .next_seq()
+            .saturating_sub(1 + u64::from(spool.is_finished()))
+            .into();
+        entry["indexed"] = spool.is_finished().into();
+        restored += 1;
+    }
+    if restored > 0 {
+        app.storage
+            .put(&manifest_key, serde_json::to_vec_pretty(&manifest)?)
+            .await?;
+    }
+    let spool = app.storage.spool_dir_of(&recording.id);
+    tokio::fs::remove_dir_all(&spool).await?;
     Ok(())
 }
