@@ -43,6 +43,13 @@ export async function api(token, method, path, body) {
   return json;
 }
 
+// A peer connection configured as the deployment says: its TURN relays, with credentials for
+// this caller, and whether media may take no other path (`iceTransportPolicy: 'relay'`).
+export async function peerConnection(token, conversation) {
+  const ice = await api(token, 'GET', `/v1/conversations/${conversation}/iceServers`);
+  return new RTCPeerConnection(ice);
+}
+
 // Calls `onEvent` with each server-sent event of a conversation (fetch, since EventSource
 // cannot send a header), reconnecting after a dropped stream; resolves never.
 export async function followEvents(token, conversation, onEvent, signal) {

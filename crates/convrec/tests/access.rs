@@ -140,15 +140,22 @@ async fn must(d: &Deployment, method: &str, path: &str, token: &str, body: Body)
 }
 
 fn offer(kinds: &[MediaKind]) -> String {
-    Client::publisher(Instant::now(), "127.0.0.1:9".parse().unwrap(), kinds)
-        .unwrap()
-        .1
+    Client::publisher(
+        Instant::now(),
+        "127.0.0.1:9".parse::<std::net::SocketAddr>().unwrap(),
+        kinds,
+    )
+    .unwrap()
+    .1
 }
 
 fn subscriber_offer() -> String {
-    Client::subscriber(Instant::now(), "127.0.0.1:9".parse().unwrap())
-        .unwrap()
-        .1
+    Client::subscriber(
+        Instant::now(),
+        "127.0.0.1:9".parse::<std::net::SocketAddr>().unwrap(),
+    )
+    .unwrap()
+    .1
 }
 
 async fn participants(d: &Deployment, conversation: &str) -> Vec<String> {
@@ -378,7 +385,7 @@ fn webhook_body(account: &str) -> Value {
 
 /// The rows in the order they are walked (each world's state moves on as the rows go), as
 /// `(method, OpenAPI path)`.
-const WALK: [(&str, &str); 37] = [
+const WALK: [(&str, &str); 38] = [
     ("POST", "/v1/accounts"),
     ("GET", "/v1/accounts/{id}"),
     ("PUT", "/v1/accounts/{id}/configuration"),
@@ -398,6 +405,7 @@ const WALK: [(&str, &str); 37] = [
     ("POST", "/v1/conversations/{id}/messages"),
     ("GET", "/v1/conversationhistory/{id}"),
     ("GET", "/v1/conversations/{id}/events"),
+    ("GET", "/v1/conversations/{id}/iceServers"),
     ("POST", "/v1/conversations/{id}/getRecordingState"),
     ("POST", "/v1/conversations/{id}/calls/{callId}/whip"),
     ("POST", "/v1/conversations/{id}/layers/{layerId}/whip"),
@@ -524,6 +532,11 @@ fn request(shared: &Shared, w: &World, method: &str, path: &str) -> (String, Bod
         ),
         ("GET", "/v1/conversations/{id}/events") => (
             format!("/v1/conversations/{busy}/events"),
+            Body::None,
+            Target::Busy,
+        ),
+        ("GET", "/v1/conversations/{id}/iceServers") => (
+            format!("/v1/conversations/{busy}/iceServers"),
             Body::None,
             Target::Busy,
         ),

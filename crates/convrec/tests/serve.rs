@@ -182,6 +182,29 @@ fn a_bad_listen_address_database_url_store_or_node_name_is_a_clear_error() {
         stderr.contains("node_url (--node-url) cannot be 'ftp://x'"),
         "{stderr}"
     );
+    for (args, error) in [
+        (
+            &["--force-relay"][..],
+            "turn.force_relay (--force-relay) needs a relay: set turn.url (--turn-url)",
+        ),
+        (
+            &["--turn-url", "turn:127.0.0.1:3478"][..],
+            "turn.url (--turn-url) needs the secret shared with the relay in CONVREC_TURN_SECRET",
+        ),
+        (
+            &["--turn-url", "turn:127.0.0.1:3478?transport=tcp"][..],
+            "turn.url (--turn-url): 'turn:127.0.0.1:3478?transport=tcp': only UDP is supported",
+        ),
+    ] {
+        let stderr = serve_fails(
+            Command::new(env!("CARGO_BIN_EXE_convrec"))
+                .args(["serve", "--listen", "127.0.0.1:0"])
+                .args(args)
+                .arg("--data-dir")
+                .arg(dir.path().join("data")),
+        );
+        assert!(stderr.contains(error), "{args:?}: {stderr}");
+    }
 }
 
 #[test]

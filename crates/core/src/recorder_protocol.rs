@@ -37,6 +37,19 @@ pub const MAX_BLOCK: usize = 64 * 1024 * 1024;
 pub const BLOCK_HEADER_LEN: usize = 16;
 const BLOCK_MAGIC: &[u8; 4] = b"CRB1";
 
+/// A TURN relay and the (time-limited) credentials to use it, as WebRTC names them
+/// (`RTCIceServer`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TurnRelay {
+    /// `turn:HOST:PORT?transport=udp`.
+    pub urls: Vec<String>,
+    /// The user name.
+    pub username: String,
+    /// The password.
+    pub credential: String,
+}
+
 /// How a composed recording looks (SPEC §2's `recordingResolution`, `recordingFrameRate`,
 /// `recordingVideoBitrate`; `AUDIO` recordings have no picture).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -165,6 +178,9 @@ pub enum FromServer {
         /// Compose one file of everything (SPEC §6 `COMPOSED`); none: one file per publication.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         composition: Option<Composition>,
+        /// Reach the server's media only through this TURN relay; none: directly.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        relay: Option<TurnRelay>,
     },
     /// The answer to a `subscribe`.
     Subscribed {

@@ -5,9 +5,11 @@
 use std::net::SocketAddr;
 
 use convrec_core::recorder_protocol::{
-    BLOCK_HEADER_LEN, Frame, FromRecorder, FromServer, MAX_BLOCK,
+    BLOCK_HEADER_LEN, Frame, FromRecorder, FromServer, MAX_BLOCK, TurnRelay,
 };
 use convrec_rtc::driver;
+use convrec_rtc::relay::{Relayed, RelayedEvent};
+use convrec_rtc::turn::TurnServer;
 use futures_util::{SinkExt, StreamExt};
 use thiserror::Error;
 use tokio_tungstenite::tungstenite::Message;
@@ -54,12 +56,18 @@ pub async fn run(entry_point: &str) -> Result<(), RecorderError> {
         .map_err(|e| RecorderError::Connect(e.to_string()))?;
     let (mut outgoing, mut incoming) = socket.split();
     let udp = tokio::net::UdpSocket::bind(SocketAddr::new(local_ip, 0)).await?;
-    let (session, mut messages) = driver::spawn(udp, RecorderSession::new())?;
+    // Relayed once the server says so (in its welcome), before any session socket is made.
+    let relayed = Relayed::new(RecorderSession::new(), None, Vec::new());
+    let (session, mut messages) = driver::spawn(udp, relayed)?;
     loop {
         tokio::select! {
             message = messages.recv() => {
-                let Some(message) = message else {
-                    return Err(RecorderError::Failed("the media driver stopped".into()));
+                let message = match message {
+                    Some(RelayedEvent::Inner(message)) => message,
+                    Some(RelayedEvent::RelayFailed(reason)) => FromRecorder::Failed {
+                        reason: format!("the TURN relay failed: {reason}"),
+                    },
+                    None => return Err(RecorderError::Failed("the media driver stopped".into())),
                 };
                 let done = matches!(message, FromRecorder::Done { .. });
                 let failed = match &message {
@@ -73,6 +81,9 @@ pub async fn run(entry_point: &str) -> Result<(), RecorderError> {
                 outgoing.send(frame).await.map_err(|e| RecorderError::Lost(e.to_string()))?;
                 if done {
                     let _ = outgoing.close().await;
+                    // The relays go back before the process ends.
+                    let _ = session.call(|r, now| r.close_relays(now)).await;
+                    let _ = session.call(|_, _| ()).await;
                     return Ok(());
                 }
                 if let Some(reason) = failed {
@@ -95,10 +106,18 @@ pub async fn run(entry_point: &str) -> Result<(), RecorderError> {
                 if let FromServer::Error { code, message } = &message {
                     return Err(RecorderError::Failed(format!("{code}: {message}")));
                 }
+                let relay = match &message {
+                    FromServer::Welcome { relay: Some(relay), .. } => Some(turn_server(relay).await?),
+                    _ => None,
+                };
                 let phase = session
-                    .call(move |s, now| {
-                        s.handle_server(now, message);
-                        s.phase()
+                    .call(move |r, now| {
+                        if let Some(server) = relay {
+                            r.relay_through(server);
+                            r.inner().set_relayed();
+                        }
+                        r.inner().handle_server(now, message);
+                        r.inner().phase()
                     })
                     .await
                     .map_err(|e| RecorderError::Failed(e.to_string()))?;
@@ -109,6 +128,17 @@ pub async fn run(entry_point: &str) -> Result<(), RecorderError> {
             }
         }
     }
+}
+
+/// The TURN server the server told us to use.
+async fn turn_server(relay: &TurnRelay) -> Result<TurnServer, RecorderError> {
+    let url = relay
+        .urls
+        .first()
+        .ok_or_else(|| RecorderError::Protocol("a relay without a URL".into()))?;
+    TurnServer::resolve(url, &relay.username, &relay.credential)
+        .await
+        .map_err(|e| RecorderError::Failed(format!("cannot use the TURN relay: {e}")))
 }
 
 /// `http(s)://…` → `ws(s)://…`.

@@ -26,7 +26,7 @@ use convrec_core::recorder_protocol::{
 use convrec_media::recording::{PublicationRecorder, RecorderConfig, RecorderOutput};
 use convrec_media::timeline::{MediaKind, TimelineConfig};
 use convrec_rtc::Datagram;
-use convrec_rtc::client::{Client, ClientEvent};
+use convrec_rtc::client::{Client, ClientEvent, Local};
 
 use crate::composed::ComposedFile;
 
@@ -89,6 +89,8 @@ pub struct RecorderSession {
     next_file: u32,
     messages: VecDeque<FromRecorder>,
     transmits: VecDeque<Datagram>,
+    /// Its sockets are TURN relays (see `convrec_rtc::relay`): sessions offer relay candidates.
+    relayed: bool,
 }
 
 impl RecorderSession {
@@ -108,12 +110,18 @@ impl RecorderSession {
                 protocol: PROTOCOL_VERSION,
             }]),
             transmits: VecDeque::new(),
+            relayed: false,
         }
     }
 
     /// Where the session stands.
     pub fn phase(&self) -> Phase {
         self.phase
+    }
+
+    /// The sockets it gets from now on are TURN relays.
+    pub fn set_relayed(&mut self) {
+        self.relayed = true;
     }
 
     /// A message from the server arrived.
@@ -328,6 +336,11 @@ impl RecorderSession {
         initial: bool,
         local: SocketAddr,
     ) {
+        let local = if self.relayed {
+            Local::Relayed(local)
+        } else {
+            Local::Host(local)
+        };
         let (client, offer) = match Client::subscriber(now, local) {
             Ok(made) => made,
             Err(e) => {

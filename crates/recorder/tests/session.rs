@@ -174,6 +174,7 @@ async fn record_two_publications(
                     recording_type: "AUDIO_VIDEO".into(),
                     publications: vec![publication(0), publication(1)],
                     composition,
+                    relay: None,
                 })
                 .await;
             }

@@ -57,6 +57,21 @@ pub enum ClientError {
     Address(String),
 }
 
+/// Where a client's session is reached: its own socket, or a TURN relay's address for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Local {
+    /// The socket's address (a host candidate).
+    Host(SocketAddr),
+    /// The relayed address of a TURN allocation (a relay candidate).
+    Relayed(SocketAddr),
+}
+
+impl From<SocketAddr> for Local {
+    fn from(addr: SocketAddr) -> Self {
+        Local::Host(addr)
+    }
+}
+
 /// One session's client side. See the [module docs](self).
 pub struct Client {
     rtc: Rtc,
@@ -73,17 +88,20 @@ impl Client {
     /// A publisher of `kinds` (sendonly); returns it and its SDP offer.
     pub fn publisher(
         now: Instant,
-        local_addr: SocketAddr,
+        local: impl Into<Local>,
         kinds: &[MediaKind],
     ) -> Result<(Self, String), ClientError> {
-        Self::new(now, local_addr, kinds, Direction::SendOnly)
+        Self::new(now, local.into(), kinds, Direction::SendOnly)
     }
 
     /// A subscriber of one publication's audio and video (recvonly); returns it and its offer.
-    pub fn subscriber(now: Instant, local_addr: SocketAddr) -> Result<(Self, String), ClientError> {
+    pub fn subscriber(
+        now: Instant,
+        local: impl Into<Local>,
+    ) -> Result<(Self, String), ClientError> {
         Self::new(
             now,
-            local_addr,
+            local.into(),
             &[MediaKind::Audio, MediaKind::Video],
             Direction::RecvOnly,
         )
@@ -91,13 +109,17 @@ impl Client {
 
     fn new(
         now: Instant,
-        local_addr: SocketAddr,
+        local: Local,
         kinds: &[MediaKind],
         direction: Direction,
     ) -> Result<(Self, String), ClientError> {
         let mut rtc = client_rtc(now);
-        let candidate =
-            Candidate::host(local_addr, "udp").map_err(|e| ClientError::Address(e.to_string()))?;
+        let (local_addr, candidate) = match local {
+            Local::Host(addr) => (addr, Candidate::host(addr, "udp")),
+            // The relay is the session's only address (see crate::relay).
+            Local::Relayed(addr) => (addr, Candidate::relayed(addr, addr, "udp")),
+        };
+        let candidate = candidate.map_err(|e| ClientError::Address(e.to_string()))?;
         rtc.add_local_candidate(candidate);
         let mut api = rtc.sdp_api();
         let media = kinds

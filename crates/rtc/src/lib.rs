@@ -1,14 +1,17 @@
 //! WebRTC for convrec, on str0m: the SFU room of a conversation ([`room`]), the client side of a
 //! session for recorders and synthetic participants ([`client`]), the codecs negotiated
 //! ([`codecs`]), the one place that touches sockets and clocks ([`driver`]), local addresses
-//! ([`net`]) and a real-time synthetic publisher ([`synthetic`]).
+//! ([`net`]), a real-time synthetic publisher ([`synthetic`]), and a TURN client ([`turn`]) that
+//! forces an endpoint through a relay ([`relay`]).
 
 pub mod client;
 pub mod codecs;
 pub mod driver;
 pub mod net;
+pub mod relay;
 pub mod room;
 pub mod synthetic;
+pub mod turn;
 
 use std::net::SocketAddr;
 

@@ -10,6 +10,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::client::{Client, ClientEvent};
 use crate::driver::DriverHandle;
+use crate::relay::{Relayed, RelayedEvent};
 
 /// How long a publisher may take to connect.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -38,28 +39,32 @@ pub enum PlayError {
     /// The driver stopped.
     #[error("the media driver stopped")]
     DriverStopped,
+    /// The TURN relay failed.
+    #[error("the TURN relay failed: {0}")]
+    Relay(String),
 }
 
 /// Waits for `publisher` to connect, then plays `source` for `length`, sending only `kinds`.
 pub async fn play(
-    publisher: &DriverHandle<Client>,
-    events: &mut UnboundedReceiver<ClientEvent>,
+    publisher: &DriverHandle<Relayed<Client>>,
+    events: &mut UnboundedReceiver<RelayedEvent<ClientEvent>>,
     mut source: SyntheticSource,
     kinds: &[MediaKind],
     length: Duration,
 ) -> Result<PlayStats, PlayError> {
     let connected = tokio::time::timeout(CONNECT_TIMEOUT, async {
         while let Some(event) = events.recv().await {
-            if event == ClientEvent::Connected {
-                return true;
+            match event {
+                RelayedEvent::Inner(ClientEvent::Connected) => return Ok(()),
+                RelayedEvent::RelayFailed(reason) => return Err(PlayError::Relay(reason)),
+                RelayedEvent::Inner(_) => {}
             }
         }
-        false
+        Err(PlayError::Disconnected)
     })
     .await;
     match connected {
-        Ok(true) => {}
-        Ok(false) => return Err(PlayError::Disconnected),
+        Ok(result) => result?,
         Err(_) => return Err(PlayError::NotConnected(CONNECT_TIMEOUT)),
     }
     let mut stats = PlayStats::default();
@@ -67,12 +72,15 @@ pub async fn play(
     loop {
         while let Ok(event) = events.try_recv() {
             match event {
-                ClientEvent::KeyframeRequested => {
+                RelayedEvent::Inner(ClientEvent::KeyframeRequested) => {
                     stats.keyframe_requests += 1;
                     source.request_keyframe();
                 }
-                ClientEvent::Disconnected => return Err(PlayError::Disconnected),
-                _ => {}
+                RelayedEvent::Inner(ClientEvent::Disconnected) => {
+                    return Err(PlayError::Disconnected);
+                }
+                RelayedEvent::RelayFailed(reason) => return Err(PlayError::Relay(reason)),
+                RelayedEvent::Inner(_) => {}
             }
         }
         let (at, event) = source.next_event();
@@ -89,7 +97,10 @@ pub async fn play(
         }
         let captured = start.into_std() + at;
         let written = publisher
-            .call(move |c, _| c.write(captured, kind, u64::from(frame.rtp_time), &frame.data))
+            .call(move |r, _| {
+                r.inner()
+                    .write(captured, kind, u64::from(frame.rtp_time), &frame.data)
+            })
             .await
             .map_err(|_| PlayError::DriverStopped)?;
         if let Err(e) = written {

@@ -14,6 +14,7 @@ pub mod recording;
 pub mod router;
 pub mod sfu;
 pub mod storage;
+pub mod turn;
 pub mod upload;
 pub mod web;
 pub mod webhooks;
@@ -65,6 +66,8 @@ pub struct ServerConfig {
     pub upload: upload::UploadSettings,
     /// How this node takes part among nodes sharing the database.
     pub cluster: cluster::ClusterSettings,
+    /// The TURN relay handed to participants and recorders; `None`: media goes directly.
+    pub turn: Option<turn::TurnSettings>,
 }
 
 /// Why the server could not start or run.
@@ -141,6 +144,8 @@ pub struct Shared {
     pub upload_settings: upload::UploadSettings,
     /// This node's lease among the nodes sharing the database.
     pub cluster: cluster::Membership,
+    /// The TURN relay handed to participants and recorders.
+    pub turn: Option<turn::TurnSettings>,
     admin_key_digest: [u8; 32],
 }
 
@@ -269,6 +274,7 @@ impl Server {
             node_id,
             upload_settings: config.upload,
             cluster: cluster::Membership::new(node_url, config.cluster.lease),
+            turn: config.turn.clone(),
             admin_key_digest: auth::digest(&admin_key),
         }));
         tokio::spawn(sfu::run_events(state.clone(), room_events));

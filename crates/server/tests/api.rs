@@ -38,6 +38,7 @@ impl Api {
             node_id: None,
             upload: Default::default(),
             cluster: Default::default(),
+            turn: None,
         };
         let server = Server::bind(&config).await.unwrap();
         let base = format!("http://{}", server.local_addr().unwrap());

@@ -48,6 +48,7 @@ impl LocalDeployment {
             node_id: None,
             upload: Default::default(),
             cluster: Default::default(),
+            turn: None,
         };
         let server = Server::bind(&config).await?;
         let base = format!("http://{}", server.local_addr()?);

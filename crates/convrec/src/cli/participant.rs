@@ -9,9 +9,11 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use convrec_media::source::synthetic::{SyntheticConfig, SyntheticSource};
 use convrec_media::timeline::MediaKind;
-use convrec_rtc::client::Client;
+use convrec_rtc::client::{Client, Local};
 use convrec_rtc::driver;
+use convrec_rtc::relay::{Relayed, RelayedEvent};
 use convrec_rtc::synthetic::{PlayStats, play};
+use convrec_rtc::turn::TurnServer;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -83,6 +85,7 @@ pub async fn participate(args: ParticipantArgs) -> anyhow::Result<ParticipantRep
     let call = join_or_start(&api, conversation, "calls", "CALL", "AUDIO_VIDEO").await?;
     let camera = Publishing::start(
         &api,
+        conversation,
         &format!("/v1/conversations/{conversation}/calls/{call}/whip"),
         &[MediaKind::Audio, MediaKind::Video],
         args.video,
@@ -100,6 +103,7 @@ pub async fn participate(args: ParticipantArgs) -> anyhow::Result<ParticipantRep
         Some(
             Publishing::start(
                 &api,
+                conversation,
                 &format!("/v1/conversations/{conversation}/layers/{layer}/whip"),
                 &[MediaKind::Video],
                 args.video,
@@ -119,8 +123,10 @@ pub async fn participate(args: ParticipantArgs) -> anyhow::Result<ParticipantRep
     let published_for = started.elapsed();
     let camera_location = camera.location.clone();
     api.delete(&camera_location).await?;
+    camera.release_relay().await;
     if let Some(s) = &screen {
         api.delete(&s.location).await?;
+        s.release_relay().await;
     }
     let stats = camera_result?;
     if let Some(r) = screen_result {
@@ -187,9 +193,10 @@ async fn join_or_start(
 /// One WHIP session and its media.
 struct Publishing {
     location: String,
-    handle: driver::DriverHandle<Client>,
-    events:
-        tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<convrec_rtc::client::ClientEvent>>,
+    handle: driver::DriverHandle<Relayed<Client>>,
+    events: tokio::sync::Mutex<
+        tokio::sync::mpsc::UnboundedReceiver<RelayedEvent<convrec_rtc::client::ClientEvent>>,
+    >,
     kinds: Vec<MediaKind>,
     video: fixtures::Video,
 }
@@ -197,16 +204,31 @@ struct Publishing {
 impl Publishing {
     async fn start(
         api: &ApiClient,
+        conversation: &str,
         whip: &str,
         kinds: &[MediaKind],
         video: fixtures::Video,
     ) -> anyhow::Result<Self> {
         let ip = convrec_rtc::net::local_ip_towards(api.base()).await?;
         let socket = tokio::net::UdpSocket::bind((ip, 0)).await?;
-        let (client, offer) = Client::publisher(Instant::now(), socket.local_addr()?, kinds)?;
+        let relay = forced_relay(api, conversation).await?;
+        let (local, allocations) = match &relay {
+            Some(server) => {
+                let (allocation, relayed) = convrec_rtc::relay::allocate(&socket, server)
+                    .await
+                    .with_context(|| {
+                        format!("cannot allocate on the TURN relay {}", server.addr)
+                    })?;
+                (Local::Relayed(relayed), vec![allocation])
+            }
+            None => (Local::Host(socket.local_addr()?), Vec::new()),
+        };
+        let (client, offer) = Client::publisher(Instant::now(), local, kinds)?;
         let (location, answer) = api.offer(whip, offer).await?;
-        let (handle, events) = driver::spawn(socket, client)?;
-        handle.call(move |c, _| c.accept_answer(&answer)).await??;
+        let (handle, events) = driver::spawn(socket, Relayed::new(client, relay, allocations))?;
+        handle
+            .call(move |r, _| r.inner().accept_answer(&answer))
+            .await??;
         Ok(Self {
             location,
             handle,
@@ -214,6 +236,12 @@ impl Publishing {
             kinds: kinds.to_vec(),
             video,
         })
+    }
+
+    /// Gives its TURN allocation back, if it has one (and waits until that went out).
+    async fn release_relay(&self) {
+        let _ = self.handle.call(|r, now| r.close_relays(now)).await;
+        let _ = self.handle.call(|_, _| ()).await;
     }
 
     async fn play(&self, length: Duration) -> anyhow::Result<PlayStats> {
@@ -225,6 +253,27 @@ impl Publishing {
         let mut events = self.events.lock().await;
         Ok(play(&self.handle, &mut events, source, &self.kinds, length).await?)
     }
+}
+
+/// The TURN relay the conversation's deployment forces (`iceTransportPolicy: relay`), if any.
+async fn forced_relay(api: &ApiClient, conversation: &str) -> anyhow::Result<Option<TurnServer>> {
+    let ice = api
+        .json(
+            Method::GET,
+            &format!("/v1/conversations/{conversation}/iceServers"),
+            None,
+        )
+        .await?;
+    if ice["iceTransportPolicy"] != "relay" {
+        return Ok(None);
+    }
+    let server = &ice["iceServers"][0];
+    let text = |field: &str| server[field].as_str().unwrap_or_default().to_owned();
+    let url = server["urls"][0].as_str().unwrap_or_default();
+    let turn = TurnServer::resolve(url, &text("username"), &text("credential"))
+        .await
+        .with_context(|| format!("the TURN relay '{url}'"))?;
+    Ok(Some(turn))
 }
 
 /// The JSON of a report, for `demo --json`.

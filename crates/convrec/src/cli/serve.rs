@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use convrec_server::cluster::ClusterSettings;
+use convrec_server::turn::TurnSettings;
 use convrec_server::upload::UploadSettings;
 use convrec_server::{Server, ServerConfig};
 
@@ -16,7 +17,7 @@ use convrec_server::{Server, ServerConfig};
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     /// A TOML config file (keys: listen, data_dir, node_id, node_url, node_lease_secs,
-    /// database.url, object_store.url,
+    /// database.url, object_store.url, turn.url, turn.force_relay,
     /// object_store.part_size_mib, object_store.max_backlog_mib, media_listen, public_url,
     /// recorder_command).
     #[arg(long, env = "CONVREC_CONFIG")]
@@ -67,6 +68,15 @@ pub struct ServeArgs {
     /// required when listening on a wildcard address.
     #[arg(long, env = "CONVREC_PUBLIC_URL")]
     public_url: Option<String>,
+    /// A TURN relay (turn:HOST:PORT, UDP) handed to participants and recorders, with
+    /// credentials made from the secret in CONVREC_TURN_SECRET (coturn's static-auth-secret)
+    /// [default: none].
+    #[arg(long, env = "CONVREC_TURN_URL")]
+    turn_url: Option<String>,
+    /// Participants and recorders reach the media only through the TURN relay (the seed's
+    /// RELAYED calls).
+    #[arg(long, env = "CONVREC_FORCE_RELAY")]
+    force_relay: bool,
     /// Start recorders with this shell command instead of as child processes (a cluster
     /// scheduler, a container runtime): it gets CONVREC_ENTRY_POINT, CONVREC_RECORDING_ID and
     /// CONVREC_PROGRAM in its environment and must last as long as the recorder.
@@ -88,6 +98,17 @@ struct ConfigFile {
     media_listen: Option<SocketAddr>,
     public_url: Option<String>,
     recorder_command: Option<String>,
+    turn: Option<TurnSection>,
+}
+
+/// `[turn]` of the config file (the secret only from the environment).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TurnSection {
+    /// `turn.url`.
+    url: Option<String>,
+    /// `turn.force_relay`.
+    force_relay: Option<bool>,
 }
 
 /// `[database]` of the config file.
@@ -123,6 +144,7 @@ impl ServeArgs {
             None => ConfigFile::default(),
         };
         let object_store = file.object_store.unwrap_or_default();
+        let turn = file.turn.unwrap_or_default();
         let public_url = self.public_url.or(file.public_url);
         if let Some(url) = &public_url {
             let kind = convrec_core::config::ValueKind::Url;
@@ -174,8 +196,40 @@ impl ServeArgs {
                 command => command,
             },
             bootstrap_admin_key: std::env::var("CONVREC_BOOTSTRAP_ADMIN_KEY").ok(),
+            turn: turn_settings(
+                self.turn_url.or(turn.url),
+                std::env::var("CONVREC_TURN_SECRET").ok(),
+                self.force_relay || turn.force_relay.unwrap_or(false),
+            )?,
         })
     }
+}
+
+/// The TURN settings, checked: a relay needs its secret, forcing it needs a relay.
+fn turn_settings(
+    url: Option<String>,
+    secret: Option<String>,
+    force_relay: bool,
+) -> anyhow::Result<Option<TurnSettings>> {
+    let Some(url) = url else {
+        anyhow::ensure!(
+            !force_relay,
+            "turn.force_relay (--force-relay) needs a relay: set turn.url (--turn-url)"
+        );
+        return Ok(None);
+    };
+    convrec_server::turn::check_url(&url)
+        .map_err(|why| anyhow::anyhow!("turn.url (--turn-url): {why}"))?;
+    let secret = secret.filter(|s| !s.is_empty()).ok_or_else(|| {
+        anyhow::anyhow!(
+            "turn.url (--turn-url) needs the secret shared with the relay in CONVREC_TURN_SECRET"
+        )
+    })?;
+    Ok(Some(TurnSettings {
+        urls: vec![url],
+        secret,
+        force_relay,
+    }))
 }
 
 /// The cluster settings, checked.

@@ -29,13 +29,7 @@ pub struct Azurite {
 impl Azurite {
     /// Starts it with an empty `container`.
     pub fn start(container: &str) -> Self {
-        let found = std::env::var_os("PATH").is_some_and(|paths| {
-            std::env::split_paths(&paths).any(|p| p.join("azurite-blob").is_file())
-        });
-        assert!(
-            found,
-            "azurite-blob is not installed: run the README's test command, which installs it"
-        );
+        super::require_program("azurite-blob");
         let data = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())

@@ -5,6 +5,7 @@
 
 pub mod azurite;
 pub mod chromium;
+pub mod coturn;
 pub mod deployment;
 pub mod openapi;
 pub mod webhooks;
@@ -128,6 +129,16 @@ pub fn terminate(mut child: Child) {
     assert!(exit.success(), "a SIGTERM stop is a clean exit: {exit}");
 }
 
+/// Fails the test, saying how to fix it, unless `program` is on the `PATH`.
+pub fn require_program(program: &str) {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|p| p.join(program).is_file()));
+    assert!(
+        found,
+        "{program} is not installed: run the README's test command, which installs it"
+    );
+}
+
 /// Waits (up to 30 s) until `program` listens at `address`.
 pub fn wait_for_port(address: &str, program: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -171,12 +182,7 @@ impl S3Server {
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let found = std::env::var_os("PATH")
-            .is_some_and(|paths| std::env::split_paths(&paths).any(|p| p.join("s3s-fs").is_file()));
-        assert!(
-            found,
-            "s3s-fs is not installed: run the README's test command, which installs it"
-        );
+        require_program("s3s-fs");
         let mut server = Self {
             root,
             endpoint: format!("http://127.0.0.1:{port}"),

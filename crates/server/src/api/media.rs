@@ -311,3 +311,58 @@ fn created(location: String, answer: String) -> Response {
     )
         .into_response()
 }
+
+/// How a caller's WebRTC sessions reach the SFU (the `RTCConfiguration` a browser takes).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IceConfiguration {
+    /// TURN relays, with credentials for this caller valid for a day.
+    pub ice_servers: Vec<IceServer>,
+    /// `relay`: use nothing but the relays (the deployment forces it); `all`: any path.
+    pub ice_transport_policy: &'static str,
+}
+
+/// A TURN relay (`RTCIceServer`).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct IceServer {
+    /// `turn:HOST:PORT?transport=udp`.
+    pub urls: Vec<String>,
+    /// The user name (time-limited).
+    pub username: String,
+    /// The password.
+    pub credential: String,
+}
+
+/// The ICE servers (TURN relays) a participant's sessions in this conversation use, with
+/// credentials for the caller; empty when media goes directly.
+#[utoipa::path(get, operation_id = "getIceServers", path = "/conversations/{id}/iceServers", tag = "media",
+    params(("id" = String, Path, description = "The conversation")),
+    responses(
+        (status = 200, description = "The relays, and whether only they may be used", body = IceConfiguration),
+        (status = 404, description = "No such conversation (or not the caller's)", body = ErrorBody)))]
+pub async fn ice_servers(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<axum::Json<IceConfiguration>, ApiError> {
+    let (_, participant) = visible_conversation(&app, &caller, &id).await?;
+    let who = participant.map_or_else(|| "admin".to_owned(), |p| p.id);
+    let configuration = match &app.turn {
+        None => IceConfiguration {
+            ice_servers: Vec::new(),
+            ice_transport_policy: "all",
+        },
+        Some(turn) => {
+            let relay = turn.relay_for(&who, crate::now_ms());
+            IceConfiguration {
+                ice_servers: vec![IceServer {
+                    urls: relay.urls,
+                    username: relay.username,
+                    credential: relay.credential,
+                }],
+                ice_transport_policy: if turn.force_relay { "relay" } else { "all" },
+            }
+        }
+    };
+    Ok(axum::Json(configuration))
+}

@@ -59,6 +59,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(media::unpublish))
         .routes(routes!(media::subscribe))
         .routes(routes!(media::unsubscribe))
+        .routes(routes!(media::ice_servers))
         .routes(routes!(recordings::state))
         .routes(routes!(recordings::start))
         .routes(routes!(recordings::stop))

@@ -82,6 +82,11 @@ pub async fn entry(
         .max_message_size(BLOCK_HEADER_LEN + MAX_BLOCK)
         .max_frame_size(BLOCK_HEADER_LEN + MAX_BLOCK)
         .on_upgrade(move |socket| async move {
+            let relay = app
+                .turn
+                .as_ref()
+                .filter(|t| t.force_relay)
+                .map(|t| t.relay_for(&recording.id, crate::now_ms()));
             let connection = Connection {
                 app,
                 conversation_id: recording.conversation_id,
@@ -90,6 +95,7 @@ pub async fn entry(
                 attempt: entry.attempt,
                 recording_type: recording.recording_type,
                 composed: recording.layout == "COMPOSED",
+                relay,
                 files: BTreeMap::new(),
                 started: false,
                 joined_at_ms: crate::now_ms(),
@@ -126,6 +132,8 @@ struct Connection {
     recording_type: String,
     /// One composed file (SPEC §6) rather than one per publication.
     composed: bool,
+    /// The TURN relay the recorder must use, if any.
+    relay: Option<convrec_core::recorder_protocol::TurnRelay>,
     /// By the recorder's file number.
     files: BTreeMap<u32, SpooledFile>,
     /// A block is durable (the recording is STARTED).
@@ -260,6 +268,7 @@ impl Connection {
                     recording_type: self.recording_type.clone(),
                     publications,
                     composition,
+                    relay: self.relay.clone(),
                 }]))
             }
             FromRecorder::Subscribe {
