@@ -386,15 +386,22 @@ async fn run(
                     Some(u) => u,
                     None => open(&app, &target, plan.part_size).await,
                 };
-                let sent = retrying(&app, "store a part", || {
+                let storing = retrying(&app, "store a part", || {
                     app.storage.put_part(
                         &target.object_key,
                         &opened.upload_id,
                         number,
                         bytes.clone(),
                     )
-                })
-                .await;
+                });
+                // A file given up on stops waiting for a store that does not answer.
+                let sent = tokio::select! {
+                    sent = storing => sent,
+                    () = abandon.cancelled() => {
+                        drop_upload(&app, &target, &opened).await;
+                        return Err(UploadError::Interrupted);
+                    }
+                };
                 match sent {
                     Ok(content_id) => {
                         let taken = UploadedPart {
