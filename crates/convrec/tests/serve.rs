@@ -192,6 +192,10 @@ fn a_bad_listen_address_database_url_store_or_node_name_is_a_clear_error() {
             "turn.url (--turn-url) needs the secret shared with the relay in CONVREC_TURN_SECRET",
         ),
         (
+            &["--webhook-allow", "127.0.0.1,10.0.0.0/33"][..],
+            "webhooks.allow (--webhook-allow): '10.0.0.0/33': the prefix must be 0 to 32",
+        ),
+        (
             &["--turn-url", "turn:127.0.0.1:3478?transport=tcp"][..],
             "turn.url (--turn-url): 'turn:127.0.0.1:3478?transport=tcp': only UDP is supported",
         ),

@@ -6,6 +6,7 @@
 pub mod api;
 pub mod auth;
 pub mod cluster;
+pub mod destinations;
 pub mod grants;
 pub mod live;
 pub mod metrics;
@@ -68,6 +69,8 @@ pub struct ServerConfig {
     pub cluster: cluster::ClusterSettings,
     /// The TURN relay handed to participants and recorders; `None`: media goes directly.
     pub turn: Option<turn::TurnSettings>,
+    /// Which addresses webhooks may reach.
+    pub webhook_destinations: destinations::DestinationPolicy,
 }
 
 /// Why the server could not start or run.
@@ -128,8 +131,12 @@ pub struct Shared {
     pub launcher: Box<dyn Launcher>,
     /// `identifier.recordingEntryPointBaseUrl`, without a trailing slash.
     pub base_url: String,
-    /// The HTTP client webhooks are sent with.
+    /// The HTTP client requests are forwarded to other nodes with.
     pub http: reqwest::Client,
+    /// The HTTP client webhooks are sent with (it reaches only allowed addresses).
+    pub webhook_http: reqwest::Client,
+    /// Which addresses webhooks may reach.
+    pub webhook_destinations: Arc<destinations::DestinationPolicy>,
     /// Signs and checks download links.
     pub grants: grants::Grants,
     /// Cancelled when the server starts stopping (ends event streams).
@@ -267,6 +274,10 @@ impl Server {
             }),
             base_url,
             http: reqwest::Client::new(),
+            webhook_http: destinations::webhook_client(Arc::new(
+                config.webhook_destinations.clone(),
+            )),
+            webhook_destinations: Arc::new(config.webhook_destinations.clone()),
             shutdown: tokio_util::sync::CancellationToken::new(),
             grants,
             webhook_wakeup: tokio::sync::Notify::new(),

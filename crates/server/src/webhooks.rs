@@ -183,10 +183,11 @@ async fn deliver(app: &AppState, message: convrec_store::metadata::DueMessage) {
     let payload = with_fresh_links(app, &message.payload).await;
     let now_ms = crate::now_ms();
     let timestamp = now_ms / 1000;
-    let outcome = match secret_key(&message.secret) {
+    let allowed = crate::destinations::check_url(&app.webhook_destinations, &message.endpoint);
+    let outcome = match secret_key(&message.secret).and_then(|key| allowed.map(|()| key)) {
         Ok(key) => {
             let sent = app
-                .http
+                .webhook_http
                 .post(&message.endpoint)
                 .timeout(DELIVERY_TIMEOUT)
                 .header("content-type", "application/json")
@@ -202,8 +203,9 @@ async fn deliver(app: &AppState, message: convrec_store::metadata::DueMessage) {
                 .await;
             match sent {
                 Ok(response) => Ok(response.status().as_u16()),
-                // Without the URL: it may carry credentials in its query.
-                Err(e) => Err(e.without_url().to_string()),
+                // Without the URL: it may carry credentials in its query. With the causes: a
+                // refused address says why.
+                Err(e) => Err(error_chain(&e.without_url())),
             }
         }
         Err(e) => Err(e),
@@ -238,6 +240,18 @@ async fn deliver(app: &AppState, message: convrec_store::metadata::DueMessage) {
         tracing::error!(error = %e, "cannot log a webhook attempt");
         tokio::time::sleep(POLL).await;
     }
+}
+
+/// An error and its causes, as one line.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        cause = e.source();
+    }
+    text
 }
 
 #[cfg(test)]

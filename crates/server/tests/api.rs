@@ -39,6 +39,7 @@ impl Api {
             upload: Default::default(),
             cluster: Default::default(),
             turn: None,
+            webhook_destinations: Default::default(),
         };
         let server = Server::bind(&config).await.unwrap();
         let base = format!("http://{}", server.local_addr().unwrap());
@@ -1108,6 +1109,16 @@ async fn webhook_registrations_are_checked_and_only_admins_see_them() {
             "endpoint",
             json!("ftp://x"),
             "'endpoint' must be an absolute http:// or https:// URL",
+        ),
+        (
+            "endpoint",
+            json!("http://127.0.0.1:8080/hook"),
+            "'endpoint' cannot be reached: 127.0.0.1 is a loopback address",
+        ),
+        (
+            "endpoint",
+            json!("http://[::ffff:169.254.169.254]/latest"),
+            "169.254.169.254 is a link-local address",
         ),
         ("secret", json!("hunter2"), "'secret' must be 'whsec_'"),
         ("events", json!([]), "'events' is empty"),

@@ -49,6 +49,11 @@ impl LocalDeployment {
             upload: Default::default(),
             cluster: Default::default(),
             turn: None,
+            // The demo's own loopback receivers, if any.
+            webhook_destinations: convrec_server::destinations::DestinationPolicy {
+                allow: vec!["127.0.0.0/8".parse().expect("bug: a valid range")],
+                deny: Vec::new(),
+            },
         };
         let server = Server::bind(&config).await?;
         let base = format!("http://{}", server.local_addr()?);

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use convrec_server::cluster::ClusterSettings;
+use convrec_server::destinations::{DestinationPolicy, IpRange};
 use convrec_server::turn::TurnSettings;
 use convrec_server::upload::UploadSettings;
 use convrec_server::{Server, ServerConfig};
@@ -17,7 +18,7 @@ use convrec_server::{Server, ServerConfig};
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     /// A TOML config file (keys: listen, data_dir, node_id, node_url, node_lease_secs,
-    /// database.url, object_store.url, turn.url, turn.force_relay,
+    /// database.url, object_store.url, turn.url, turn.force_relay, webhooks.allow, webhooks.deny,
     /// object_store.part_size_mib, object_store.max_backlog_mib, media_listen, public_url,
     /// recorder_command).
     #[arg(long, env = "CONVREC_CONFIG")]
@@ -77,6 +78,13 @@ pub struct ServeArgs {
     /// RELAYED calls).
     #[arg(long, env = "CONVREC_FORCE_RELAY")]
     force_relay: bool,
+    /// Address ranges webhooks may reach although they are denied by default (loopback,
+    /// private, link-local…), comma-separated ADDRESS[/PREFIX] [default: none].
+    #[arg(long, env = "CONVREC_WEBHOOK_ALLOW")]
+    webhook_allow: Option<String>,
+    /// Address ranges webhooks may not reach, besides the default ones [default: none].
+    #[arg(long, env = "CONVREC_WEBHOOK_DENY")]
+    webhook_deny: Option<String>,
     /// Start recorders with this shell command instead of as child processes (a cluster
     /// scheduler, a container runtime): it gets CONVREC_ENTRY_POINT, CONVREC_RECORDING_ID and
     /// CONVREC_PROGRAM in its environment and must last as long as the recorder.
@@ -99,6 +107,17 @@ struct ConfigFile {
     public_url: Option<String>,
     recorder_command: Option<String>,
     turn: Option<TurnSection>,
+    webhooks: Option<WebhooksSection>,
+}
+
+/// `[webhooks]` of the config file.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebhooksSection {
+    /// `webhooks.allow`.
+    allow: Option<Vec<String>>,
+    /// `webhooks.deny`.
+    deny: Option<Vec<String>>,
 }
 
 /// `[turn]` of the config file (the secret only from the environment).
@@ -145,6 +164,7 @@ impl ServeArgs {
         };
         let object_store = file.object_store.unwrap_or_default();
         let turn = file.turn.unwrap_or_default();
+        let webhooks = file.webhooks.unwrap_or_default();
         let public_url = self.public_url.or(file.public_url);
         if let Some(url) = &public_url {
             let kind = convrec_core::config::ValueKind::Url;
@@ -196,6 +216,18 @@ impl ServeArgs {
                 command => command,
             },
             bootstrap_admin_key: std::env::var("CONVREC_BOOTSTRAP_ADMIN_KEY").ok(),
+            webhook_destinations: DestinationPolicy {
+                allow: ranges(
+                    "webhooks.allow (--webhook-allow)",
+                    self.webhook_allow,
+                    webhooks.allow,
+                )?,
+                deny: ranges(
+                    "webhooks.deny (--webhook-deny)",
+                    self.webhook_deny,
+                    webhooks.deny,
+                )?,
+            },
             turn: turn_settings(
                 self.turn_url.or(turn.url),
                 std::env::var("CONVREC_TURN_SECRET").ok(),
@@ -203,6 +235,27 @@ impl ServeArgs {
             )?,
         })
     }
+}
+
+/// Address ranges from a flag (comma-separated) or else the config file's list, checked.
+fn ranges(
+    setting: &str,
+    flag: Option<String>,
+    file: Option<Vec<String>>,
+) -> anyhow::Result<Vec<IpRange>> {
+    let texts: Vec<String> = match flag {
+        Some(list) => list
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        None => file.unwrap_or_default(),
+    };
+    texts
+        .iter()
+        .map(|t| t.parse().map_err(|why| anyhow::anyhow!("{setting}: {why}")))
+        .collect()
 }
 
 /// The TURN settings, checked: a relay needs its secret, forcing it needs a relay.

@@ -60,6 +60,8 @@ pub async fn register(
             body.endpoint
         )));
     }
+    crate::destinations::check_url(&app.webhook_destinations, &body.endpoint)
+        .map_err(|why| invalid(format!("'endpoint' cannot be reached: {why}")))?;
     secret_key(&body.secret).map_err(invalid)?;
     if body.events.is_empty() {
         return Err(invalid(format!(
