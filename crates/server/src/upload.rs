@@ -611,10 +611,11 @@ async fn cut_part(
     spool: &std::path::Path,
     available: Range<u64>,
 ) -> std::io::Result<Range<u64>> {
-    let file = std::fs::File::open(spool)?;
+    let spool = spool.to_owned();
     let plan = plan.clone();
     tokio::task::spawn_blocking(move || {
         use std::os::unix::fs::FileExt;
+        let file = std::fs::File::open(&spool)?;
         let start = available.start;
         let end = plan.part_end(available, |at| {
             let mut header = [0u8; 16];
@@ -629,10 +630,10 @@ async fn cut_part(
             };
             Some((length, kind))
         });
-        start..end
+        Ok(start..end)
     })
     .await
-    .map_err(std::io::Error::other)
+    .map_err(std::io::Error::other)?
 }
 
 async fn read_range(path: &std::path::Path, range: Range<u64>) -> std::io::Result<Bytes> {

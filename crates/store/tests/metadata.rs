@@ -473,7 +473,31 @@ async fn nodes_hold_leases_host_conversations_and_are_taken_over_once() {
         assert!(!a.move_recording(&recording, "a", "b").await.unwrap());
         assert!(a.unfinished_recordings("a").await.unwrap().is_empty());
         assert_eq!(b.unfinished_recordings("b").await.unwrap().len(), 1);
-        b.end_open_interactions("a", now).await.unwrap();
+        // Taking a over ends the calls of what it hosted, and no other conversation's.
+        a.create_interaction("call_a", &conversation, "CALL", "AUDIO", now)
+            .await
+            .unwrap();
+        let loose = a
+            .create_conversation(&account, None, "z", now)
+            .await
+            .unwrap();
+        a.create_interaction("call_loose", &loose, "CALL", "AUDIO", now)
+            .await
+            .unwrap();
+        assert_eq!(b.end_open_interactions("a", now).await.unwrap(), 1);
+        let open = |c: Vec<convrec_store::metadata::Interaction>| {
+            c.iter().filter(|i| i.ended_at_ms.is_none()).count()
+        };
+        assert_eq!(open(b.interactions(&conversation).await.unwrap()), 0);
+        assert_eq!(open(b.interactions(&loose).await.unwrap()), 1);
+        // A restarting node also ends what nobody hosts (left open before nodes were kept).
+        assert_eq!(
+            b.end_open_interactions_after_restart("b", now)
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(open(b.interactions(&loose).await.unwrap()), 0);
         // Freed: the next node to serve the conversation hosts it, and a has nothing left.
         assert_eq!(
             b.conversation_route(&conversation, "b", now).await.unwrap(),

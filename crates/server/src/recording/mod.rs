@@ -100,7 +100,7 @@ pub async fn stop_all(app: &AppState, grace: Duration) {
 pub async fn recover(app: &AppState) -> Result<(), MetadataError> {
     let ended = app
         .metadata
-        .end_open_interactions(&app.node_id, crate::now_ms())
+        .end_open_interactions_after_restart(&app.node_id, crate::now_ms())
         .await?;
     if ended > 0 {
         tracing::warn!(

@@ -978,12 +978,31 @@ impl Metadata {
         })
     }
 
-    /// Ends every interaction and publication still open in the conversations node `node_id`
-    /// hosts (or nobody does); their media sessions died with the process that ran them.
-    /// The node stops hosting them. Returns how many interactions were ended.
+    /// Ends every interaction and publication still open in the conversations lost node
+    /// `node_id` hosts; their media sessions died with it. Nobody hosts them after. Returns how
+    /// many interactions were ended.
     pub async fn end_open_interactions(
         &self,
         node_id: &str,
+        now_ms: i64,
+    ) -> Result<u64, MetadataError> {
+        self.end_interactions_of(node_id, false, now_ms).await
+    }
+
+    /// As [`end_open_interactions`](Self::end_open_interactions) for a node that restarted,
+    /// and also for conversations nobody hosts (left open before nodes were kept).
+    pub async fn end_open_interactions_after_restart(
+        &self,
+        node_id: &str,
+        now_ms: i64,
+    ) -> Result<u64, MetadataError> {
+        self.end_interactions_of(node_id, true, now_ms).await
+    }
+
+    async fn end_interactions_of(
+        &self,
+        node_id: &str,
+        unhosted_too: bool,
         now_ms: i64,
     ) -> Result<u64, MetadataError> {
         with_pool!(self, pool => {
@@ -991,18 +1010,20 @@ impl Metadata {
             sqlx::query(
                 "UPDATE publications SET ended_at_ms = $1 WHERE ended_at_ms IS NULL AND interaction_id IN \
                  (SELECT id FROM interactions WHERE conversation_id IN \
-                   (SELECT id FROM conversations WHERE host_node = $2 OR host_node IS NULL))",
+                   (SELECT id FROM conversations WHERE host_node = $2 OR ($3 AND host_node IS NULL)))",
             )
             .bind(now_ms)
             .bind(node_id)
+            .bind(unhosted_too)
             .execute(&mut *tx)
             .await?;
             let done = sqlx::query(
                 "UPDATE interactions SET ended_at_ms = $1 WHERE ended_at_ms IS NULL AND conversation_id IN \
-                 (SELECT id FROM conversations WHERE host_node = $2 OR host_node IS NULL)",
+                 (SELECT id FROM conversations WHERE host_node = $2 OR ($3 AND host_node IS NULL))",
             )
             .bind(now_ms)
             .bind(node_id)
+            .bind(unhosted_too)
             .execute(&mut *tx)
             .await?;
             sqlx::query("UPDATE conversations SET host_node = NULL WHERE host_node = $1")
