@@ -7,10 +7,14 @@
 //! str0m [`Rtc`]; a datagram goes to the peer whose ICE session accepts it.
 //!
 //! Forwarding: a publisher's frames go, as they are, to every connected subscriber of that
-//! publication. A subscriber's key-frame request (PLI/FIR) is passed to its publisher, at most
-//! one per [`KEYFRAME_REQUEST_SPACING`] per publisher so many subscribers cannot flood it (a
-//! request within the spacing is dropped; the subscriber repeats it). When a subscriber connects,
-//! the room asks the publisher for a key frame itself, under the same spacing. When a
+//! publication. A subscriber's key-frame request (PLI/FIR) is passed to its publisher unless one
+//! is already on its way: asked less than [`KEYFRAME_REQUEST_SPACING`] ago and not yet answered
+//! by a key frame. Many subscribers cannot flood a publisher (their requests while one is
+//! outstanding are answered by the same key frame), and a subscriber that missed the key frame
+//! is not kept waiting (its request after the answer goes straight on; dropping it until a
+//! fixed spacing ran out cost a recording's first second of video whenever its first key frame
+//! came before it could be received). When a subscriber connects, the room asks the publisher
+//! for a key frame itself, under the same rule. When a
 //! publisher's video frames are lost beyond repair (a frame arrives that does not follow on from
 //! the last), the room forwards no video of it until the next key frame, which it asks for:
 //! subscribers never get pictures that reference ones they never had. A publisher's media can
@@ -37,7 +41,8 @@ use crate::codecs::{OfferError, check_offer, server_rtc};
 /// NAL unit type of an IDR (key frame) slice.
 const IDR: u8 = 5;
 
-/// The shortest time between two key-frame requests passed to one publisher.
+/// How long a key-frame request passed to a publisher stands for every later one, unless a key
+/// frame answers it first (after this the request is taken as lost and the next one goes on).
 pub const KEYFRAME_REQUEST_SPACING: Duration = Duration::from_millis(500);
 
 /// A peer of the room (one WHIP or WHEP session).
@@ -111,8 +116,8 @@ struct Peer {
     media: Vec<(Mid, MediaKind, Direction)>,
     timeout: Instant,
     connected: bool,
-    /// Publishers: when a key frame was last asked of it.
-    last_keyframe_request: Option<Instant>,
+    /// Publishers: when a key frame was asked of it that no key frame has answered yet.
+    keyframe_request_outstanding: Option<Instant>,
     /// Publishers: per section, the latest sender report and when it arrived.
     sender_reports: Vec<(Mid, SenderInfo, Instant)>,
     /// Publishers: video frames were lost and no key frame has come since.
@@ -157,6 +162,7 @@ impl Peer {
         let idr = h264::annexb_nals(&data.data).any(|nal| h264::nal_type(nal) == Some(IDR));
         if idr {
             self.video_broken = false;
+            self.keyframe_request_outstanding = None;
         } else if !data.contiguous {
             self.video_broken = true;
         }
@@ -405,7 +411,7 @@ impl Room {
             media,
             timeout: now,
             connected: false,
-            last_keyframe_request: None,
+            keyframe_request_outstanding: None,
             sender_reports: Vec::new(),
             video_broken: false,
             held: false,
@@ -542,7 +548,7 @@ impl Room {
         };
         let peer = &mut self.peers[index];
         if peer
-            .last_keyframe_request
+            .keyframe_request_outstanding
             .is_some_and(|last| now.saturating_duration_since(last) < KEYFRAME_REQUEST_SPACING)
         {
             return;
@@ -558,7 +564,7 @@ impl Room {
         }
         // Fails until the publisher's video has started; the subscriber's retry comes later.
         if writer.request_keyframe(None, kind).is_ok() {
-            peer.last_keyframe_request = Some(now);
+            peer.keyframe_request_outstanding = Some(now);
         }
         self.drain(index, work);
     }

@@ -299,3 +299,32 @@ fn held_media_reaches_recorders_only_until_released() {
         assert!(after > 60, "released: media flows ({after} frames)");
     }
 }
+
+/// A subscriber that asks for a key frame right after the last request was answered (it missed
+/// that key frame) gets one at once, not after a spacing: the room holds back only requests
+/// that one still on its way will answer.
+#[test]
+fn a_key_frame_request_after_the_last_was_answered_goes_on_at_once() {
+    let mut call = Call::new();
+    call.run(Duration::from_secs(3));
+    for round in 0..3 {
+        let (from, asked) = (call.received_video.len(), call.now - call.start);
+        call.subscriber.request_keyframe();
+        let answered = loop {
+            let elapsed = call.now - call.start;
+            assert!(
+                elapsed < asked + Duration::from_secs(2),
+                "request {round} at {asked:?} not answered"
+            );
+            call.run(elapsed + Duration::from_millis(5));
+            if let Some(i) = (from..call.received_video.len()).find(|&i| call.received_video[i].1) {
+                break call.received[i];
+            }
+        };
+        // Two trips over the wire and one frame interval at 30 fps.
+        assert!(
+            answered - asked < Duration::from_millis(100),
+            "request {round} at {asked:?} answered at {answered:?}"
+        );
+    }
+}

@@ -259,7 +259,7 @@ pub fn assert_playable(path: &std::path::Path, audio: bool) -> f64 {
         assert!(
             (convrec_testkit::media_length(sound) - convrec_testkit::media_length(video)).abs()
                 < 0.5,
-            "audio {} s, video {} s",
+            "audio {} s, video {} s\n{probe:#}",
             convrec_testkit::media_length(sound),
             convrec_testkit::media_length(video)
         );
