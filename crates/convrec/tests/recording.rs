@@ -906,3 +906,44 @@ async fn download_links_serve_ranges_while_recording_and_play_in_a_video_element
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+/// `limits.recordings_per_account`: with a limit of 1, a second conversation of the account
+/// gets no recorder while the first is recorded (its attempts fail with reason
+/// `account_limit`); once the first recording ends, the next attempt records it. The two
+/// recordings never overlap, and both play.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_at_its_recording_limit_waits_for_a_place() {
+    let properties = json!({"recordingStartMode": "ASYNCHRONOUS", "recordingMaxRetryDelay": 1});
+    let d = Deployment::start_with(
+        1,
+        properties,
+        &[("CONVREC_MAX_RECORDINGS_PER_ACCOUNT", "1")],
+    )
+    .await;
+    let first = d.participant(0, 8.0);
+    d.wait_for_state("STARTED").await;
+    let (second, tokens) = d.add_conversation(1).await;
+    let later = common::participant(&d.base, &second, &tokens[0], &["--seconds", "20"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let refused = r#"convrec_recorder_failures_total{reason="account_limit"}"#;
+    while d.metric(refused).await.unwrap_or(0.0) < 1.0 {
+        assert!(Instant::now() < deadline, "no attempt refused\n{}", d.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    finished_participant(first);
+    finished_participant(later);
+    let one = d.complete_recordings().await;
+    let two = d.complete_recordings_of(&second, &tokens[0]).await;
+    assert_eq!((one.len(), two.len()), (1, 1), "{one:?}\n{two:?}");
+    let at = |r: &Value, field: &str| r[field].as_i64().unwrap();
+    assert!(
+        at(&two[0], "recordingStartTimestamp") >= at(&one[0], "recordingEndTimestamp"),
+        "the second recording starts after the first ended: {one:?}\n{two:?}"
+    );
+    for recording in [&one[0], &two[0]] {
+        let manifest = d.manifest(recording["id"].as_str().unwrap());
+        for file in manifest["files"].as_array().unwrap() {
+            assert_playable(&d.object(file["objectKey"].as_str().unwrap()), true);
+        }
+    }
+}

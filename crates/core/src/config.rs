@@ -536,6 +536,36 @@ pub fn markdown_table() -> String {
     out
 }
 
+/// The fuzz harness (`fuzz/fuzz_targets/configuration.rs`, replayed by the tests): the bytes
+/// are a configuration change as the API receives it (a JSON object of properties). A change
+/// is refused with an error or accepted whole; what is accepted resolves into settings, every
+/// stored value parses back to the value given, and a file name renders from any accepted
+/// pattern.
+#[doc(hidden)]
+pub fn fuzz_configuration(data: &[u8]) {
+    let Ok(Value::Object(change)) = serde_json::from_slice::<Value>(data) else {
+        return;
+    };
+    for scope in [Scope::Template, Scope::Account, Scope::Immutable] {
+        let Ok(stored) = validate_change(scope, &change) else {
+            continue;
+        };
+        for (name, text) in &stored {
+            let value: Value = serde_json::from_str(text).expect("a stored value parses");
+            assert_eq!(Some(&value), change.get(name), "{name} is stored as given");
+        }
+        let settings = RecordingSettings::resolve(&[&stored]);
+        let parts = FileNameParts {
+            conversation_id: "c",
+            recording_id: "r",
+            account_id: "a",
+            start_ms: 0,
+            recording_type: &settings.recording_type,
+        };
+        let _ = render_file_name(&settings.filename_pattern, &parts);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

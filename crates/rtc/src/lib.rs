@@ -7,6 +7,8 @@
 pub mod client;
 pub mod codecs;
 pub mod driver;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod net;
 pub mod relay;
 pub mod room;

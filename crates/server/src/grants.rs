@@ -2,7 +2,8 @@
 //! an `Authorization` header (SPEC §5). A grant names a recording's file and an expiry, signed
 //! with HMAC-SHA256 under a key all nodes share (kept in the metadata database; the first node
 //! to start offers the one in its data directory, mode 0600); it is checked in constant time
-//! and refused once expired.
+//! and refused once expired. The same key signs a forwarding node's statement of whom it
+//! forwards for (see [`crate::limits`]).
 
 use std::path::Path;
 
@@ -81,35 +82,69 @@ impl Grants {
 
     /// A grant for `file` of `recording`, valid until `expires_ms`.
     pub fn sign(&self, recording: &str, file: u32, expires_ms: i64) -> String {
-        format!(
-            "{expires_ms}.{}",
-            B64.encode(self.mac(recording, file, expires_ms))
-        )
+        self.sign_statement(&download(recording, file), expires_ms)
     }
 
     /// Whether `grant` admits `file` of `recording` at `now_ms`.
     pub fn check(&self, grant: &str, recording: &str, file: u32, now_ms: i64) -> bool {
-        let Some((expires, signature)) = grant.split_once('.') else {
+        self.check_statement(grant, &download(recording, file), now_ms)
+    }
+
+    /// A forwarding node's proof that it names `client` as the request's client (see
+    /// [`crate::limits`]); valid for [`FORWARD_PROOF_LIFETIME_MS`].
+    pub fn sign_forwarded_for(&self, client: std::net::IpAddr) -> String {
+        self.sign_statement(
+            &forwarded_for(client),
+            crate::now_ms() + FORWARD_PROOF_LIFETIME_MS,
+        )
+    }
+
+    /// Whether `proof` is a node's proof that `client` is the request's client.
+    pub fn check_forwarded_for(&self, client: std::net::IpAddr, proof: &str) -> bool {
+        self.check_statement(proof, &forwarded_for(client), crate::now_ms())
+    }
+
+    /// `EXPIRES.MAC` over the statement and its expiry.
+    fn sign_statement(&self, statement: &str, expires_ms: i64) -> String {
+        format!(
+            "{expires_ms}.{}",
+            B64.encode(self.mac(statement, expires_ms).finalize().into_bytes())
+        )
+    }
+
+    /// Whether `signed` is [`Self::sign_statement`] of `statement`, unexpired at `now_ms`
+    /// (compared in constant time).
+    fn check_statement(&self, signed: &str, statement: &str, now_ms: i64) -> bool {
+        let Some((expires, signature)) = signed.split_once('.') else {
             return false;
         };
         let (Ok(expires_ms), Ok(signature)) = (expires.parse::<i64>(), B64.decode(signature))
         else {
             return false;
         };
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("bug: any key length");
-        mac.update(message(recording, file, expires_ms).as_bytes());
-        now_ms < expires_ms && mac.verify_slice(&signature).is_ok()
+        now_ms < expires_ms
+            && self
+                .mac(statement, expires_ms)
+                .verify_slice(&signature)
+                .is_ok()
     }
 
-    fn mac(&self, recording: &str, file: u32, expires_ms: i64) -> Vec<u8> {
+    fn mac(&self, statement: &str, expires_ms: i64) -> Hmac<Sha256> {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("bug: any key length");
-        mac.update(message(recording, file, expires_ms).as_bytes());
-        mac.finalize().into_bytes().to_vec()
+        mac.update(format!("{statement}:{expires_ms}").as_bytes());
+        mac
     }
 }
 
-fn message(recording: &str, file: u32, expires_ms: i64) -> String {
-    format!("download:{recording}:{file}:{expires_ms}")
+/// How long a forwarding node's proof is valid (it is made for each forwarded request).
+pub const FORWARD_PROOF_LIFETIME_MS: i64 = 60 * 1000;
+
+fn download(recording: &str, file: u32) -> String {
+    format!("download:{recording}:{file}")
+}
+
+fn forwarded_for(client: std::net::IpAddr) -> String {
+    format!("forwarded-for:{client}")
 }
 
 #[cfg(test)]

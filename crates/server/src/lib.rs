@@ -8,6 +8,7 @@ pub mod auth;
 pub mod cluster;
 pub mod destinations;
 pub mod grants;
+pub mod limits;
 pub mod live;
 pub mod metrics;
 pub mod node;
@@ -71,6 +72,8 @@ pub struct ServerConfig {
     pub turn: Option<turn::TurnSettings>,
     /// Which addresses webhooks may reach.
     pub webhook_destinations: destinations::DestinationPolicy,
+    /// What one client or account may take of the server.
+    pub limits: limits::Limits,
 }
 
 /// Why the server could not start or run.
@@ -153,6 +156,10 @@ pub struct Shared {
     pub cluster: cluster::Membership,
     /// The TURN relay handed to participants and recorders.
     pub turn: Option<turn::TurnSettings>,
+    /// What one client or account may take of the server.
+    pub limits: limits::Limits,
+    /// Failed authentications per client.
+    pub failed_auth: limits::FailedAuthTable,
     admin_key_digest: [u8; 32],
 }
 
@@ -286,6 +293,11 @@ impl Server {
             upload_settings: config.upload,
             cluster: cluster::Membership::new(node_url, config.cluster.lease),
             turn: config.turn.clone(),
+            limits: config.limits,
+            failed_auth: std::sync::Mutex::new(limits::FailedAuthentications::new(
+                config.limits.failed_auth_per_minute,
+                limits::FAILED_AUTH_WINDOW,
+            )),
             admin_key_digest: auth::digest(&admin_key),
         }));
         tokio::spawn(sfu::run_events(state.clone(), room_events));
@@ -332,8 +344,17 @@ impl Server {
                 cluster::leave(&state).await;
             }
         };
-        let serving = axum::serve(self.listener, router::build(self.state.clone()))
-            .with_graceful_shutdown(stopping);
+        let listener = limits::LimitedListener::new(
+            self.listener,
+            self.state.limits.max_connections,
+            self.state.metrics.http_connections.clone(),
+        );
+        let serving = axum::serve(
+            listener,
+            router::build(self.state.clone())
+                .into_make_service_with_connect_info::<limits::ClientAddr>(),
+        )
+        .with_graceful_shutdown(stopping);
         tokio::select! {
             served = serving => served.map_err(ServerError::Serve),
             // Its work is another node's now: stop without touching it.

@@ -54,6 +54,8 @@ pub struct Metrics {
     pub upload_parts: Counter,
     /// Object store requests that failed and will be retried.
     pub upload_failures: Counter,
+    /// HTTP connections open.
+    pub http_connections: Gauge,
     recordings: Family<StatusLabels, Gauge>,
     webhook_queue: Gauge,
     spool_bytes: Gauge,
@@ -100,6 +102,7 @@ impl Metrics {
             upload_backlog_bytes: Gauge::default(),
             upload_parts: Counter::default(),
             upload_failures: Counter::default(),
+            http_connections: Gauge::default(),
             recordings: Family::default(),
             webhook_queue: Gauge::default(),
             spool_bytes: Gauge::default(),
@@ -155,6 +158,11 @@ impl Metrics {
             "upload_failures",
             "Object store requests that failed and are retried",
             self.upload_failures.clone(),
+        );
+        r.register(
+            "http_connections",
+            "HTTP connections open (at most limits.max_connections)",
+            self.http_connections.clone(),
         );
         r.register(
             "recordings",

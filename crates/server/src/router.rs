@@ -45,6 +45,14 @@ pub fn build(state: AppState) -> Router {
             state.clone(),
             crate::cluster::route::route,
         ))
+        // Outermost: a client refused for its failed authentications reaches nothing.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::limits::guard,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            state.limits.max_body_bytes,
+        ))
         .with_state(state)
 }
 

@@ -40,6 +40,11 @@ impl Api {
             cluster: Default::default(),
             turn: None,
             webhook_destinations: Default::default(),
+            // These tests fail to authenticate on purpose, many times.
+            limits: convrec_server::limits::Limits {
+                failed_auth_per_minute: 100_000,
+                ..Default::default()
+            },
         };
         let server = Server::bind(&config).await.unwrap();
         let base = format!("http://{}", server.local_addr().unwrap());
@@ -320,7 +325,7 @@ async fn malformed_requests_get_a_json_4xx_naming_the_problem_never_a_500() {
             vec![b' '; 3 << 20],
             413,
             "PAYLOAD_TOO_LARGE",
-            "length limit",
+            "larger than 1048576 bytes",
         ),
         (
             "POST",

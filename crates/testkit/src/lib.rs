@@ -565,6 +565,26 @@ fn psql(url: &str, sql: &str) {
     );
 }
 
+/// Replays the committed fuzz corpus of `target` (`fuzz/corpus/<target>/`) through `harness`,
+/// the function its fuzz target runs: every input that once found new coverage, or a crash, is
+/// checked on each test run.
+pub fn replay_corpus(target: &str, harness: fn(&[u8])) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/corpus")
+        .join(target);
+    let mut entries: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("corpus {}: {e}", dir.display()))
+        .map(|e| e.expect("corpus entry").path())
+        .collect();
+    entries.sort();
+    assert!(!entries.is_empty(), "the {target} corpus is empty");
+    for path in &entries {
+        let data = std::fs::read(path).expect("read corpus file");
+        let outcome = std::panic::catch_unwind(|| harness(&data));
+        assert!(outcome.is_ok(), "{target} panicked on {}", path.display());
+    }
+}
+
 /// The next number of a xorshift64 sequence (Marsaglia's 13, 7, 17): cheap, reproducible
 /// pseudo-random numbers for tests. `state` must not be 0.
 pub fn xorshift64(state: &mut u64) -> u64 {

@@ -54,6 +54,7 @@ impl LocalDeployment {
                 allow: vec!["127.0.0.0/8".parse().expect("bug: a valid range")],
                 deny: Vec::new(),
             },
+            limits: Default::default(),
         };
         let server = Server::bind(&config).await?;
         let base = format!("http://{}", server.local_addr()?);

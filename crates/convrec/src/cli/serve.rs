@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use convrec_server::cluster::ClusterSettings;
 use convrec_server::destinations::{DestinationPolicy, IpRange};
+use convrec_server::limits::Limits;
 use convrec_server::turn::TurnSettings;
 use convrec_server::upload::UploadSettings;
 use convrec_server::{Server, ServerConfig};
@@ -20,7 +21,8 @@ pub struct ServeArgs {
     /// A TOML config file (keys: listen, data_dir, node_id, node_url, node_lease_secs,
     /// database.url, object_store.url, turn.url, turn.force_relay, webhooks.allow, webhooks.deny,
     /// object_store.part_size_mib, object_store.max_backlog_mib, media_listen, public_url,
-    /// recorder_command).
+    /// recorder_command, limits.max_body_kib, limits.max_connections,
+    /// limits.failed_auth_per_minute, limits.recordings_per_account).
     #[arg(long, env = "CONVREC_CONFIG")]
     config: Option<PathBuf>,
     /// Address of the HTTP API (port 0: any free port) [default: 127.0.0.1:8080].
@@ -90,6 +92,22 @@ pub struct ServeArgs {
     /// CONVREC_PROGRAM in its environment and must last as long as the recorder.
     #[arg(long, env = "CONVREC_RECORDER_COMMAND")]
     recorder_command: Option<String>,
+    /// The largest request body in KiB (64 to 65536); larger ones are answered 413
+    /// [default: 1024].
+    #[arg(long, env = "CONVREC_MAX_BODY_KIB")]
+    max_body_kib: Option<u64>,
+    /// HTTP connections served at once (16 to 1000000); more wait to be accepted
+    /// [default: 4096].
+    #[arg(long, env = "CONVREC_MAX_CONNECTIONS")]
+    max_connections: Option<u64>,
+    /// Failed authentications one client address (an IPv6 client's /64) may make in a minute
+    /// before its requests are answered 429 until the minute ends (1 to 100000) [default: 20].
+    #[arg(long, env = "CONVREC_MAX_FAILED_AUTH_PER_MINUTE")]
+    max_failed_auth_per_minute: Option<u64>,
+    /// Recordings of one account running at once, over all nodes (1 to 100000); past it a
+    /// recording's attempts fail and follow its retry settings [default: 200].
+    #[arg(long, env = "CONVREC_MAX_RECORDINGS_PER_ACCOUNT")]
+    max_recordings_per_account: Option<u64>,
 }
 
 /// The config file's keys (SPEC §7): the same settings as the flags.
@@ -108,6 +126,21 @@ struct ConfigFile {
     recorder_command: Option<String>,
     turn: Option<TurnSection>,
     webhooks: Option<WebhooksSection>,
+    limits: Option<LimitsSection>,
+}
+
+/// `[limits]` of the config file.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsSection {
+    /// `limits.max_body_kib`.
+    max_body_kib: Option<u64>,
+    /// `limits.max_connections`.
+    max_connections: Option<u64>,
+    /// `limits.failed_auth_per_minute`.
+    failed_auth_per_minute: Option<u64>,
+    /// `limits.recordings_per_account`.
+    recordings_per_account: Option<u64>,
 }
 
 /// `[webhooks]` of the config file.
@@ -165,6 +198,7 @@ impl ServeArgs {
         let object_store = file.object_store.unwrap_or_default();
         let turn = file.turn.unwrap_or_default();
         let webhooks = file.webhooks.unwrap_or_default();
+        let limits = file.limits.unwrap_or_default();
         let public_url = self.public_url.or(file.public_url);
         if let Some(url) = &public_url {
             let kind = convrec_core::config::ValueKind::Url;
@@ -233,8 +267,53 @@ impl ServeArgs {
                 std::env::var("CONVREC_TURN_SECRET").ok(),
                 self.force_relay || turn.force_relay.unwrap_or(false),
             )?,
+            limits: Limits {
+                max_body_bytes: limit::<usize>(
+                    "limits.max_body_kib (--max-body-kib)",
+                    self.max_body_kib.or(limits.max_body_kib),
+                    64..=65536,
+                    Limits::default().max_body_bytes as u64 >> 10,
+                )? << 10,
+                max_connections: limit(
+                    "limits.max_connections (--max-connections)",
+                    self.max_connections.or(limits.max_connections),
+                    16..=1_000_000,
+                    Limits::default().max_connections as u64,
+                )?,
+                failed_auth_per_minute: limit(
+                    "limits.failed_auth_per_minute (--max-failed-auth-per-minute)",
+                    self.max_failed_auth_per_minute
+                        .or(limits.failed_auth_per_minute),
+                    1..=100_000,
+                    Limits::default().failed_auth_per_minute.into(),
+                )?,
+                recordings_per_account: limit(
+                    "limits.recordings_per_account (--max-recordings-per-account)",
+                    self.max_recordings_per_account
+                        .or(limits.recordings_per_account),
+                    1..=100_000,
+                    Limits::default().recordings_per_account.into(),
+                )?,
+            },
         })
     }
+}
+
+/// A limit's value, checked against its range, or its default; converted to what it counts in.
+fn limit<T: TryFrom<u64>>(
+    setting: &str,
+    value: Option<u64>,
+    allowed: std::ops::RangeInclusive<u64>,
+    default: u64,
+) -> anyhow::Result<T> {
+    let value = value.unwrap_or(default);
+    anyhow::ensure!(
+        allowed.contains(&value),
+        "{setting} cannot be {value}; allowed: {} to {}",
+        allowed.start(),
+        allowed.end()
+    );
+    T::try_from(value).map_err(|_| anyhow::anyhow!("{setting} cannot be {value} on this machine"))
 }
 
 /// Address ranges from a flag (comma-separated) or else the config file's list, checked.

@@ -86,28 +86,38 @@ impl Deployment {
             },
         )
         .await;
-        let conversation = d
+        let (conversation, tokens) = d.add_conversation(participants).await;
+        d.conversation = conversation;
+        d.tokens = tokens;
+        d
+    }
+
+    /// Another conversation of the account with `participants` (the first an agent): its id
+    /// and their tokens.
+    pub async fn add_conversation(&self, participants: usize) -> (String, Vec<String>) {
+        let conversation = self
             .call(
                 "POST",
                 "/v1/conversations",
                 ADMIN_KEY,
-                json!({"accountId": account, "topic": "t"}),
+                json!({"accountId": self.account, "topic": "t"}),
             )
             .await;
-        d.conversation = conversation["id"].as_str().unwrap().to_owned();
+        let conversation = conversation["id"].as_str().unwrap().to_owned();
+        let mut tokens = Vec::new();
         for n in 0..participants {
             let role = if n == 0 { "ASSIGNED_AGENT" } else { "VISITOR" };
-            let p = d
+            let p = self
                 .call(
                     "POST",
-                    &format!("/v1/conversations/{}/participants", d.conversation),
+                    &format!("/v1/conversations/{conversation}/participants"),
                     ADMIN_KEY,
                     json!({"name": format!("p{n}"), "role": role}),
                 )
                 .await;
-            d.tokens.push(p["token"].as_str().unwrap().to_owned());
+            tokens.push(p["token"].as_str().unwrap().to_owned());
         }
-        d
+        (conversation, tokens)
     }
 
     /// A JSON request that must succeed.
@@ -275,16 +285,19 @@ impl Deployment {
 
     /// The recordings, once all are complete.
     pub async fn complete_recordings(&self) -> Vec<Value> {
+        self.complete_recordings_of(&self.conversation, &self.tokens[0])
+            .await
+    }
+
+    /// The recordings of `conversation` as `token` sees them, once all are complete.
+    pub async fn complete_recordings_of(&self, conversation: &str, token: &str) -> Vec<Value> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let list = self
                 .call(
                     "GET",
-                    &format!(
-                        "/v1/conversationhistory/{}/getConversationRecordings",
-                        self.conversation
-                    ),
-                    &self.tokens[0],
+                    &format!("/v1/conversationhistory/{conversation}/getConversationRecordings"),
+                    token,
                     Value::Null,
                 )
                 .await;

@@ -102,7 +102,15 @@ impl IntoResponse for ApiError {
             message: self.message,
             details: self.details,
         };
-        (self.status, axum::Json(body)).into_response()
+        let failed_authentication =
+            self.status == StatusCode::UNAUTHORIZED || self.code == "ENTRY_POINT_REFUSED";
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if failed_authentication {
+            response
+                .extensions_mut()
+                .insert(crate::limits::FailedAuthentication);
+        }
+        response
     }
 }
 

@@ -10,9 +10,7 @@ use axum::response::{IntoResponse, Response};
 use super::route::FORWARDED_BY;
 use crate::AppState;
 use crate::api::error::ApiError;
-
-/// The largest request body forwarded (the API's own limits are far below it).
-const MAX_FORWARDED_BODY: usize = 16 << 20;
+use crate::limits::{Client, FORWARDED_FOR, FORWARDED_PROOF};
 
 /// Headers that belong to one connection, not to the request (RFC 9110 §7.6.1); an upgrade
 /// keeps `connection` and `upgrade`, which ask for it.
@@ -42,25 +40,26 @@ pub async fn forward(app: &AppState, node_id: &str, url: &str, request: Request)
             .path_and_query()
             .map_or(parts.uri.path(), |p| p.as_str())
     );
-    let body = match axum::body::to_bytes(body, MAX_FORWARDED_BODY).await {
+    let limit = app.limits.max_body_bytes;
+    let body = match axum::body::to_bytes(body, limit).await {
         Ok(bytes) => bytes,
-        Err(_) => {
-            return ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "BODY_TOO_LARGE",
-                format!("the request body is larger than {MAX_FORWARDED_BODY} bytes"),
-            )
-            .into_response();
-        }
+        Err(_) => return crate::limits::body_too_large(limit).into_response(),
     };
     let mut outgoing = app.http.request(parts.method.clone(), &target);
     for (name, value) in &parts.headers {
-        if !hop_by_hop(name, upgrade) {
+        // Whom the request is for is this node's to say, not the client's.
+        let ours = [FORWARDED_BY, FORWARDED_FOR, FORWARDED_PROOF].contains(&name.as_str());
+        if !hop_by_hop(name, upgrade) && !ours {
             outgoing = outgoing.header(name, value);
         }
     }
     if let Ok(me) = HeaderValue::from_str(&app.node_id) {
         outgoing = outgoing.header(FORWARDED_BY, me);
+    }
+    if let Some(Client(client)) = parts.extensions.get::<Client>().copied() {
+        outgoing = outgoing
+            .header(FORWARDED_FOR, client.to_string())
+            .header(FORWARDED_PROOF, app.grants.sign_forwarded_for(client));
     }
     let answer = match outgoing.body(body).send().await {
         Ok(answer) => answer,

@@ -170,11 +170,8 @@ async fn carry_out(
             }
         }
         Action::Launch { recording, attempt } => {
-            if let Err(failure) = launch(app, conversation_id, recording, attempt).await {
-                app.metrics.recorder_failed(match failure {
-                    Failure::Storage => "storage",
-                    Failure::Crashed => "launch",
-                });
+            if let Err((failure, reason)) = launch(app, conversation_id, recording, attempt).await {
+                app.metrics.recorder_failed(reason);
                 feeds.push_back(Box::new(move |o, now| {
                     o.handle_recorder_failed(now, recording, attempt, failure)
                 }));
@@ -256,13 +253,15 @@ async fn carry_out(
     }
 }
 
-/// Launches attempt `attempt`: checks the storage, makes the entry point, starts a recorder.
+/// Launches attempt `attempt`: checks the account's limit and the storage, makes the entry
+/// point, starts a recorder. A failure comes with its reason for the metrics.
 async fn launch(
     app: &AppState,
     conversation_id: &str,
     recording: u64,
     attempt: u32,
-) -> Result<(), Failure> {
+) -> Result<(), (Failure, &'static str)> {
+    let storage = (Failure::Storage, "storage");
     let found = app
         .live
         .with_existing(conversation_id, |c| {
@@ -272,13 +271,31 @@ async fn launch(
         })
         .flatten();
     let Some((recording_id, timeout_s)) = found else {
-        return Err(Failure::Storage);
+        return Err(storage);
     };
+    // Over the account's limit the attempt fails like a recorder that could not start: the
+    // next attempts (and failover) follow the recording's retry settings.
+    let limit = app.limits.recordings_per_account;
+    match app
+        .metadata
+        .running_recordings_ahead_of(&recording_id)
+        .await
+    {
+        Ok(ahead) if ahead >= u64::from(limit) => {
+            tracing::warn!(recording = %recording_id, ahead, limit, "the account has as many recordings running as it may (limits.recordings_per_account); this attempt fails");
+            return Err((Failure::Crashed, "account_limit"));
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::error!(recording = %recording_id, error = %e, "cannot count the account's running recordings");
+            return Err(storage);
+        }
+    }
     // The store check: the recording's spool directory can be made.
     let spool = app.storage.spool_dir_of(&recording_id);
     if let Err(e) = tokio::fs::create_dir_all(&spool).await {
         tracing::error!(recording = %recording_id, path = %spool.display(), error = %e, "the storage is not usable");
-        return Err(Failure::Storage);
+        return Err(storage);
     }
     let ttl_ms = i64::from(timeout_s) * 1000;
     let token = app
@@ -287,7 +304,7 @@ async fn launch(
         .await
         .map_err(|e| {
             tracing::error!(recording = %recording_id, error = %e, "cannot make an entry point");
-            Failure::Storage
+            storage
         })?;
     let entry_point = format!("{}/recording/entry/{}", app.base_url, token.expose());
     let on_exit = exit_watch(app, conversation_id, recording, attempt);
@@ -296,7 +313,7 @@ async fn launch(
         .launch(&recording_id, &entry_point, on_exit)
         .map_err(|e| {
             tracing::error!(recording = %recording_id, error = %e, "cannot launch a recorder");
-            Failure::Crashed
+            (Failure::Crashed, "launch")
         })?;
     app.metrics.recorder_launches.inc();
     app.live.with_existing(conversation_id, |c| {

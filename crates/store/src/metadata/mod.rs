@@ -848,6 +848,27 @@ impl Metadata {
         })
     }
 
+    /// How many recordings of the same account as recording `id` are running (not ended) and
+    /// were created before it: the queue a per-account limit admits recordings from, oldest
+    /// first, so one that waits for a place keeps it against newer ones.
+    pub async fn running_recordings_ahead_of(&self, id: &str) -> Result<u64, MetadataError> {
+        with_pool!(self, pool => {
+            let count: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM recordings r \
+                 JOIN conversations c ON c.id = r.conversation_id \
+                 JOIN recordings me ON me.id = $1 \
+                 JOIN conversations mine ON mine.id = me.conversation_id \
+                 WHERE c.account_id = mine.account_id AND r.ended_at_ms IS NULL AND r.id <> me.id \
+                 AND (r.created_at_ms < me.created_at_ms \
+                      OR (r.created_at_ms = me.created_at_ms AND r.id < me.id))",
+            )
+            .bind(id)
+            .fetch_one(pool)
+            .await?;
+            Ok(u64::try_from(count).unwrap_or(0))
+        })
+    }
+
     /// Marks the moment a recording's first fragment became durable (once).
     pub async fn mark_recording_started(&self, id: &str, now_ms: i64) -> Result<(), MetadataError> {
         with_pool!(self, pool => {
