@@ -127,7 +127,12 @@ async fn a_store_outage_and_a_server_crash_mid_upload_lose_nothing() {
     assert_eq!(status, 503);
     assert_eq!(d.metric("convrec_upload_parts_total").await, Some(0.0));
     s3.restart();
+    let back = std::time::Instant::now();
     wait_for_metric(&d, "convrec_upload_parts_total", 1.0, 90).await;
+    eprintln!(
+        "object store away: the first waiting part stored {:.1} s after the store came back",
+        back.elapsed().as_secs_f64()
+    );
     assert!(
         d.metric("convrec_upload_backlog_bytes").await.unwrap() < 5.0 * 1048576.0,
         "the part left the backlog"
@@ -148,6 +153,9 @@ async fn a_store_outage_and_a_server_crash_mid_upload_lose_nothing() {
     assert_eq!(size, files[0]["bytes"].as_u64().unwrap());
     assert!(size > 5 << 20, "{size} bytes: more than the first part");
     let length = assert_playable(&object, true);
+    eprintln!(
+        "object store away, then a server crash: {size} bytes stored, as acknowledged; {length:.1} s of video"
+    );
     assert!(length > 20.0, "{length} s recorded");
     assert_eq!(s3.unfinished_uploads(), 0, "no upload is left open");
     assert!(

@@ -110,8 +110,10 @@ async fn a_recorder_killed_mid_call_leaves_every_acknowledged_fragment_playable_
     let talking = [d.participant(0, 30.0), d.participant(1, 30.0)];
     d.wait_for_state("STARTED").await;
     let first = d.recording_id().await;
+    let started = Instant::now();
     tokio::time::sleep(Duration::from_secs(5)).await;
     kill_the_recorder(&d);
+    let killed = Instant::now();
 
     // RETRY (the default): the failed recording is finished, and a new one starts.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -123,6 +125,7 @@ async fn a_recorder_killed_mid_call_leaves_every_acknowledged_fragment_playable_
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let recovered = killed.elapsed();
     tokio::time::sleep(Duration::from_secs(4)).await;
     d.end_the_call().await;
     let recordings = d.complete_recordings().await;
@@ -141,6 +144,17 @@ async fn a_recorder_killed_mid_call_leaves_every_acknowledged_fragment_playable_
         .unwrap();
     assert_eq!(recording["endReason"], "ABORT_UNEXPECTED", "{recording}");
     assert_eq!(second["endReason"], "NORMAL", "{second}");
+    let at = |r: &Value, field: &str| r[field].as_i64().unwrap();
+    // docs/reliability.md: what the fault cost.
+    eprintln!(
+        "recorder SIGKILL: {:.1} s recorded before the kill at {:.1} s; the next recording STARTED {:.1} s after it; unrecorded between the two: {:.1} s",
+        (at(recording, "recordingEndTimestamp") - at(recording, "recordingStartTimestamp")) as f64
+            / 1000.0,
+        (killed - started).as_secs_f64(),
+        recovered.as_secs_f64(),
+        (at(second, "recordingStartTimestamp") - at(recording, "recordingEndTimestamp")) as f64
+            / 1000.0
+    );
     for file in second["files"].as_array().unwrap() {
         let length = assert_playable(&d.object(file["objectKey"].as_str().unwrap()), true);
         assert!(length > 1.5, "the second recording: {length} s of about 4");
@@ -554,7 +568,9 @@ async fn after_a_server_crash_a_restart_finishes_what_was_recorded() {
     let mut talking = d.participant(0, 30.0);
     d.wait_for_state("STARTED").await;
     let id = d.recording_id().await;
+    let started = Instant::now();
     tokio::time::sleep(Duration::from_secs(4)).await;
+    let crashed = Instant::now();
     d.crash_and_restart();
     let _ = talking.kill();
     let _ = talking.wait();
@@ -563,12 +579,18 @@ async fn after_a_server_crash_a_restart_finishes_what_was_recorded() {
     let conversation = d.conversation_now().await;
     assert_eq!(conversation["activeInteractions"], json!([]));
     let recordings = d.complete_recordings().await;
+    let recovered = crashed.elapsed();
     assert_eq!(recordings.len(), 1, "{recordings:?}");
     assert_eq!(recordings[0]["id"], id.as_str());
     assert_eq!(recordings[0]["endReason"], "ABORT_SYSTEM", "{}", d.log());
     let files = recordings[0]["files"].as_array().unwrap();
     assert_eq!(files.len(), 1);
     let length = assert_playable(&d.object(files[0]["objectKey"].as_str().unwrap()), true);
+    eprintln!(
+        "server SIGKILL: {length:.1} s of video kept of {:.1} s recorded before the crash; restarted and the recording COMPLETE {:.1} s after the crash",
+        (crashed - started).as_secs_f64(),
+        recovered.as_secs_f64()
+    );
     assert!(length > 2.0, "{length} s survived of about 4 s");
     assert_ne!(d.state().await, "STARTED");
 }

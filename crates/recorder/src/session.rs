@@ -402,7 +402,20 @@ impl RecorderSession {
         if !p.finished {
             p.finished = true;
             match &mut p.recorder {
-                Some(recorder) => recorder.finish(now),
+                Some(recorder) => {
+                    recorder.finish(now);
+                    // What the publication's file lost on its way in, for the operator.
+                    let stats = recorder.stats();
+                    tracing::info!(
+                        samples = stats.samples_written,
+                        dropped_late = stats.timeline.dropped_late,
+                        dropped_waiting_for_key_frame = stats.timeline.dropped_waiting_for_keyframe,
+                        dropped_invalid = stats.timeline.dropped_invalid,
+                        key_frame_requests = stats.timeline.keyframe_requests,
+                        source_changes = stats.timeline.source_changes,
+                        "publication file finished"
+                    );
+                }
                 None => {
                     if let Some(c) = &mut self.composed {
                         c.file.end_source(p.source);

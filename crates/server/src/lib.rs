@@ -50,6 +50,10 @@ pub struct ServerConfig {
     /// The UDP address of the SFU (all media; port 0: any free port). `None`: the HTTP
     /// address's IP with a free port.
     pub media_listen: Option<SocketAddr>,
+    /// The address peers reach the media port at, when it is not the one bound (a 1:1 NAT: a
+    /// cloud instance's public IP, a port forward); advertised as the ICE host candidate.
+    /// `None`: the bound address.
+    pub media_advertise: Option<SocketAddr>,
     /// The URL recorders reach the server at (`identifier.recordingEntryPointBaseUrl`).
     /// `None`: `http://` + the listening address.
     pub public_url: Option<String>,
@@ -253,8 +257,14 @@ impl Server {
                 source,
             })?;
         let media_addr = media_socket.local_addr().map_err(ServerError::Serve)?;
+        let advertised = config.media_advertise.unwrap_or(media_addr);
+        if advertised.ip().is_unspecified() || advertised.port() == 0 {
+            return Err(ServerError::Config(format!(
+                "the advertised media address {advertised} must name an IP and a port peers reach (--media-advertise or CONVREC_MEDIA_ADVERTISE)"
+            )));
+        }
         let (room, room_events) =
-            driver::spawn(media_socket, Room::new(media_addr)).map_err(ServerError::Serve)?;
+            driver::spawn(media_socket, Room::new(advertised)).map_err(ServerError::Serve)?;
         let storage = match &config.object_store_url {
             Some(url) => Storage::remote(&config.data_dir, url)?,
             None => Storage::local(&config.data_dir)?,

@@ -30,6 +30,7 @@ impl Api {
             database_url: database.as_ref().map(|d| d.url()),
             object_store_url: None,
             media_listen: None,
+            media_advertise: None,
             public_url: None,
             // Recording stays off in these tests: no recorder is launched.
             recorder_program: "/bin/false".into(),

@@ -1,6 +1,8 @@
 //! Helpers shared by convrec's tests: the real ffprobe and ffmpeg (a test that needs them fails,
 //! never skips, when they are missing) and the fixtures directory.
 
+pub mod faults;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -111,6 +111,7 @@ async fn one_run(deployment: &LocalDeployment, publishers: u32) -> anyhow::Resul
                 seconds: 600.0,
                 screen_share: false,
                 video: super::fixtures::Video::Small,
+                reconnect_after: None,
             }))
         })
         .collect();

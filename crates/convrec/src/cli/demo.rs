@@ -115,6 +115,7 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<Value> {
             seconds: args.seconds,
             screen_share: args.screen_share && n == 0,
             video: args.video,
+            reconnect_after: None,
         })
     });
     let reports = futures_util::future::try_join_all(talks).await?;

@@ -29,21 +29,26 @@ pub enum Video {
     /// moments instead of the tone (a clap-and-flash for checking A/V sync).
     #[value(name = "flash")]
     Flash,
+    /// 1280x720 for 2 s, then 320x240 for 4 s, and again (a shared window being resized):
+    /// the resolution changes mid-stream, each time at a key frame with new parameter sets.
+    #[value(name = "resizing")]
+    Resizing,
 }
 
 /// The embedded video as access units.
 pub fn video(which: Video) -> Vec<AccessUnit> {
-    access_units(match which {
-        Video::Small => VIDEO,
-        Video::Hd => VIDEO_720P,
-        Video::Flash => FLASH,
-    })
+    match which {
+        Video::Small => access_units(VIDEO),
+        Video::Hd => access_units(VIDEO_720P),
+        Video::Flash => access_units(FLASH),
+        Video::Resizing => [access_units(VIDEO_720P), access_units(VIDEO)].concat(),
+    }
 }
 
 /// The embedded audio that goes with `which` as Opus packets.
 pub fn audio(which: Video) -> anyhow::Result<Vec<Vec<u8>>> {
     let file = match which {
-        Video::Small | Video::Hd => AUDIO,
+        Video::Small | Video::Hd | Video::Resizing => AUDIO,
         Video::Flash => CLAP,
     };
     Ok(read_ogg_opus(file)?.packets)

@@ -40,6 +40,7 @@ impl LocalDeployment {
             database_url: None,
             object_store_url: None,
             media_listen: None,
+            media_advertise: None,
             public_url: None,
             recorder_program: std::env::current_exe()
                 .context("cannot find this program to launch recorders with")?,

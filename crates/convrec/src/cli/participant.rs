@@ -41,16 +41,22 @@ pub struct ParticipantArgs {
     /// The embedded video to send.
     #[arg(long, value_enum, default_value_t = fixtures::Video::Small)]
     pub video: fixtures::Video,
+    /// After this many seconds, end the call publication and publish again in a new session
+    /// (new SSRCs), as a client does after a network change [default: never].
+    #[arg(long)]
+    pub reconnect_after: Option<f64>,
 }
 
 /// What a participant did.
 #[derive(Debug, Clone)]
 pub struct ParticipantReport {
-    /// Its call publication.
+    /// Its (first) call publication.
     pub publication: String,
+    /// The call publications it made after reconnecting.
+    pub later_publications: Vec<String>,
     /// Its screen-share publication.
     pub screen_publication: Option<String>,
-    /// What its call publication sent.
+    /// What its call publications sent.
     pub stats: PlayStats,
     /// How long its call publication's media flowed.
     pub published_for: Duration,
@@ -61,12 +67,17 @@ pub fn run(args: ParticipantArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let report = runtime.block_on(participate(args))?;
     eprintln!(
-        "published {} for {:.1} s: {} video frames, {} audio packets, {} key-frame requests answered",
+        "published {} for {:.1} s: {} video frames, {} audio packets, {} key-frame requests answered{}",
         report.publication,
         report.published_for.as_secs_f64(),
         report.stats.video_frames,
         report.stats.audio_packets,
-        report.stats.keyframe_requests
+        report.stats.keyframe_requests,
+        report
+            .later_publications
+            .iter()
+            .map(|p| format!("; reconnected as {p}"))
+            .collect::<String>()
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -83,14 +94,21 @@ pub async fn participate(args: ParticipantArgs) -> anyhow::Result<ParticipantRep
     let length = Duration::from_secs_f64(args.seconds);
     let conversation = &args.conversation;
     let call = join_or_start(&api, conversation, "calls", "CALL", "AUDIO_VIDEO").await?;
-    let camera = Publishing::start(
-        &api,
-        conversation,
-        &format!("/v1/conversations/{conversation}/calls/{call}/whip"),
-        &[MediaKind::Audio, MediaKind::Video],
-        args.video,
-    )
-    .await?;
+    // The call publication's sessions: one, or two around a reconnection.
+    let sessions = match args.reconnect_after {
+        Some(after) if !(after.is_finite() && after > 0.0 && after < args.seconds) => {
+            anyhow::bail!(
+                "--reconnect-after must be more than 0 and less than --seconds ({}), not {after}",
+                args.seconds
+            )
+        }
+        Some(after) => vec![
+            Duration::from_secs_f64(after),
+            length - Duration::from_secs_f64(after),
+        ],
+        None => vec![length],
+    };
+    let whip = format!("/v1/conversations/{conversation}/calls/{call}/whip");
     let screen = if args.screen_share {
         let layer = join_or_start(
             &api,
@@ -114,26 +132,47 @@ pub async fn participate(args: ParticipantArgs) -> anyhow::Result<ParticipantRep
         None
     };
     let started = Instant::now();
-    let (camera_result, screen_result) = tokio::join!(camera.play(length), async {
+    let camera = async {
+        let mut locations = Vec::new();
+        let mut stats = PlayStats::default();
+        for session in sessions {
+            let camera = Publishing::start(
+                &api,
+                conversation,
+                &whip,
+                &[MediaKind::Audio, MediaKind::Video],
+                args.video,
+            )
+            .await?;
+            let played = camera.play(session).await;
+            api.delete(&camera.location).await?;
+            camera.release_relay().await;
+            let played = played?;
+            stats.video_frames += played.video_frames;
+            stats.audio_packets += played.audio_packets;
+            stats.keyframe_requests += played.keyframe_requests;
+            locations.push(last_segment(&camera.location));
+        }
+        anyhow::Ok((locations, stats))
+    };
+    let (camera_result, screen_result) = tokio::join!(camera, async {
         match &screen {
             Some(s) => Some(s.play(length).await),
             None => None,
         }
     });
     let published_for = started.elapsed();
-    let camera_location = camera.location.clone();
-    api.delete(&camera_location).await?;
-    camera.release_relay().await;
     if let Some(s) = &screen {
         api.delete(&s.location).await?;
         s.release_relay().await;
     }
-    let stats = camera_result?;
+    let (mut publications, stats) = camera_result?;
     if let Some(r) = screen_result {
         r?;
     }
     Ok(ParticipantReport {
-        publication: last_segment(&camera_location),
+        publication: publications.remove(0),
+        later_publications: publications,
         screen_publication: screen.map(|s| last_segment(&s.location)),
         stats,
         published_for,

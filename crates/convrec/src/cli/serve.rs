@@ -20,8 +20,8 @@ use convrec_server::{Server, ServerConfig};
 pub struct ServeArgs {
     /// A TOML config file (keys: listen, data_dir, node_id, node_url, node_lease_secs,
     /// database.url, object_store.url, turn.url, turn.force_relay, webhooks.allow, webhooks.deny,
-    /// object_store.part_size_mib, object_store.max_backlog_mib, media_listen, public_url,
-    /// recorder_command, limits.max_body_kib, limits.max_connections,
+    /// object_store.part_size_mib, object_store.max_backlog_mib, media_listen, media_advertise,
+    /// public_url, recorder_command, limits.max_body_kib, limits.max_connections,
     /// limits.failed_auth_per_minute, limits.recordings_per_account).
     #[arg(long, env = "CONVREC_CONFIG")]
     config: Option<PathBuf>,
@@ -67,6 +67,11 @@ pub struct ServeArgs {
     /// free port). Must be the IP peers reach.
     #[arg(long, env = "CONVREC_MEDIA_LISTEN")]
     media_listen: Option<SocketAddr>,
+    /// The address peers reach the media port at when it is not the one bound (a 1:1 NAT: a
+    /// cloud instance's public IP, a port forward); it is advertised as the ICE candidate
+    /// [default: the bound address].
+    #[arg(long, env = "CONVREC_MEDIA_ADVERTISE")]
+    media_advertise: Option<SocketAddr>,
     /// The URL recorders reach this server at (identifier.recordingEntryPointBaseUrl);
     /// required when listening on a wildcard address.
     #[arg(long, env = "CONVREC_PUBLIC_URL")]
@@ -122,6 +127,7 @@ struct ConfigFile {
     database: Option<DatabaseSection>,
     object_store: Option<ObjectStoreSection>,
     media_listen: Option<SocketAddr>,
+    media_advertise: Option<SocketAddr>,
     public_url: Option<String>,
     recorder_command: Option<String>,
     turn: Option<TurnSection>,
@@ -239,6 +245,7 @@ impl ServeArgs {
                 self.node_lease_secs.or(file.node_lease_secs),
             )?,
             media_listen: self.media_listen.or(file.media_listen),
+            media_advertise: self.media_advertise.or(file.media_advertise),
             public_url,
             recorder_program: std::env::current_exe()
                 .context("cannot find this program to launch recorders with")?,
