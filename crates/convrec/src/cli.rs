@@ -6,6 +6,7 @@ pub mod bench_ready;
 pub mod demo;
 pub mod fixtures;
 pub mod inspect;
+pub mod loadtest;
 pub mod local;
 pub mod participant;
 pub mod recorder;

@@ -29,6 +29,9 @@ enum Command {
     Participant(cli::participant::ParticipantArgs),
     /// Measure call start → recorder ready over repeated calls (docs/benchmarks.md).
     BenchReady(cli::bench_ready::BenchReadyArgs),
+    /// Run rounds of N concurrent recorded calls on this machine and report, per N, what
+    /// each recorder uses, fragment acknowledgement latency and media missing from the files.
+    Loadtest(cli::loadtest::LoadtestArgs),
     /// Measure composing a call's video against ffmpeg on the same inputs (docs/benchmarks.md).
     BenchCompose(cli::bench_compose::BenchComposeArgs),
 }
@@ -49,6 +52,7 @@ fn main() -> std::process::ExitCode {
         Command::Recorder(a) => cli::recorder::run(a),
         Command::Participant(a) => cli::participant::run(a),
         Command::BenchReady(a) => cli::bench_ready::run(a),
+        Command::Loadtest(a) => cli::loadtest::run(a),
         Command::BenchCompose(a) => cli::bench_compose::run(a),
     };
     match result {

@@ -105,3 +105,33 @@ fn bench_ready_measures_start_to_recorder_ready_against_a_process_start() {
         "ready {ready} ms, process start {process} ms"
     );
 }
+
+/// `loadtest` runs its rounds of recorded calls and reports what each round measured: one
+/// recorder per call, their CPU and memory, acknowledgement latency, media missing from files.
+#[test]
+fn loadtest_reports_each_round_of_recorded_calls() {
+    let out = convrec()
+        .args(["loadtest", "--calls", "1,2", "--seconds", "4", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rounds = result["rounds"].as_array().unwrap();
+    assert_eq!(rounds.len(), 2, "{result}");
+    for (round, calls) in rounds.iter().zip([1, 2]) {
+        assert_eq!(round["calls"], calls, "{round}");
+        assert_eq!(round["recorders"], calls, "one recorder per call: {round}");
+        assert_eq!(round["recordingsComplete"], calls, "{round}");
+        assert!(round["recorderCpuPercent"]["mean"].as_f64().unwrap() > 0.0);
+        assert!(round["recorderPeakMiB"]["max"].as_f64().unwrap() > 1.0);
+        // Two participants' files a call, each acknowledged block by block.
+        assert!(round["fragmentAckSeconds"]["count"].as_f64().unwrap() >= 4.0 * calls as f64);
+        assert!(round["fragmentAckSeconds"]["p99"].as_f64().unwrap() > 0.0);
+        assert!(round["missingVideoFrames"].is_u64(), "{round}");
+        assert!(round["missingAudioPackets"].is_u64(), "{round}");
+    }
+}

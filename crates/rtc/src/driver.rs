@@ -236,12 +236,32 @@ async fn run<E: Endpoint>(
     }
 }
 
+/// The receive buffer asked of the kernel for each media socket. The default (about 200 KiB on
+/// Linux) overflows when one SFU port takes dozens of sessions' bursts at once: at 30 recorded
+/// calls on one machine the kernel dropped thousands of datagrams (`RcvbufErrors`). The kernel
+/// caps it at `net.core.rmem_max`.
+const RECEIVE_BUFFER: usize = 4 << 20;
+
 /// Reads `socket` in a task of its own, passing (local, source, bytes) on.
 fn listen(
     socket: UdpSocket,
     arrived: mpsc::Sender<(SocketAddr, SocketAddr, Vec<u8>)>,
 ) -> std::io::Result<(Arc<UdpSocket>, tokio::task::JoinHandle<()>)> {
     let local = socket.local_addr()?;
+    let buffer = socket2::SockRef::from(&socket);
+    if let Err(e) = buffer.set_recv_buffer_size(RECEIVE_BUFFER) {
+        tracing::warn!(error = %e, "cannot enlarge a media socket's receive buffer");
+    }
+    // Linux reports twice what it grants (its bookkeeping); below the ask means rmem_max.
+    if let Ok(granted) = buffer.recv_buffer_size()
+        && granted < RECEIVE_BUFFER
+    {
+        tracing::info!(
+            granted,
+            asked = RECEIVE_BUFFER,
+            "the kernel caps media socket receive buffers (raise net.core.rmem_max for many calls on one port)"
+        );
+    }
     let socket = Arc::new(socket);
     let reader = Arc::clone(&socket);
     let task = tokio::spawn(async move {

@@ -225,7 +225,11 @@ async fn wait_for_state(
     }
 }
 
-async fn wait_for_recordings(api: &ApiClient, conversation_id: &str) -> anyhow::Result<Vec<Value>> {
+/// The recordings of a conversation, once every one is COMPLETE.
+pub(super) async fn wait_for_recordings(
+    api: &ApiClient,
+    conversation_id: &str,
+) -> anyhow::Result<Vec<Value>> {
     let deadline = Instant::now() + WAIT;
     loop {
         let list = api
