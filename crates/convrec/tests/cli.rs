@@ -83,18 +83,20 @@ fn inspect_of_a_missing_or_foreign_file_is_a_clear_error() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("corrupt at byte 0"));
 }
 
-#[test]
-fn bench_ready_measures_start_to_recorder_ready_against_a_process_start() {
-    let out = convrec()
-        .args(["bench-ready", "--runs", "2", "--publishers", "1"])
-        .output()
-        .unwrap();
+/// Runs `convrec ARGS`, which must succeed, and reads the JSON it prints.
+fn json_of(args: &[&str]) -> serde_json::Value {
+    let out = convrec().args(args).output().expect("convrec runs");
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_slice(&out.stdout).expect("convrec prints JSON")
+}
+
+#[test]
+fn bench_ready_measures_start_to_recorder_ready_against_a_process_start() {
+    let result = json_of(&["bench-ready", "--runs", "2", "--publishers", "1"]);
     assert_eq!(result["runs"], 2);
     assert_eq!(result["publishers"], 1);
     let ready = result["startToRecorderReadyMs"]["median"].as_f64().unwrap();
@@ -110,16 +112,7 @@ fn bench_ready_measures_start_to_recorder_ready_against_a_process_start() {
 /// recorder per call, their CPU and memory, acknowledgement latency, media missing from files.
 #[test]
 fn loadtest_reports_each_round_of_recorded_calls() {
-    let out = convrec()
-        .args(["loadtest", "--calls", "1,2", "--seconds", "4", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let result = json_of(&["loadtest", "--calls", "1,2", "--seconds", "4", "--json"]);
     let rounds = result["rounds"].as_array().unwrap();
     assert_eq!(rounds.len(), 2, "{result}");
     for (round, calls) in rounds.iter().zip([1, 2]) {
