@@ -233,3 +233,26 @@ async fn past_the_connection_limit_a_client_waits_for_a_place() {
     assert_eq!(status, 200);
     assert!(open_connections(&get_on(&mut open[0], "/metrics")) <= 16.0);
 }
+
+/// Behind a reverse proxy the operator trusts, clients are told apart by `X-Forwarded-For`:
+/// one that guesses is refused, another behind the same proxy is not.
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_client_is_counted_apart() {
+    let (_dir, _server, base) = server(&[
+        ("CONVREC_MAX_FAILED_AUTH_PER_MINUTE", "2"),
+        ("CONVREC_TRUSTED_PROXIES", "127.0.0.1"),
+    ]);
+    let http = reqwest::Client::new();
+    let from = |client: &'static str, key: &str| {
+        http.post(format!("{base}/v1/accounts"))
+            .bearer_auth(key)
+            .header("x-forwarded-for", client)
+            .json(&json!({"name": "bank"}))
+            .send()
+    };
+    for _ in 0..2 {
+        assert_eq!(from("198.51.100.7", "guess").await.unwrap().status(), 401);
+    }
+    assert_eq!(from("198.51.100.7", ADMIN_KEY).await.unwrap().status(), 429);
+    assert_eq!(from("198.51.100.8", ADMIN_KEY).await.unwrap().status(), 201);
+}

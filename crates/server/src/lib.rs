@@ -303,7 +303,7 @@ impl Server {
             upload_settings: config.upload,
             cluster: cluster::Membership::new(node_url, config.cluster.lease),
             turn: config.turn.clone(),
-            limits: config.limits,
+            limits: config.limits.clone(),
             failed_auth: std::sync::Mutex::new(limits::FailedAuthentications::new(
                 config.limits.failed_auth_per_minute,
                 limits::FAILED_AUTH_WINDOW,

@@ -9,7 +9,10 @@
 //! request of that client is answered 429 with `Retry-After` until its window ends, so keys
 //! and tokens cannot be guessed at speed. Behind another node of the deployment the client is
 //! the one that node saw: forwarding nodes name it in [`FORWARDED_FOR`] with a proof made with
-//! the deployment's shared key, so a client cannot name itself someone else.
+//! the deployment's shared key, so a client cannot name itself someone else. Behind a reverse
+//! proxy the operator trusts ([`Limits::trusted_proxies`]), the client is the nearest address in
+//! `X-Forwarded-For` that is not one of those proxies: without that, every client would share
+//! the proxy's address, and one guesser would lock everyone out.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -28,6 +31,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::AppState;
 use crate::api::error::ApiError;
+use crate::destinations::IpRange;
+
+/// The header reverse proxies name the client in.
+const X_FORWARDED_FOR: &str = "x-forwarded-for";
 
 /// The header a forwarding node names the client in.
 pub const FORWARDED_FOR: &str = "x-convrec-forwarded-for";
@@ -42,7 +49,7 @@ pub const FAILED_AUTH_WINDOW: Duration = Duration::from_secs(60);
 const MAX_TRACKED_CLIENTS: usize = 100_000;
 
 /// The limits of a server. See the [module docs](self).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     /// The largest request body, in bytes.
     pub max_body_bytes: usize,
@@ -52,6 +59,8 @@ pub struct Limits {
     pub failed_auth_per_minute: u32,
     /// Recordings of one account running at once (across the nodes sharing the database).
     pub recordings_per_account: u32,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (none by default).
+    pub trusted_proxies: Vec<IpRange>,
 }
 
 impl Default for Limits {
@@ -61,6 +70,7 @@ impl Default for Limits {
             max_connections: 4096,
             failed_auth_per_minute: 20,
             recordings_per_account: 200,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -224,10 +234,44 @@ fn client_of(app: &AppState, request: &Request) -> Option<IpAddr> {
     {
         return Some(client);
     }
-    request
+    let peer = request
         .extensions()
         .get::<ConnectInfo<ClientAddr>>()
-        .map(|c| c.0.0.ip())
+        .map(|c| c.0.0.ip())?;
+    let forwarded: Vec<&str> = headers
+        .get_all(X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    Some(client_behind_proxies(
+        peer,
+        &forwarded,
+        &app.limits.trusted_proxies,
+    ))
+}
+
+/// The client of a connection from `peer` whose request carries `X-Forwarded-For` values
+/// `forwarded`: walking back from the peer through the proxies the operator trusts, the first
+/// address that is not one of them (the nearest hop nobody trusted could have made up).
+pub fn client_behind_proxies(peer: IpAddr, forwarded: &[&str], trusted: &[IpRange]) -> IpAddr {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|r| r.contains(ip));
+    let mut client = peer;
+    let hops = forwarded
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect::<Vec<_>>();
+    for hop in hops.into_iter().rev() {
+        if !is_trusted(client) {
+            break;
+        }
+        match hop.parse::<IpAddr>() {
+            Ok(ip) => client = ip,
+            // Garbage where an address should be: the last hop we could read is the client.
+            Err(_) => break,
+        }
+    }
+    client
 }
 
 /// The peer address of a connection accepted by a [`LimitedListener`].
@@ -386,6 +430,29 @@ mod tests {
         table.record_failure(ip("::ffff:198.51.100.1"), now);
         table.record_failure(ip("198.51.100.1"), now);
         assert!(table.refusal(ip("198.51.100.1"), now).is_some());
+    }
+
+    #[test]
+    fn behind_trusted_proxies_the_client_is_the_nearest_untrusted_hop() {
+        let proxies: Vec<IpRange> = ["10.0.0.0/8", "::1"]
+            .iter()
+            .map(|r| r.parse().expect("a range"))
+            .collect();
+        let client = |peer: &str, forwarded: &[&str]| {
+            client_behind_proxies(ip(peer), forwarded, &proxies).to_string()
+        };
+        // No proxy in front: the peer, whatever the header says.
+        assert_eq!(client("203.0.113.5", &["198.51.100.1"]), "203.0.113.5");
+        // One trusted proxy.
+        assert_eq!(client("10.0.0.2", &["198.51.100.1"]), "198.51.100.1");
+        // A client that forges the header gets the address its first trusted proxy saw.
+        assert_eq!(
+            client("10.0.0.2", &["1.2.3.4, 198.51.100.1", "10.0.0.3"]),
+            "198.51.100.1"
+        );
+        // A trusted proxy without the header, or garbage in it: the last readable hop.
+        assert_eq!(client("::1", &[]), "::1");
+        assert_eq!(client("10.0.0.2", &["not-an-ip"]), "10.0.0.2");
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub struct ServeArgs {
     /// database.url, object_store.url, turn.url, turn.force_relay, webhooks.allow, webhooks.deny,
     /// object_store.part_size_mib, object_store.max_backlog_mib, media_listen, media_advertise,
     /// public_url, recorder_command, limits.max_body_kib, limits.max_connections,
-    /// limits.failed_auth_per_minute, limits.recordings_per_account).
+    /// limits.failed_auth_per_minute, limits.recordings_per_account, trusted_proxies).
     #[arg(long, env = "CONVREC_CONFIG")]
     config: Option<PathBuf>,
     /// Address of the HTTP API (port 0: any free port) [default: 127.0.0.1:8080].
@@ -113,6 +113,10 @@ pub struct ServeArgs {
     /// recording's attempts fail and follow its retry settings [default: 200].
     #[arg(long, env = "CONVREC_MAX_RECORDINGS_PER_ACCOUNT")]
     max_recordings_per_account: Option<u64>,
+    /// Reverse proxies in front of the server whose X-Forwarded-For names the client (for the
+    /// failed-authentication limit), comma-separated ADDRESS[/PREFIX] [default: none].
+    #[arg(long, env = "CONVREC_TRUSTED_PROXIES")]
+    trusted_proxies: Option<String>,
 }
 
 /// The config file's keys (SPEC §7): the same settings as the flags.
@@ -133,6 +137,7 @@ struct ConfigFile {
     turn: Option<TurnSection>,
     webhooks: Option<WebhooksSection>,
     limits: Option<LimitsSection>,
+    trusted_proxies: Option<Vec<String>>,
 }
 
 /// `[limits]` of the config file.
@@ -300,6 +305,11 @@ impl ServeArgs {
                         .or(limits.recordings_per_account),
                     1..=100_000,
                     Limits::default().recordings_per_account.into(),
+                )?,
+                trusted_proxies: ranges(
+                    "trusted_proxies (--trusted-proxies)",
+                    self.trusted_proxies,
+                    file.trusted_proxies,
                 )?,
             },
         })
