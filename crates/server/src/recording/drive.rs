@@ -286,9 +286,9 @@ async fn launch(
             return Err((Failure::Crashed, "account_limit"));
         }
         Ok(_) => {}
+        // Not knowing the count is no reason to lose a compliance recording: it goes ahead.
         Err(e) => {
-            tracing::error!(recording = %recording_id, error = %e, "cannot count the account's running recordings");
-            return Err(storage);
+            tracing::warn!(recording = %recording_id, error = %e, "cannot count the account's running recordings; starting this one anyway");
         }
     }
     // The store check: the recording's spool directory can be made.
