@@ -226,6 +226,45 @@ async fn a_conversation_has_one_running_recording_at_a_time() {
     }
 }
 
+/// The per-account queue of running recordings: a recording counts those of its account that
+/// are running and older than it (by creation, then id), never other accounts' or ended ones.
+#[tokio::test]
+async fn running_recordings_are_counted_per_account_oldest_first() {
+    for dir in TestDatabase::each() {
+        let db = open(&dir).await;
+        let (bank, insurer) = (
+            db.create_account("Bank", 0).await.unwrap(),
+            db.create_account("Insurer", 0).await.unwrap(),
+        );
+        let mut recordings = Vec::new();
+        for (account, at) in [(&bank, 10), (&bank, 20), (&insurer, 5), (&bank, 30)] {
+            let conversation = db
+                .create_conversation(account, None, "topic", 0)
+                .await
+                .unwrap();
+            recordings.push(
+                db.create_recording(&conversation, "AUDIO", "RAW_TRACKS", "AUTOMATIC", "n1", at)
+                    .await
+                    .unwrap(),
+            );
+        }
+        let ahead = |n: usize| db.running_recordings_ahead_of(&recordings[n]);
+        assert_eq!(ahead(0).await.unwrap(), 0, "the oldest runs first");
+        assert_eq!(ahead(1).await.unwrap(), 1);
+        assert_eq!(ahead(2).await.unwrap(), 0, "another account's queue");
+        assert_eq!(ahead(3).await.unwrap(), 2);
+        db.end_recording(&recordings[0], "NORMAL", 40)
+            .await
+            .unwrap();
+        assert_eq!(
+            ahead(3).await.unwrap(),
+            1,
+            "an ended recording leaves the queue"
+        );
+        assert_eq!(ahead(1).await.unwrap(), 0);
+    }
+}
+
 #[tokio::test]
 async fn deleting_a_conversation_deletes_what_belongs_to_it() {
     for dir in TestDatabase::each() {
