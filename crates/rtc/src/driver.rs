@@ -252,9 +252,12 @@ fn listen(
     if let Err(e) = buffer.set_recv_buffer_size(RECEIVE_BUFFER) {
         tracing::warn!(error = %e, "cannot enlarge a media socket's receive buffer");
     }
-    // Linux reports twice what it grants (its bookkeeping); below the ask means rmem_max.
+    // Linux reports twice what it grants (its bookkeeping); below the ask means rmem_max. Said
+    // once per process: every socket would say the same.
+    static TOLD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     if let Ok(granted) = buffer.recv_buffer_size()
         && granted < RECEIVE_BUFFER
+        && !TOLD.swap(true, std::sync::atomic::Ordering::Relaxed)
     {
         tracing::info!(
             granted,
