@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 # Debian packages the tests use: ffmpeg/ffprobe (every written file is checked with them),
 # chromium (a browser participant is recorded), nasm (OpenH264's assembly, from step 6 on),
 # postgresql (the metadata store's second engine, step 7) and coturn (the TURN relay media can
-# be forced through, step 7). Installed only when missing.
+# be forced through, step 7) and openssl (keys made the way an operator makes them open
+# encrypted recordings, step 8). Installed only when missing.
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo=sudo
 missing=()
@@ -16,6 +17,7 @@ command -v chromium >/dev/null || missing+=(chromium)
 command -v nasm >/dev/null || missing+=(nasm)
 { command -v pg_ctlcluster && command -v psql && command -v pg_dump; } >/dev/null || missing+=(postgresql)
 command -v turnserver >/dev/null || missing+=(coturn)
+command -v openssl >/dev/null || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   $sudo apt-get update -qq

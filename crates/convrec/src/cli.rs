@@ -3,9 +3,11 @@
 pub mod api_client;
 pub mod bench_compose;
 pub mod bench_ready;
+pub mod decrypt;
 pub mod demo;
 pub mod fixtures;
 pub mod inspect;
+pub mod keygen;
 pub mod loadtest;
 pub mod local;
 pub mod participant;

@@ -20,6 +20,12 @@ enum Command {
     /// Report tracks, durations, fragments, key frames, A/V offset, gaps and the index of an
     /// fMP4 file; exits non-zero with the byte offset where a damaged file breaks.
     Inspect(cli::inspect::InspectArgs),
+    /// Turn a recording file encrypted for the account's public key back into its fMP4, checking
+    /// every chunk; exits non-zero when the file was cut short or altered.
+    Decrypt(cli::decrypt::DecryptArgs),
+    /// Make a key pair for encryption at rest: the private key into a file, the public key
+    /// printed (to set as conversation.recording.encryptionPublicKey).
+    Keygen(cli::keygen::KeygenArgs),
     /// Run the server on its data directory (SQLite metadata, local storage), or as one node
     /// of several sharing a PostgreSQL database and an object store.
     Serve(Box<cli::serve::ServeArgs>),
@@ -48,6 +54,8 @@ fn main() -> std::process::ExitCode {
     let result = match args.command {
         Command::Demo(a) => cli::demo::run(a),
         Command::Inspect(a) => cli::inspect::run(a),
+        Command::Decrypt(a) => cli::decrypt::run(a),
+        Command::Keygen(a) => cli::keygen::run(a),
         Command::Serve(a) => cli::serve::run(*a),
         Command::Recorder(a) => cli::recorder::run(a),
         Command::Participant(a) => cli::participant::run(a),

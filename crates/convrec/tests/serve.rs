@@ -118,7 +118,8 @@ fn a_bad_listen_address_database_url_store_or_node_name_is_a_clear_error() {
         config.to_str().unwrap(),
     ]));
     assert!(
-        stderr.contains("database.url (--database-url) must be a postgres:// or postgresql:// URL"),
+        stderr
+            .contains("database.url (--database-url): must be a postgres:// or postgresql:// URL"),
         "{stderr}"
     );
     // An object store of a kind convrec does not know.
@@ -147,7 +148,7 @@ fn a_bad_listen_address_database_url_store_or_node_name_is_a_clear_error() {
     ]));
     assert!(
         stderr.contains(
-            "object_store.part_size_mib (--part-size-mib) cannot be 2; allowed: 5 to 5120"
+            "object_store.part_size_mib (--part-size-mib): cannot be 2; allowed: 5 to 5120"
         ),
         "{stderr}"
     );
@@ -168,8 +169,9 @@ fn a_bad_listen_address_database_url_store_or_node_name_is_a_clear_error() {
             .arg(dir.path().join("data")),
     );
     assert!(
-        stderr
-            .contains("node_lease_secs (--node-lease-secs) cannot be 1; allowed: 2 to 300 seconds"),
+        stderr.contains(
+            "node_lease_secs (--node-lease-secs): cannot be 1; allowed: 2 to 300 seconds"
+        ),
         "{stderr}"
     );
     let stderr = serve_fails(
@@ -179,17 +181,17 @@ fn a_bad_listen_address_database_url_store_or_node_name_is_a_clear_error() {
             .arg(dir.path().join("data")),
     );
     assert!(
-        stderr.contains("node_url (--node-url) cannot be 'ftp://x'"),
+        stderr.contains("node_url (--node-url): cannot be 'ftp://x'"),
         "{stderr}"
     );
     for (args, error) in [
         (
             &["--force-relay"][..],
-            "turn.force_relay (--force-relay) needs a relay: set turn.url (--turn-url)",
+            "turn.force_relay (--force-relay): needs a relay: set turn.url (--turn-url)",
         ),
         (
             &["--turn-url", "turn:127.0.0.1:3478"][..],
-            "turn.url (--turn-url) needs the secret shared with the relay in CONVREC_TURN_SECRET",
+            "turn.url (--turn-url): needs the secret shared with the relay in CONVREC_TURN_SECRET",
         ),
         (
             &["--webhook-allow", "127.0.0.1,10.0.0.0/33"][..],
@@ -260,7 +262,8 @@ fn a_config_file_sets_what_flags_and_the_environment_do_not() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("identifier.recordingEntryPointBaseUrl (--public-url) cannot be 'ftp://x'"),
+        stderr
+            .contains("identifier.recordingEntryPointBaseUrl (--public-url): cannot be 'ftp://x'"),
         "{stderr}"
     );
 }

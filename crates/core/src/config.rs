@@ -58,6 +58,9 @@ pub enum ValueKind {
     Url,
     /// Any non-empty text.
     Text,
+    /// A PEM public key recordings are encrypted for (`convrec_seal::RecipientKey`), or `null`
+    /// for none.
+    PublicKey,
 }
 
 /// One property of the table.
@@ -224,6 +227,13 @@ pub const PROPERTIES: &[Property] = &[
         doc: "Clients show that the conversation is being recorded.",
     },
     Property {
+        name: "conversation.recording.encryptionPublicKey",
+        scopes: &[Scope::Account],
+        kind: ValueKind::PublicKey,
+        default: "null",
+        doc: "Recordings are encrypted as they stream, each file with a fresh key wrapped for this PEM public key (X25519, or RSA of 2048 to 8192 bits); the server never holds the private key (docs/security.md). null: stored as recorded.",
+    },
+    Property {
         name: "identifier.recordingEntryPointBaseUrl",
         scopes: &[Scope::Immutable],
         kind: ValueKind::Url,
@@ -307,6 +317,15 @@ pub fn check_value(kind: ValueKind, value: &Value) -> Result<(), String> {
                     .is_some_and(|(_, rest)| !rest.is_empty())
         }),
         ValueKind::Text => value.as_str().is_some_and(|t| !t.trim().is_empty()),
+        ValueKind::PublicKey => match value {
+            Value::Null => true,
+            Value::String(pem) => {
+                return convrec_seal::RecipientKey::from_pem(pem)
+                    .map(|_| ())
+                    .map_err(|e| format!("{}; this one: {e}", allowed_values(kind)));
+            }
+            _ => false,
+        },
     };
     if valid {
         Ok(())
@@ -375,6 +394,7 @@ pub fn allowed_values(kind: ValueKind) -> String {
         ),
         ValueKind::Url => "an absolute http:// or https:// URL".to_owned(),
         ValueKind::Text => "non-empty text".to_owned(),
+        ValueKind::PublicKey => "a PEM public key ('-----BEGIN PUBLIC KEY-----'), X25519 or RSA of 2048 to 8192 bits, or null for none".to_owned(),
     }
 }
 
@@ -463,6 +483,8 @@ pub struct RecordingSettings {
     pub frame_rate: u32,
     /// Composed video bitrate, bits per second.
     pub video_bitrate: u32,
+    /// The PEM public key files are encrypted for, if any.
+    pub encryption_public_key: Option<String>,
 }
 
 impl RecordingSettings {
@@ -508,6 +530,7 @@ impl RecordingSettings {
                 .unwrap_or((1280, 720)),
             frame_rate: number("recordingFrameRate"),
             video_bitrate: number("recordingVideoBitrate").saturating_mul(1000),
+            encryption_public_key: get("encryptionPublicKey").as_str().map(str::to_owned),
         }
     }
 }
@@ -717,7 +740,7 @@ mod tests {
     fn every_default_is_an_allowed_value() {
         for p in PROPERTIES {
             let default: Value = serde_json::from_str(p.default).expect(p.name);
-            if default.is_null() {
+            if default.is_null() && p.kind != ValueKind::PublicKey {
                 assert!(p.scopes == [Scope::Immutable], "{} needs a default", p.name);
             } else {
                 assert_eq!(check_value(p.kind, &default), Ok(()), "{}", p.name);

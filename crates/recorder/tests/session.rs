@@ -205,7 +205,7 @@ async fn record_two_publications(
                 publication_id,
             } => {
                 let spool =
-                    SpoolFile::create(&dir.path().join(format!("file-{file}.mp4"))).unwrap();
+                    SpoolFile::create(&dir.path().join(format!("file-{file}.mp4")), None).unwrap();
                 spools.insert(file, (publication_id, spool));
             }
             FromRecorder::Block { file, seq, bytes } => {

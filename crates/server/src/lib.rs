@@ -6,6 +6,7 @@
 pub mod api;
 pub mod auth;
 pub mod cluster;
+pub mod config_file;
 pub mod destinations;
 pub mod grants;
 pub mod limits;

@@ -146,7 +146,7 @@ impl PartPlan {
 }
 
 /// Where a part of the bytes `available` ends: at the first block boundary (the start of a
-/// `moof` or `mfra` box) at least `part_size` bytes on, or at `available.end` (the spool's
+/// `moof` or `mfra` box, or of a sealed file's `cvrc` chunk) at least `part_size` bytes on, or at `available.end` (the spool's
 /// durable end is always a block boundary). `box_at(offset)` tells the length and type of the
 /// box at an offset; a box that cannot be read cuts the part at `part_size` (a file the plan
 /// cannot walk is still uploaded whole, just not at block boundaries).
@@ -164,7 +164,8 @@ pub fn part_end(
         let Some((length, kind)) = box_at(at) else {
             return wanted;
         };
-        if at >= wanted && (&kind == b"moof" || &kind == b"mfra") {
+        if at >= wanted && (&kind == b"moof" || &kind == b"mfra" || kind == convrec_seal::CHUNK_BOX)
+        {
             return at;
         }
         if length < 8 {

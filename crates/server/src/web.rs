@@ -35,6 +35,11 @@ const FILES: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../../web/convrec.js"),
     ),
+    (
+        "sealed.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../web/sealed.js"),
+    ),
 ];
 
 const HTML: &str = "text/html; charset=utf-8";

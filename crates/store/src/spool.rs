@@ -11,12 +11,18 @@
 //! After a crash, [`SpoolFile::recover`] cuts the file back to the end of its last whole block (a
 //! torn write of the block being appended when power went is discarded: it was never
 //! acknowledged), so appending can go on.
+//!
+//! A spool file created with a [`Sealer`] (the account set a public key) is encrypted as it is
+//! written: each block, once checked, is sealed as one chunk (`convrec_seal`), and
+//! [`SpoolFile::close`] marks the end of a file that has no index. Only the process that created
+//! it holds its data key: a sealed file recovered after a crash takes no more blocks.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use convrec_media::layout::{BlockKind, LayoutError, classify_block, parse_box_header};
+use convrec_seal::{ChunkKind, SealError, Sealer};
 use thiserror::Error;
 
 /// A block was made durable.
@@ -70,6 +76,20 @@ pub enum SpoolError {
         /// Its sequence number.
         seq: u64,
     },
+    /// The block could not be sealed.
+    #[error("block {seq} could not be sealed: {source}")]
+    Seal {
+        /// Its sequence number.
+        seq: u64,
+        /// Why.
+        source: SealError,
+    },
+    /// A sealed file recovered after a crash: its data key died with the process.
+    #[error("block {seq} refused: the file is sealed and its data key was lost in a restart")]
+    KeyLost {
+        /// Its sequence number.
+        seq: u64,
+    },
 }
 
 /// What recovery found in a spool file.
@@ -83,6 +103,8 @@ pub struct Recovery {
     pub discarded_bytes: u64,
     /// The file ends with its index.
     pub finished: bool,
+    /// The file is sealed (encrypted).
+    pub sealed: bool,
 }
 
 /// One recording file in the spool. See the [module docs](self).
@@ -93,11 +115,16 @@ pub struct SpoolFile {
     len: u64,
     next_seq: u64,
     finished: bool,
+    /// Blocks are sealed (encrypted).
+    sealed: bool,
+    /// The file's sealer; `None` for a plain file, or a sealed one recovered after a crash.
+    sealer: Option<Sealer>,
 }
 
 impl SpoolFile {
-    /// Creates a new, empty spool file (it must not exist) and makes its directory entry durable.
-    pub fn create(path: &Path) -> Result<Self, SpoolError> {
+    /// Creates a new, empty spool file (it must not exist) and makes its directory entry durable;
+    /// with a `sealer`, its blocks are encrypted.
+    pub fn create(path: &Path, sealer: Option<Sealer>) -> Result<Self, SpoolError> {
         let io = io_error(path);
         let file = OpenOptions::new()
             .read(true)
@@ -112,6 +139,8 @@ impl SpoolFile {
             len: 0,
             next_seq: 0,
             finished: false,
+            sealed: sealer.is_some(),
+            sealer,
         })
     }
 
@@ -124,7 +153,8 @@ impl SpoolFile {
             .open(path)
             .map_err(io)?;
         let file_len = file.metadata().map_err(io)?.len();
-        let (blocks, durable_len, finished) = whole_blocks(&file, file_len).map_err(io)?;
+        let walk = whole_blocks(&file, file_len).map_err(io)?;
+        let (blocks, durable_len, finished) = (walk.blocks, walk.durable, walk.finished);
         if durable_len < file_len {
             file.set_len(durable_len).map_err(io)?;
             file.sync_all().map_err(io)?;
@@ -134,6 +164,7 @@ impl SpoolFile {
             durable_len,
             discarded_bytes: file_len - durable_len,
             finished,
+            sealed: walk.sealed,
         };
         let spool = Self {
             file,
@@ -141,6 +172,8 @@ impl SpoolFile {
             len: durable_len,
             next_seq: blocks,
             finished,
+            sealed: walk.sealed,
+            sealer: None,
         };
         Ok((spool, recovery))
     }
@@ -178,16 +211,58 @@ impl SpoolFile {
                 });
             }
         }
-        let io = io_error(&self.path);
-        self.file.write_all_at(block, self.len).map_err(io)?;
-        self.file.sync_data().map_err(io)?;
-        self.len += block.len() as u64;
+        let finished = kind == BlockKind::Index;
+        let chunk = match (self.sealed, &mut self.sealer) {
+            (false, _) => None,
+            (true, None) => return Err(SpoolError::KeyLost { seq }),
+            (true, Some(sealer)) => {
+                let kind = if finished {
+                    ChunkKind::LastBlock
+                } else {
+                    ChunkKind::Block
+                };
+                Some(
+                    sealer
+                        .seal(kind, block)
+                        .map_err(|source| SpoolError::Seal { seq, source })?,
+                )
+            }
+        };
+        self.write(chunk.as_deref().unwrap_or(block))?;
         self.next_seq += 1;
-        self.finished = kind == BlockKind::Index;
+        self.finished = finished;
         Ok(Ack {
             seq,
             durable_len: self.len,
         })
+    }
+
+    /// Ends the file: a sealed file without its index gets an end mark, so that a reader can
+    /// tell it ended here from a file cut short. Nothing for a plain file, an empty one, or one
+    /// that already ended. Returns the durable length.
+    pub fn close(&mut self) -> Result<u64, SpoolError> {
+        let seq = self.next_seq;
+        if let Some(sealer) = self.sealer.as_mut().filter(|s| !s.is_ended() && seq > 0) {
+            let mark = sealer
+                .seal(ChunkKind::EndMark, &[])
+                .map_err(|source| SpoolError::Seal { seq, source })?;
+            self.write(&mark)?;
+        }
+        Ok(self.len)
+    }
+
+    /// Appends `bytes` at the durable end and makes them durable.
+    fn write(&mut self, bytes: &[u8]) -> Result<(), SpoolError> {
+        let io = io_error(&self.path);
+        self.file.write_all_at(bytes, self.len).map_err(io)?;
+        self.file.sync_data().map_err(io)?;
+        self.len += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Whether the file is sealed (encrypted).
+    pub fn is_sealed(&self) -> bool {
+        self.sealed
     }
 
     /// Durable bytes.
@@ -224,9 +299,32 @@ fn io_error(path: &Path) -> impl Fn(std::io::Error) -> SpoolError + Copy + '_ {
     }
 }
 
-/// Walks the file's top-level boxes: (whole blocks, their length, ends with the index).
-fn whole_blocks(file: &File, file_len: u64) -> std::io::Result<(u64, u64, bool)> {
-    let (mut blocks, mut durable, mut offset) = (0u64, 0u64, 0u64);
+/// What walking a spool file's top-level boxes found.
+struct Walk {
+    /// Whole blocks.
+    blocks: u64,
+    /// Bytes up to the end of the last whole block (or end mark).
+    durable: u64,
+    /// It ends with its index.
+    finished: bool,
+    /// It is sealed.
+    sealed: bool,
+    /// A sealed file that ends with an end mark.
+    end_marked: bool,
+}
+
+/// Walks the file's top-level boxes: a plain file is `ftyp`+`moov`, then `moof`+`mdat` blocks,
+/// then perhaps `mfra`; a sealed one is `cvrh`+`cvrc`, then one `cvrc` per block, the final one
+/// saying so in its first byte.
+fn whole_blocks(file: &File, file_len: u64) -> std::io::Result<Walk> {
+    let mut walk = Walk {
+        blocks: 0,
+        durable: 0,
+        finished: false,
+        sealed: false,
+        end_marked: false,
+    };
+    let mut offset = 0u64;
     let mut expected: &[&[u8; 4]] = &[b"ftyp", b"moov"];
     let mut position = 0;
     while offset < file_len {
@@ -240,22 +338,49 @@ fn whole_blocks(file: &File, file_len: u64) -> std::io::Result<(u64, u64, bool)>
         if b.to_end {
             break;
         }
-        if &b.box_type == b"mfra" && position == 0 && blocks > 0 {
-            return Ok((blocks + 1, b.end(), true));
+        if offset == 0 && &b.box_type == b"cvrh" {
+            walk.sealed = true;
+            expected = &[b"cvrh", b"cvrc"];
+        }
+        if !walk.sealed && &b.box_type == b"mfra" && position == 0 && walk.blocks > 0 {
+            walk.blocks += 1;
+            walk.durable = b.end();
+            walk.finished = true;
+            return Ok(walk);
         }
         if expected.get(position) != Some(&&b.box_type) {
             break;
         }
         position += 1;
         offset = b.end();
-        if position == expected.len() {
-            blocks += 1;
-            durable = offset;
-            expected = &[b"moof", b"mdat"];
-            position = 0;
+        if position < expected.len() {
+            continue;
         }
+        position = 0;
+        if !walk.sealed {
+            walk.blocks += 1;
+            walk.durable = offset;
+            expected = &[b"moof", b"mdat"];
+            continue;
+        }
+        // A chunk's first byte says what it holds (a sealed file's boxes have 8-byte headers).
+        let kind = (n > 8).then(|| ChunkKind::from_byte(header[8])).flatten();
+        match kind {
+            Some(ChunkKind::Block) => walk.blocks += 1,
+            Some(ChunkKind::LastBlock) => {
+                walk.blocks += 1;
+                walk.finished = true;
+            }
+            Some(ChunkKind::EndMark) => walk.end_marked = true,
+            None => break,
+        }
+        walk.durable = offset;
+        if walk.finished || walk.end_marked {
+            return Ok(walk);
+        }
+        expected = &[b"cvrc"];
     }
-    Ok((blocks, durable, false))
+    Ok(walk)
 }
 
 /// Makes a new directory entry durable.

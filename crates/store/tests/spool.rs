@@ -1,8 +1,14 @@
 //! The spool with real recording blocks: every acknowledged block is on disk and the file plays;
 //! bad, misplaced and missing blocks are refused without touching the file; a torn write after a
-//! crash is cut off and appending goes on.
+//! crash is cut off and appending goes on. Sealed (encrypted) spools hold no plaintext, open to the
+//! blocks they took, and recover to whole chunks.
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers fail the test by panicking"
+)]
 
 use convrec_media::inspect::inspect;
+use convrec_seal::{OpenError, OpeningKey, Scheme, Sealer, open_all};
 use convrec_store::spool::{SpoolError, SpoolFile};
 use convrec_testkit::*;
 use proptest::prelude::*;
@@ -26,7 +32,7 @@ fn acknowledged_blocks_are_on_disk_and_the_file_plays() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("rec.mp4");
     let blocks = blocks();
-    let mut spool = SpoolFile::create(&path).unwrap();
+    let mut spool = SpoolFile::create(&path, None).unwrap();
     let mut expected_len = 0;
     for (seq, block) in blocks.iter().enumerate() {
         let ack = spool.append(seq as u64, block).unwrap();
@@ -48,7 +54,7 @@ fn acknowledged_blocks_are_on_disk_and_the_file_plays() {
     );
     // Creating over an existing recording is refused.
     assert!(matches!(
-        SpoolFile::create(&path),
+        SpoolFile::create(&path, None),
         Err(SpoolError::Io { .. })
     ));
 }
@@ -58,7 +64,7 @@ fn bad_misplaced_and_missing_blocks_are_refused_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("rec.mp4");
     let blocks = blocks();
-    let mut spool = SpoolFile::create(&path).unwrap();
+    let mut spool = SpoolFile::create(&path, None).unwrap();
     let err = spool.append(0, &blocks[1]).unwrap_err();
     assert!(
         err.to_string()
@@ -124,7 +130,7 @@ fn a_torn_write_is_cut_off_on_recovery_and_appending_goes_on() {
     let path = dir.path().join("rec.mp4");
     let blocks = blocks();
     {
-        let mut spool = SpoolFile::create(&path).unwrap();
+        let mut spool = SpoolFile::create(&path, None).unwrap();
         for (seq, block) in blocks.iter().enumerate().take(3) {
             spool.append(seq as u64, block).unwrap();
         }
@@ -184,6 +190,94 @@ proptest! {
         prop_assert_eq!(std::fs::read(&path).unwrap(), &file[..boundary]);
         if whole > 0 {
             prop_assert!(inspect(std::fs::File::open(&path).unwrap()).is_ok());
+        }
+    }
+}
+
+/// A spool file sealed for a fresh X25519 key, and the key.
+fn sealed_spool(path: &std::path::Path) -> (SpoolFile, OpeningKey) {
+    let key = OpeningKey::generate(Scheme::X25519).unwrap();
+    let sealer = Sealer::new(key.recipient()).unwrap();
+    (SpoolFile::create(path, Some(sealer)).unwrap(), key)
+}
+
+#[test]
+fn a_sealed_spool_holds_no_plaintext_and_opens_to_the_file_that_plays() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rec.mp4");
+    let blocks = blocks();
+    let (mut spool, key) = sealed_spool(&path);
+    for (seq, block) in blocks.iter().enumerate() {
+        let ack = spool.append(seq as u64, block).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), ack.durable_len);
+    }
+    assert!(spool.is_finished() && spool.is_sealed());
+    // The index is the final chunk: closing adds nothing.
+    assert_eq!(spool.close().unwrap(), spool.len());
+    let sealed = std::fs::read(&path).unwrap();
+    assert!(
+        !sealed
+            .windows(4)
+            .any(|w| w == b"moof" || w == b"mdat" || w == b"avc1")
+    );
+    let (plain, opened) = open_all(&key, &sealed);
+    assert_eq!(opened.outcome, Ok(()));
+    assert_eq!(plain, blocks.concat());
+    let opened_path = dir.path().join("opened.mp4");
+    std::fs::write(&opened_path, plain).unwrap();
+    assert_eq!(ffmpeg_decode_errors(&opened_path), "");
+    let (_, recovery) = SpoolFile::recover(&path).unwrap();
+    assert!(recovery.sealed && recovery.finished);
+    assert_eq!(recovery.blocks, blocks.len() as u64);
+}
+
+#[test]
+fn a_sealed_file_without_its_index_ends_with_a_mark_and_a_recovered_one_takes_no_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rec.mp4");
+    let blocks = blocks();
+    let (mut spool, key) = sealed_spool(&path);
+    for (seq, block) in blocks.iter().enumerate().take(3) {
+        spool.append(seq as u64, block).unwrap();
+    }
+    let before = spool.len();
+    assert!(spool.close().unwrap() > before, "the end mark is written");
+    let (plain, opened) = open_all(&key, &std::fs::read(&path).unwrap());
+    assert_eq!(opened.outcome, Ok(()));
+    assert_eq!(plain, blocks[..3].concat());
+    let (mut recovered, recovery) = SpoolFile::recover(&path).unwrap();
+    assert_eq!((recovery.blocks, recovery.finished), (3, false));
+    assert_eq!(recovery.discarded_bytes, 0);
+    let err = recovered.append(3, &blocks[3]).unwrap_err();
+    assert!(matches!(err, SpoolError::KeyLost { seq: 3 }), "{err}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// A sealed spool cut anywhere recovers to its last whole chunk; that opens to the blocks
+    /// before the cut, which play, and says the file was cut short.
+    #[test]
+    fn a_sealed_spool_cut_anywhere_recovers_to_whole_chunks(cut_per_mille in 0u64..=1000) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rec.mp4");
+        let blocks = blocks();
+        let (mut spool, key) = sealed_spool(&path);
+        let mut ends = Vec::new();
+        for (seq, block) in blocks.iter().enumerate() {
+            ends.push(spool.append(seq as u64, block).unwrap().durable_len);
+        }
+        let file = std::fs::read(&path).unwrap();
+        let cut = file.len() as u64 * cut_per_mille / 1000;
+        std::fs::write(&path, &file[..cut as usize]).unwrap();
+        let (spool, recovery) = SpoolFile::recover(&path).unwrap();
+        let whole = ends.iter().filter(|&&end| end <= cut).count();
+        prop_assert_eq!(recovery.blocks, whole as u64);
+        prop_assert_eq!(spool.len(), if whole == 0 { 0 } else { ends[whole - 1] });
+        let (plain, opened) = open_all(&key, &std::fs::read(&path).unwrap());
+        prop_assert_eq!(plain, blocks[..whole].concat());
+        if whole < blocks.len() && whole > 0 {
+            prop_assert_eq!(opened.outcome, Err(OpenError::Truncated { chunks: whole as u64 }));
         }
     }
 }

@@ -18,8 +18,18 @@ pub struct InspectArgs {
 
 /// Runs `inspect`: exit 0 with a report, 1 when the file is damaged (with the byte offset).
 pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
-    let file = std::fs::File::open(&args.file)
+    let mut file = std::fs::File::open(&args.file)
         .with_context(|| format!("cannot open {}", args.file.display()))?;
+    let mut start = [0u8; 8];
+    if std::io::Read::read_exact(&mut file, &mut start).is_ok() && convrec_seal::is_sealed(&start) {
+        eprintln!(
+            "convrec: {}: the file is encrypted for its account's key; open it first with convrec decrypt --key PRIVATE IN OUT",
+            args.file.display()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    std::io::Seek::rewind(&mut file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
     match inspect(file) {
         Ok(report) => {
             if args.json {

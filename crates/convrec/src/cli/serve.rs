@@ -7,11 +7,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use convrec_server::cluster::ClusterSettings;
-use convrec_server::destinations::{DestinationPolicy, IpRange};
-use convrec_server::limits::Limits;
-use convrec_server::turn::TurnSettings;
-use convrec_server::upload::UploadSettings;
+use convrec_server::config_file::{
+    ConfigFile, DatabaseSection, Environment, LimitsSection, ObjectStoreSection, TurnSection,
+    WebhooksSection, split_ranges,
+};
 use convrec_server::{Server, ServerConfig};
 
 /// Arguments of `convrec serve`. Each flag has an environment variable and a key in the
@@ -119,81 +118,6 @@ pub struct ServeArgs {
     trusted_proxies: Option<String>,
 }
 
-/// The config file's keys (SPEC §7): the same settings as the flags.
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ConfigFile {
-    listen: Option<SocketAddr>,
-    data_dir: Option<PathBuf>,
-    node_id: Option<String>,
-    node_url: Option<String>,
-    node_lease_secs: Option<u64>,
-    database: Option<DatabaseSection>,
-    object_store: Option<ObjectStoreSection>,
-    media_listen: Option<SocketAddr>,
-    media_advertise: Option<SocketAddr>,
-    public_url: Option<String>,
-    recorder_command: Option<String>,
-    turn: Option<TurnSection>,
-    webhooks: Option<WebhooksSection>,
-    limits: Option<LimitsSection>,
-    trusted_proxies: Option<Vec<String>>,
-}
-
-/// `[limits]` of the config file.
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LimitsSection {
-    /// `limits.max_body_kib`.
-    max_body_kib: Option<u64>,
-    /// `limits.max_connections`.
-    max_connections: Option<u64>,
-    /// `limits.failed_auth_per_minute`.
-    failed_auth_per_minute: Option<u64>,
-    /// `limits.recordings_per_account`.
-    recordings_per_account: Option<u64>,
-}
-
-/// `[webhooks]` of the config file.
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct WebhooksSection {
-    /// `webhooks.allow`.
-    allow: Option<Vec<String>>,
-    /// `webhooks.deny`.
-    deny: Option<Vec<String>>,
-}
-
-/// `[turn]` of the config file (the secret only from the environment).
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TurnSection {
-    /// `turn.url`.
-    url: Option<String>,
-    /// `turn.force_relay`.
-    force_relay: Option<bool>,
-}
-
-/// `[database]` of the config file.
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DatabaseSection {
-    /// `database.url`.
-    url: Option<String>,
-}
-
-/// `[object_store]` of the config file.
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ObjectStoreSection {
-    /// `object_store.url`.
-    url: Option<String>,
-    /// `object_store.part_size_mib`.
-    part_size_mib: Option<u64>,
-    /// `object_store.max_backlog_mib`.
-    max_backlog_mib: Option<u64>,
-}
-
 impl ServeArgs {
     /// The settings: flags and environment over the config file over the defaults.
     fn resolve(self) -> anyhow::Result<ServerConfig> {
@@ -201,234 +125,54 @@ impl ServeArgs {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("cannot read the config file {}", path.display()))?;
-                toml::from_str::<ConfigFile>(&text)
+                ConfigFile::parse(&text)
                     .with_context(|| format!("the config file {} is not valid", path.display()))?
             }
             None => ConfigFile::default(),
         };
-        let object_store = file.object_store.unwrap_or_default();
-        let turn = file.turn.unwrap_or_default();
-        let webhooks = file.webhooks.unwrap_or_default();
-        let limits = file.limits.unwrap_or_default();
-        let public_url = self.public_url.or(file.public_url);
-        if let Some(url) = &public_url {
-            let kind = convrec_core::config::ValueKind::Url;
-            convrec_core::config::check_value(kind, &serde_json::Value::from(url.as_str()))
-                .map_err(|allowed| {
-                    anyhow::anyhow!(
-                        "identifier.recordingEntryPointBaseUrl (--public-url) cannot be '{url}'; allowed: {allowed}"
-                    )
-                })?;
-        }
-        Ok(ServerConfig {
-            listen: self
-                .listen
-                .or(file.listen)
-                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080))),
-            data_dir: self
-                .data_dir
-                .or(file.data_dir)
-                .unwrap_or_else(|| PathBuf::from("./convrec-data")),
-            database_url: match self.database_url.or(file.database.and_then(|d| d.url)) {
-                Some(url)
-                    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) =>
-                {
-                    anyhow::bail!(
-                        "database.url (--database-url) must be a postgres:// or postgresql:// URL; leave it out for SQLite in the data directory"
-                    )
-                }
-                url => url,
+        let flags = ConfigFile {
+            listen: self.listen,
+            data_dir: self.data_dir,
+            node_id: self.node_id,
+            node_url: self.node_url,
+            node_lease_secs: self.node_lease_secs,
+            database: DatabaseSection {
+                url: self.database_url,
             },
-            object_store_url: self.object_store_url.or(object_store.url),
-            upload: upload_settings(
-                self.part_size_mib.or(object_store.part_size_mib),
-                self.max_backlog_mib.or(object_store.max_backlog_mib),
-            )?,
-            node_id: self.node_id.or(file.node_id),
-            cluster: cluster_settings(
-                self.node_url.or(file.node_url),
-                self.node_lease_secs.or(file.node_lease_secs),
-            )?,
-            media_listen: self.media_listen.or(file.media_listen),
-            media_advertise: self.media_advertise.or(file.media_advertise),
-            public_url,
+            object_store: ObjectStoreSection {
+                url: self.object_store_url,
+                part_size_mib: self.part_size_mib,
+                max_backlog_mib: self.max_backlog_mib,
+            },
+            media_listen: self.media_listen,
+            media_advertise: self.media_advertise,
+            public_url: self.public_url,
+            recorder_command: self.recorder_command,
+            turn: TurnSection {
+                url: self.turn_url,
+                force_relay: self.force_relay.then_some(true),
+            },
+            webhooks: WebhooksSection {
+                allow: self.webhook_allow.as_deref().map(split_ranges),
+                deny: self.webhook_deny.as_deref().map(split_ranges),
+            },
+            limits: LimitsSection {
+                max_body_kib: self.max_body_kib,
+                max_connections: self.max_connections,
+                failed_auth_per_minute: self.max_failed_auth_per_minute,
+                recordings_per_account: self.max_recordings_per_account,
+            },
+            trusted_proxies: self.trusted_proxies.as_deref().map(split_ranges),
+        };
+        // Secrets come from the environment only, never a flag or a file others may read.
+        let env = Environment {
+            bootstrap_admin_key: std::env::var("CONVREC_BOOTSTRAP_ADMIN_KEY").ok(),
+            turn_secret: std::env::var("CONVREC_TURN_SECRET").ok(),
             recorder_program: std::env::current_exe()
                 .context("cannot find this program to launch recorders with")?,
-            // A secret: from the environment only, never a flag or a file others may read.
-            recorder_command: match self.recorder_command.or(file.recorder_command) {
-                Some(command) if command.trim().is_empty() => anyhow::bail!(
-                    "recorder_command (--recorder-command) cannot be empty; leave it out to run recorders as child processes"
-                ),
-                command => command,
-            },
-            bootstrap_admin_key: std::env::var("CONVREC_BOOTSTRAP_ADMIN_KEY").ok(),
-            webhook_destinations: DestinationPolicy {
-                allow: ranges(
-                    "webhooks.allow (--webhook-allow)",
-                    self.webhook_allow,
-                    webhooks.allow,
-                )?,
-                deny: ranges(
-                    "webhooks.deny (--webhook-deny)",
-                    self.webhook_deny,
-                    webhooks.deny,
-                )?,
-            },
-            turn: turn_settings(
-                self.turn_url.or(turn.url),
-                std::env::var("CONVREC_TURN_SECRET").ok(),
-                self.force_relay || turn.force_relay.unwrap_or(false),
-            )?,
-            limits: Limits {
-                max_body_bytes: limit::<usize>(
-                    "limits.max_body_kib (--max-body-kib)",
-                    self.max_body_kib.or(limits.max_body_kib),
-                    64..=65536,
-                    Limits::default().max_body_bytes as u64 >> 10,
-                )? << 10,
-                max_connections: limit(
-                    "limits.max_connections (--max-connections)",
-                    self.max_connections.or(limits.max_connections),
-                    16..=1_000_000,
-                    Limits::default().max_connections as u64,
-                )?,
-                failed_auth_per_minute: limit(
-                    "limits.failed_auth_per_minute (--max-failed-auth-per-minute)",
-                    self.max_failed_auth_per_minute
-                        .or(limits.failed_auth_per_minute),
-                    1..=100_000,
-                    Limits::default().failed_auth_per_minute.into(),
-                )?,
-                recordings_per_account: limit(
-                    "limits.recordings_per_account (--max-recordings-per-account)",
-                    self.max_recordings_per_account
-                        .or(limits.recordings_per_account),
-                    1..=100_000,
-                    Limits::default().recordings_per_account.into(),
-                )?,
-                trusted_proxies: ranges(
-                    "trusted_proxies (--trusted-proxies)",
-                    self.trusted_proxies,
-                    file.trusted_proxies,
-                )?,
-            },
-        })
+        };
+        Ok(flags.over(file).resolve(env)?)
     }
-}
-
-/// A limit's value, checked against its range, or its default; converted to what it counts in.
-fn limit<T: TryFrom<u64>>(
-    setting: &str,
-    value: Option<u64>,
-    allowed: std::ops::RangeInclusive<u64>,
-    default: u64,
-) -> anyhow::Result<T> {
-    let value = value.unwrap_or(default);
-    anyhow::ensure!(
-        allowed.contains(&value),
-        "{setting} cannot be {value}; allowed: {} to {}",
-        allowed.start(),
-        allowed.end()
-    );
-    T::try_from(value).map_err(|_| anyhow::anyhow!("{setting} cannot be {value} on this machine"))
-}
-
-/// Address ranges from a flag (comma-separated) or else the config file's list, checked.
-fn ranges(
-    setting: &str,
-    flag: Option<String>,
-    file: Option<Vec<String>>,
-) -> anyhow::Result<Vec<IpRange>> {
-    let texts: Vec<String> = match flag {
-        Some(list) => list
-            .split(',')
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .map(str::to_owned)
-            .collect(),
-        None => file.unwrap_or_default(),
-    };
-    texts
-        .iter()
-        .map(|t| t.parse().map_err(|why| anyhow::anyhow!("{setting}: {why}")))
-        .collect()
-}
-
-/// The TURN settings, checked: a relay needs its secret, forcing it needs a relay.
-fn turn_settings(
-    url: Option<String>,
-    secret: Option<String>,
-    force_relay: bool,
-) -> anyhow::Result<Option<TurnSettings>> {
-    let Some(url) = url else {
-        anyhow::ensure!(
-            !force_relay,
-            "turn.force_relay (--force-relay) needs a relay: set turn.url (--turn-url)"
-        );
-        return Ok(None);
-    };
-    convrec_server::turn::check_url(&url)
-        .map_err(|why| anyhow::anyhow!("turn.url (--turn-url): {why}"))?;
-    let secret = secret.filter(|s| !s.is_empty()).ok_or_else(|| {
-        anyhow::anyhow!(
-            "turn.url (--turn-url) needs the secret shared with the relay in CONVREC_TURN_SECRET"
-        )
-    })?;
-    Ok(Some(TurnSettings {
-        urls: vec![url],
-        secret,
-        force_relay,
-    }))
-}
-
-/// The cluster settings, checked.
-fn cluster_settings(
-    node_url: Option<String>,
-    node_lease_secs: Option<u64>,
-) -> anyhow::Result<ClusterSettings> {
-    if let Some(url) = &node_url {
-        let kind = convrec_core::config::ValueKind::Url;
-        convrec_core::config::check_value(kind, &serde_json::Value::from(url.as_str())).map_err(
-            |allowed| {
-                anyhow::anyhow!("node_url (--node-url) cannot be '{url}'; allowed: {allowed}")
-            },
-        )?;
-    }
-    let lease = match node_lease_secs {
-        Some(secs @ 2..=300) => std::time::Duration::from_secs(secs),
-        Some(secs) => anyhow::bail!(
-            "node_lease_secs (--node-lease-secs) cannot be {secs}; allowed: 2 to 300 seconds"
-        ),
-        None => ClusterSettings::default().lease,
-    };
-    Ok(ClusterSettings { node_url, lease })
-}
-
-/// The upload settings from MiB figures, checked.
-fn upload_settings(
-    part_size_mib: Option<u64>,
-    max_backlog_mib: Option<u64>,
-) -> anyhow::Result<UploadSettings> {
-    let defaults = UploadSettings::default();
-    let part_size = match part_size_mib {
-        Some(mib @ 5..=5120) => mib << 20,
-        Some(mib) => anyhow::bail!(
-            "object_store.part_size_mib (--part-size-mib) cannot be {mib}; allowed: 5 to 5120 (the part sizes S3 takes)"
-        ),
-        None => defaults.part_size,
-    };
-    let max_backlog = match max_backlog_mib {
-        Some(mib) if mib >= part_size >> 20 && mib <= 1 << 30 => mib << 20,
-        Some(mib) => anyhow::bail!(
-            "object_store.max_backlog_mib (--max-backlog-mib) cannot be {mib}; allowed: from the part size ({} MiB) to 1073741824",
-            part_size >> 20
-        ),
-        None => defaults.max_backlog.max(part_size),
-    };
-    Ok(UploadSettings {
-        part_size,
-        max_backlog,
-    })
 }
 
 /// Runs the server until SIGTERM or Ctrl-C.

@@ -68,6 +68,7 @@ fn change_schema(scope: Scope) -> RefOr<Schema> {
             ValueKind::FilenamePattern | ValueKind::Url | ValueKind::Text => {
                 json!({"type": "string", "minLength": 1})
             }
+            ValueKind::PublicKey => json!({"type": ["string", "null"], "minLength": 1}),
         };
         value["description"] = json!(p.doc);
         properties.insert(p.name.to_owned(), value);

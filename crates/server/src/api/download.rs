@@ -107,7 +107,10 @@ pub async fn download(
         StatusCode::OK
     };
     let h = response.headers_mut();
-    let content_type = mime_type(&recording.recording_type);
+    let content_type = match file.encryption_key_id {
+        Some(_) => SEALED_MIME_TYPE,
+        None => mime_type(&recording.recording_type),
+    };
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
@@ -192,14 +195,26 @@ pub async fn file_name(
             recording_type: &recording.recording_type,
         },
     );
-    if files <= 1 {
-        return Ok(name);
-    }
-    Ok(match name.rsplit_once('.') {
-        Some((stem, extension)) => format!("{stem}-{:03}.{extension}", file.file),
-        None => format!("{name}-{:03}", file.file),
+    let name = if files <= 1 {
+        name
+    } else {
+        match name.rsplit_once('.') {
+            Some((stem, extension)) => format!("{stem}-{:03}.{extension}", file.file),
+            None => format!("{name}-{:03}", file.file),
+        }
+    };
+    // A sealed file is not playable as it is: `convrec decrypt` turns it back into the name.
+    Ok(match file.encryption_key_id {
+        Some(_) => format!("{name}.{SEALED_EXTENSION}"),
+        None => name,
     })
 }
+
+/// The extension a sealed (encrypted) file's name gets after its own.
+pub const SEALED_EXTENSION: &str = "sealed";
+
+/// The MIME type of a sealed (encrypted) file.
+pub const SEALED_MIME_TYPE: &str = "application/octet-stream";
 
 /// `bytes=a-b`, `bytes=a-` or `bytes=-n` of a `total`-byte file, as inclusive bounds.
 fn parse_range(spec: &str, total: u64) -> Option<(u64, u64)> {

@@ -32,6 +32,10 @@ pub struct RecordingFileView {
     started_at: i64,
     /// Whether it ended normally with an `mfra` index.
     indexed: bool,
+    /// The key it is encrypted for (hex SHA-256 of the public key's SubjectPublicKeyInfo), when
+    /// the account set one: open it with `convrec decrypt` or in the history page. `null`: a
+    /// plain fMP4.
+    encryption_key_id: Option<String>,
     /// Absolute URL with a signed, expiring grant: plays in `<video src>` without a header.
     download_link: String,
 }
@@ -118,6 +122,7 @@ pub async fn view(app: &AppState, r: Recording) -> Result<Option<RecordingView>,
             size: f.durable_bytes,
             started_at: f.started_at_ms,
             indexed: f.finished,
+            encryption_key_id: f.encryption_key_id.clone(),
             download_link: super::download::link(app, &r.id, f.file),
         });
     }

@@ -14,6 +14,7 @@ use convrec_core::recorder_protocol::{
     BLOCK_HEADER_LEN, Composition, Frame, FromRecorder, FromServer, MAX_BLOCK, PROTOCOL_VERSION,
     decode_from_recorder,
 };
+use convrec_seal::{RecipientKey, Sealer};
 use convrec_store::metadata::RecordingFile;
 use convrec_store::spool::{SpoolError, SpoolFile};
 use tokio::sync::mpsc;
@@ -58,6 +59,23 @@ pub async fn entry(
         Ok(None) => return ApiError::not_found("recording", &entry.recording_id).into_response(),
         Err(e) => return ApiError::internal(e).into_response(),
     };
+    // An account that set a public key gets every file sealed for it; if that cannot be known,
+    // nothing is recorded in the clear by mistake: the attempt fails and is retried.
+    let recipient = match super::settings(&app, &recording.conversation_id).await {
+        Ok(settings) => match settings
+            .encryption_public_key
+            .as_deref()
+            .map(RecipientKey::from_pem)
+        {
+            None => None,
+            Some(Ok(key)) => Some(key),
+            Some(Err(e)) => {
+                tracing::error!(recording = %recording.id, error = %e, "the account's encryption key cannot be used; not recording");
+                return ApiError::internal(e).into_response();
+            }
+        },
+        Err(e) => return ApiError::internal(e).into_response(),
+    };
     let (link, orders) = mpsc::unbounded_channel();
     let attached = app
         .live
@@ -96,6 +114,7 @@ pub async fn entry(
                 recording_type: recording.recording_type,
                 composed: recording.layout == "COMPOSED",
                 relay,
+                recipient,
                 files: BTreeMap::new(),
                 started: false,
                 joined_at_ms: crate::now_ms(),
@@ -134,6 +153,8 @@ struct Connection {
     composed: bool,
     /// The TURN relay the recorder must use, if any.
     relay: Option<convrec_core::recorder_protocol::TurnRelay>,
+    /// The account's public key: files are sealed for it.
+    recipient: Option<RecipientKey>,
     /// By the recorder's file number.
     files: BTreeMap<u32, SpooledFile>,
     /// A block is durable (the recording is STARTED).
@@ -403,6 +424,16 @@ impl Connection {
             }
         };
         let path = self.app.storage.spool_path(&self.recording_id, stored);
+        let sealer = match self.recipient.as_ref().map(Sealer::new).transpose() {
+            Ok(sealer) => sealer,
+            Err(e) => {
+                tracing::error!(recording = %self.recording_id, error = %e, "cannot seal a file");
+                return Err((
+                    Ending::Storage,
+                    refusal("STORAGE", "the server cannot store the file".into()),
+                ));
+            }
+        };
         let created = tokio::task::spawn_blocking(move || {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir).map_err(|e| SpoolError::Io {
@@ -410,7 +441,7 @@ impl Connection {
                     source: e,
                 })?;
             }
-            SpoolFile::create(&path)
+            SpoolFile::create(&path, sealer)
         })
         .await;
         let spool = match created {
@@ -433,6 +464,7 @@ impl Connection {
             blocks: 0,
             finished: false,
             started_at_ms,
+            encryption_key_id: self.recipient.as_ref().map(RecipientKey::key_id_hex),
         };
         if let Err(e) = self.app.metadata.add_recording_file(&row).await {
             tracing::error!(error = %e, "cannot register a recording file");

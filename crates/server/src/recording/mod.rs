@@ -355,17 +355,24 @@ async fn store_files(
         .set_recording_status(recording_id, "PENDING")
         .await?;
     let mut stored = Vec::new();
-    for f in files {
+    for mut f in files {
         if f.spool.is_empty() {
             f.uploader.abandon();
             continue;
         }
-        let bytes = f.uploader.finish(f.spool.len()).await?;
+        // A sealed file without its index gets its end mark before it is stored.
+        let (f, closed) = tokio::task::spawn_blocking(move || {
+            let closed = f.spool.close();
+            (f, closed)
+        })
+        .await?;
+        let len = closed?;
+        let bytes = f.uploader.finish(len).await?;
         app.metadata
             .set_file_durable(
                 recording_id,
                 f.file,
-                f.spool.len(),
+                len,
                 f.spool.next_seq(),
                 f.spool.is_finished(),
             )
@@ -422,6 +429,13 @@ pub async fn complete(
         .min()
         .or(recording.started_at_ms)
         .unwrap_or(now);
+    let sealed_for: std::collections::HashMap<u32, String> = app
+        .metadata
+        .recording_files(&recording.id)
+        .await?
+        .into_iter()
+        .filter_map(|f| Some((f.file, f.encryption_key_id?)))
+        .collect();
     let entries: Vec<_> = files
         .iter()
         .map(|f| {
@@ -434,6 +448,7 @@ pub async fn complete(
                 "bytes": f.bytes,
                 "fragments": f.fragments,
                 "indexed": f.indexed,
+                "encryptionKeyId": sealed_for.get(&f.file),
             })
         })
         .collect();

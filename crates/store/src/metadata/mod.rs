@@ -608,6 +608,9 @@ pub struct RecordingFile {
     pub finished: bool,
     /// When its publication's recording began (Unix ms).
     pub started_at_ms: i64,
+    /// The key it is sealed for (hex SHA-256 of the public key's SubjectPublicKeyInfo); `None`
+    /// when it is stored as recorded.
+    pub encryption_key_id: Option<String>,
 }
 
 /// Calls, collaboration layers, publications, recordings and their files, and configuration.
@@ -899,8 +902,8 @@ impl Metadata {
     pub async fn add_recording_file(&self, file: &RecordingFile) -> Result<(), MetadataError> {
         with_pool!(self, pool => {
             sqlx::query(
-                "INSERT INTO recording_files (recording_id, file, publication_id, object_key, durable_bytes, blocks, finished, started_at_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                "INSERT INTO recording_files (recording_id, file, publication_id, object_key, durable_bytes, blocks, finished, started_at_ms, encryption_key_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
             .bind(&file.recording_id)
             .bind(i64::from(file.file))
@@ -910,6 +913,7 @@ impl Metadata {
             .bind(i64::try_from(file.blocks).unwrap_or(i64::MAX))
             .bind(file.finished)
             .bind(file.started_at_ms)
+            .bind(&file.encryption_key_id)
             .execute(pool)
             .await?;
             Ok(())
@@ -947,7 +951,7 @@ impl Metadata {
     ) -> Result<Vec<RecordingFile>, MetadataError> {
         with_pool!(self, pool => {
             let rows = sqlx::query(
-                "SELECT recording_id, file, publication_id, object_key, durable_bytes, blocks, finished, started_at_ms \
+                "SELECT recording_id, file, publication_id, object_key, durable_bytes, blocks, finished, started_at_ms, encryption_key_id \
                  FROM recording_files WHERE recording_id = $1 ORDER BY file",
             )
             .bind(recording_id)
@@ -966,6 +970,7 @@ impl Metadata {
                         blocks: u64::try_from(r.try_get::<i64, _>("blocks")?).unwrap_or(0),
                         finished: r.try_get("finished")?,
                         started_at_ms: r.try_get("started_at_ms")?,
+                        encryption_key_id: r.try_get("encryption_key_id")?,
                     })
                 })
                 .collect::<Result<_, _>>()?)
