@@ -12,6 +12,7 @@ pub mod fuzzing;
 pub mod net;
 pub mod relay;
 pub mod room;
+pub mod scenario;
 pub mod synthetic;
 pub mod turn;
 
