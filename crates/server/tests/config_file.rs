@@ -1,5 +1,5 @@
 //! The config file: flags over the file over the defaults, every bad value refused naming its
-//! key and flag, and the fuzz corpus replayed.
+//! key and flag.
 
 use std::path::PathBuf;
 
@@ -80,9 +80,4 @@ fn bad_values_are_refused_naming_the_key_and_the_flag() {
             assert!(matches!(error, ConfigFileError::Parse(_)));
         }
     }
-}
-
-#[test]
-fn config_file_corpus_replays_cleanly() {
-    convrec_testkit::replay_corpus("config_file", convrec_server::config_file::fuzz_config_file);
 }

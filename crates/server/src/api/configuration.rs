@@ -22,14 +22,14 @@ use crate::auth::Caller;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccountConfigurationChange {
-    properties: Map<String, Value>,
+    pub(crate) properties: Map<String, Value>,
 }
 
 /// `PUT /v1/templates/{id}/configuration` body: the TEMPLATE-scope properties to set.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateConfigurationChange {
-    properties: Map<String, Value>,
+    pub(crate) properties: Map<String, Value>,
 }
 
 impl utoipa::PartialSchema for AccountConfigurationChange {

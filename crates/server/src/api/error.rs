@@ -141,29 +141,33 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             Ok(axum::Json(value)) => value,
             Err(rejection) => return Err(json_rejection(rejection)),
         };
-        if let Some(field) = nul_in(&value, "") {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "INVALID_BODY",
-                format!("{field} must not contain the NUL character (U+0000)"),
-            ));
-        }
-        serde_path_to_error::deserialize(value)
-            .map(ApiJson)
-            .map_err(|e| {
-                let at = e.path().to_string();
-                let message = if at == "." {
-                    e.inner().to_string()
-                } else {
-                    format!("{at}: {}", e.inner())
-                };
-                ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "INVALID_BODY",
-                    format!("Failed to deserialize the JSON body into the target type: {message}"),
-                )
-            })
+        typed_body(value).map(ApiJson)
     }
+}
+
+/// A JSON body's value as a `T`, or the [`ApiError`] naming what is wrong: text holding NUL,
+/// then the first field that does not fit.
+pub fn typed_body<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+    if let Some(field) = nul_in(&value, "") {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "INVALID_BODY",
+            format!("{field} must not contain the NUL character (U+0000)"),
+        ));
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let at = e.path().to_string();
+        let message = if at == "." {
+            e.inner().to_string()
+        } else {
+            format!("{at}: {}", e.inner())
+        };
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "INVALID_BODY",
+            format!("Failed to deserialize the JSON body into the target type: {message}"),
+        )
+    })
 }
 
 /// Where in `value` a string (or key) holds U+0000, said as `field 'a.b'` or `the body`.

@@ -8,6 +8,8 @@ pub mod conversations;
 pub mod download;
 pub mod error;
 pub mod events;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod history;
 pub mod interactions;
 pub mod media;
