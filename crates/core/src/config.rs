@@ -58,8 +58,7 @@ pub enum ValueKind {
     Url,
     /// Any non-empty text.
     Text,
-    /// A PEM public key recordings are encrypted for (`convrec_seal::RecipientKey`), or `null`
-    /// for none.
+    /// A PEM public key recordings are encrypted for (`convrec_seal::RecipientKey`).
     PublicKey,
 }
 
@@ -231,7 +230,7 @@ pub const PROPERTIES: &[Property] = &[
         scopes: &[Scope::Account],
         kind: ValueKind::PublicKey,
         default: "null",
-        doc: "Recordings are encrypted as they stream, each file with a fresh key wrapped for this PEM public key (X25519, or RSA of 2048 to 8192 bits); the server never holds the private key (docs/security.md). null: stored as recorded.",
+        doc: "Recordings are encrypted as they stream, each file with a fresh key wrapped for this PEM public key (X25519, or RSA of 2048 to 8192 bits); the server never holds the private key (docs/security.md). Not set: stored as recorded.",
     },
     Property {
         name: "identifier.recordingEntryPointBaseUrl",
@@ -318,7 +317,6 @@ pub fn check_value(kind: ValueKind, value: &Value) -> Result<(), String> {
         }),
         ValueKind::Text => value.as_str().is_some_and(|t| !t.trim().is_empty()),
         ValueKind::PublicKey => match value {
-            Value::Null => true,
             Value::String(pem) => {
                 return convrec_seal::RecipientKey::from_pem(pem)
                     .map(|_| ())
@@ -334,8 +332,8 @@ pub fn check_value(kind: ValueKind, value: &Value) -> Result<(), String> {
     }
 }
 
-/// Checks a whole change for `scope`; returns the (name, JSON value) pairs to store, or the
-/// first error (nothing is stored then).
+/// Checks a whole change for `scope`; returns the (name, JSON value) pairs to store (`null`:
+/// remove the property from the scope), or the first error (nothing is stored then).
 pub fn validate_change(
     scope: Scope,
     properties: &serde_json::Map<String, Value>,
@@ -363,11 +361,14 @@ pub fn validate_change(
                         .join(", "),
                 });
             }
-            check_value(p.kind, value).map_err(|allowed| ConfigError::InvalidValue {
-                name: name.clone(),
-                value: value.to_string(),
-                allowed,
-            })?;
+            // null unsets: the property falls back to the next scope, then its default.
+            if !value.is_null() {
+                check_value(p.kind, value).map_err(|allowed| ConfigError::InvalidValue {
+                    name: name.clone(),
+                    value: value.to_string(),
+                    allowed,
+                })?;
+            }
             Ok((name.clone(), value.to_string()))
         })
         .collect()
@@ -394,7 +395,10 @@ pub fn allowed_values(kind: ValueKind) -> String {
         ),
         ValueKind::Url => "an absolute http:// or https:// URL".to_owned(),
         ValueKind::Text => "non-empty text".to_owned(),
-        ValueKind::PublicKey => "a PEM public key ('-----BEGIN PUBLIC KEY-----'), X25519 or RSA of 2048 to 8192 bits, or null for none".to_owned(),
+        ValueKind::PublicKey => {
+            "a PEM public key ('-----BEGIN PUBLIC KEY-----'), X25519 or RSA of 2048 to 8192 bits"
+                .to_owned()
+        }
     }
 }
 
@@ -438,7 +442,8 @@ pub fn check_filename_pattern(pattern: &str) -> Result<(), String> {
 pub fn resolve(name: &str, scopes: &[&[(String, String)]]) -> Value {
     scopes
         .iter()
-        .find_map(|set| set.iter().find(|(n, _)| n == name))
+        // A null is not set (the store removes it; a change may still hold one).
+        .find_map(|set| set.iter().find(|(n, v)| n == name && v != "null"))
         .and_then(|(_, v)| serde_json::from_str(v).ok())
         .or_else(|| property(name).and_then(|p| serde_json::from_str(p.default).ok()))
         .unwrap_or(Value::Null)
@@ -740,8 +745,13 @@ mod tests {
     fn every_default_is_an_allowed_value() {
         for p in PROPERTIES {
             let default: Value = serde_json::from_str(p.default).expect(p.name);
-            if default.is_null() && p.kind != ValueKind::PublicKey {
-                assert!(p.scopes == [Scope::Immutable], "{} needs a default", p.name);
+            if default.is_null() {
+                // Immutable properties come from the server's settings; no key means none.
+                assert!(
+                    p.scopes == [Scope::Immutable] || p.kind == ValueKind::PublicKey,
+                    "{} needs a default",
+                    p.name
+                );
             } else {
                 assert_eq!(check_value(p.kind, &default), Ok(()), "{}", p.name);
             }

@@ -491,6 +491,19 @@ async fn a_configuration_change_is_validated_whole_and_applied_whole() {
         set["properties"],
         json!({"messenger.recordingEnabled": true})
     );
+    // null unsets a property: it is no longer set in the scope, and falls back to its default.
+    api.ok(
+        "PUT",
+        &path,
+        ADMIN,
+        json!({"properties": {"messenger.recordingEnabled": null, "conversation.recording.recordingType": "AUDIO"}}),
+    )
+    .await;
+    let set = api.ok("GET", &path, ADMIN, Value::Null).await;
+    assert_eq!(
+        set["properties"],
+        json!({"conversation.recording.recordingType": "AUDIO"})
+    );
 }
 
 #[tokio::test]

@@ -53,7 +53,7 @@ impl ToSchema for TemplateConfigurationChange {}
 fn change_schema(scope: Scope) -> RefOr<Schema> {
     let mut properties = Map::new();
     for p in PROPERTIES.iter().filter(|p| p.scopes.contains(&scope)) {
-        let mut value = match p.kind {
+        let value = match p.kind {
             ValueKind::Bool => json!({"type": "boolean"}),
             ValueKind::OneOf(values) => json!({"type": "string", "enum": values}),
             ValueKind::SubsetOf { values, non_empty } => json!({
@@ -68,14 +68,16 @@ fn change_schema(scope: Scope) -> RefOr<Schema> {
             ValueKind::FilenamePattern | ValueKind::Url | ValueKind::Text => {
                 json!({"type": "string", "minLength": 1})
             }
-            ValueKind::PublicKey => json!({"type": ["string", "null"], "minLength": 1}),
+            ValueKind::PublicKey => json!({"type": "string", "minLength": 1}),
         };
+        // null unsets the property in this scope.
+        let mut value = json!({"anyOf": [value, {"type": "null"}]});
         value["description"] = json!(p.doc);
         properties.insert(p.name.to_owned(), value);
     }
     let schema = json!({
         "type": "object",
-        "description": format!("The {} properties to set, by short name (SPEC §2). Validated whole, applied whole.", scope.as_str()),
+        "description": format!("The {} properties to set, by short name (SPEC §2); null unsets one (it falls back to the next scope, then its default). Validated whole, applied whole.", scope.as_str()),
         "required": ["properties"],
         "additionalProperties": false,
         "properties": {

@@ -710,7 +710,8 @@ impl Metadata {
         })
     }
 
-    /// Sets properties in a scope of one account or template, all or none.
+    /// Sets properties in a scope of one account or template, all or none; a `null` value
+    /// removes the property from the scope.
     pub async fn set_properties(
         &self,
         scope: &str,
@@ -720,6 +721,17 @@ impl Metadata {
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             for (property, value) in properties {
+                if value == "null" {
+                    sqlx::query(
+                        "DELETE FROM configuration WHERE scope = $1 AND scope_id = $2 AND property = $3",
+                    )
+                    .bind(scope)
+                    .bind(scope_id)
+                    .bind(property)
+                    .execute(&mut *tx)
+                    .await?;
+                    continue;
+                }
                 sqlx::query(
                     "INSERT INTO configuration (scope, scope_id, property, value) VALUES ($1, $2, $3, $4) \
                      ON CONFLICT (scope, scope_id, property) DO UPDATE SET value = excluded.value",
