@@ -55,7 +55,16 @@ pub enum ClientError {
     /// The local address cannot be an ICE candidate.
     #[error("bad local address: {0}")]
     Address(String),
+    /// An Opus packet too large for one RTP packet.
+    #[error("an audio frame of {0} bytes is over the {MAX_AUDIO_FRAME}-byte limit of one RTP packet")]
+    AudioFrameTooLarge(usize),
 }
+
+/// The largest Opus packet a client sends. RFC 7587 carries one Opus packet per RTP packet;
+/// str0m splits a larger payload over several, which receivers would take for several packets
+/// (found by the `media_path` fuzz target). Encoders at WebRTC's bitrates stay far below it
+/// (128 kbit/s in 20 ms frames: 320 bytes).
+pub const MAX_AUDIO_FRAME: usize = 1000;
 
 /// Where a client's session is reached: its own socket, or a TURN relay's address for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,6 +198,9 @@ impl Client {
         rtp_time: u64,
         data: &[u8],
     ) -> Result<(), ClientError> {
+        if kind == MediaKind::Audio && data.len() > MAX_AUDIO_FRAME {
+            return Err(ClientError::AudioFrameTooLarge(data.len()));
+        }
         let mid = self.mid_of(kind).ok_or(ClientError::NotNegotiated(kind))?;
         let (codec, frequency) = match kind {
             MediaKind::Audio => (Codec::Opus, Frequency::FORTY_EIGHT_KHZ),
