@@ -56,7 +56,9 @@ pub enum ClientError {
     #[error("bad local address: {0}")]
     Address(String),
     /// An Opus packet too large for one RTP packet.
-    #[error("an audio frame of {0} bytes is over the {MAX_AUDIO_FRAME}-byte limit of one RTP packet")]
+    #[error(
+        "an audio frame of {0} bytes is over the {MAX_AUDIO_FRAME}-byte limit of one RTP packet"
+    )]
     AudioFrameTooLarge(usize),
 }
 

@@ -107,10 +107,7 @@ pub async fn download(
         StatusCode::OK
     };
     let h = response.headers_mut();
-    let content_type = match file.encryption_key_id {
-        Some(_) => SEALED_MIME_TYPE,
-        None => mime_type(&recording.recording_type),
-    };
+    let content_type = mime_type(&recording.recording_type, file.encryption_key_id.is_some());
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
@@ -130,9 +127,12 @@ pub async fn download(
     Ok(response.into_response())
 }
 
-/// The MIME type of a recording's files (SPEC §5).
-pub fn mime_type(recording_type: &str) -> &'static str {
-    if recording_type == "AUDIO" {
+/// The MIME type of a recording's files (SPEC §5): `audio/mp4` or `video/mp4`, or
+/// [`SEALED_MIME_TYPE`] for a file sealed for the account's key.
+pub fn mime_type(recording_type: &str, sealed: bool) -> &'static str {
+    if sealed {
+        SEALED_MIME_TYPE
+    } else if recording_type == "AUDIO" {
         "audio/mp4"
     } else {
         "video/mp4"
