@@ -139,6 +139,15 @@ pub fn mime_type(recording_type: &str, sealed: bool) -> &'static str {
     }
 }
 
+/// The MIME type announced for a whole recording (listing, manifest, webhook): sealed when any
+/// of its files is.
+pub fn recording_mime_type(recording: &Recording, files: &[RecordingFile]) -> &'static str {
+    mime_type(
+        &recording.recording_type,
+        files.iter().any(|f| f.encryption_key_id.is_some()),
+    )
+}
+
 /// A download link of a recording's file with a grant valid for [`GRANT_LIFETIME_MS`].
 ///
 /// [`GRANT_LIFETIME_MS`]: crate::grants::GRANT_LIFETIME_MS

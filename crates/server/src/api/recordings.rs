@@ -132,11 +132,7 @@ pub async fn view(app: &AppState, r: Recording) -> Result<Option<RecordingView>,
         .await?;
     Ok(Some(RecordingView {
         file_name: listed.first().map(|f| f.file_name.clone()),
-        mime_type: super::download::mime_type(
-            &r.recording_type,
-            files.iter().any(|f| f.encryption_key_id.is_some()),
-        )
-        .to_owned(),
+        mime_type: super::download::recording_mime_type(&r, &files).to_owned(),
         total_size: files.iter().map(|f| f.durable_bytes).sum(),
         download_links: listed.iter().map(|f| f.download_link.clone()).collect(),
         recording_start_timestamp: started,

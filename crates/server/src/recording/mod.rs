@@ -316,10 +316,7 @@ pub(crate) async fn announce_available(app: &AppState, conversation_id: &str, re
     let fields = json!({
         "conversationId": conversation_id,
         "recordingId": recording_id,
-        "mimeType": crate::api::download::mime_type(
-            &recording.recording_type,
-            files.iter().any(|f| f.encryption_key_id.is_some()),
-        ),
+        "mimeType": crate::api::download::recording_mime_type(&recording, &files),
         "encryptionKeyId": files.iter().find_map(|f| f.encryption_key_id.clone()),
         "totalSize": total,
         "downloadLinks": files
