@@ -12,7 +12,7 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, TcpStream};
 use std::time::Duration;
 
-use common::{KillOnDrop, serve_in};
+use common::{KillOnDrop, entry_point_handshake, serve_in};
 use serde_json::{Value, json};
 
 const ADMIN_KEY: &str = "limits-admin-key-0123456789abcdef";
@@ -43,7 +43,7 @@ async fn new_account(http: &reqwest::Client, base: &str, key: &str) -> reqwest::
 }
 
 /// Past the allowance, every request of that client is refused with 429 and `Retry-After`,
-/// its valid ones too; a refused recorder entry point counts; other clients go on.
+/// its valid ones too; a guessed recorder entry point counts; other clients go on.
 #[tokio::test]
 async fn a_client_that_fails_to_authenticate_too_often_is_refused_for_the_rest_of_the_minute() {
     let (_dir, _server, base) = server(&[("CONVREC_MAX_FAILED_AUTH_PER_MINUTE", "3")]);
@@ -53,15 +53,8 @@ async fn a_client_that_fails_to_authenticate_too_often_is_refused_for_the_rest_o
         assert_eq!(answer.status(), 401, "guess {n}");
     }
     // A recorder's handshake with a guessed entry point.
-    let entry = guesser
-        .get(format!("{base}/recording/entry/not-a-token"))
-        .header("connection", "upgrade")
-        .header("upgrade", "websocket")
-        .header("sec-websocket-version", "13")
-        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
-        .send()
-        .await
-        .unwrap();
+    let entry =
+        entry_point_handshake(&guesser, &format!("{base}/recording/entry/not-a-token")).await;
     assert_eq!(entry.status(), 403);
     assert_eq!(
         entry.json::<Value>().await.unwrap()["code"],

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use common::chromium::Chromium;
 use common::deployment::{ADMIN_KEY, Deployment};
 use common::webhooks::{Receiver, WEBHOOK_SECRET};
-use common::{assert_playable, convrec, finished_participant};
+use common::{assert_playable, convrec, entry_point_handshake, finished_participant};
 use serde_json::{Value, json};
 
 /// SIGKILLs the one recorder the server runs.
@@ -344,7 +344,9 @@ async fn a_command_template_launches_the_recorder_and_metrics_count_what_it_did(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entry_points_are_single_use_secret_and_wrong_ones_are_refused() {
-    let d = Deployment::start(1).await;
+    // Two failed authentications a minute: only guessed entry points count toward them.
+    let d =
+        Deployment::start_with(1, json!({}), &[("CONVREC_MAX_FAILED_AUTH_PER_MINUTE", "2")]).await;
     let recorder = |entry_point: Option<&str>| {
         let mut command = convrec();
         command.arg("recorder").env_remove("CONVREC_ENTRY_POINT");
@@ -379,6 +381,12 @@ async fn entry_points_are_single_use_secret_and_wrong_ones_are_refused() {
     assert!(!String::from_utf8_lossy(&cmdline).contains(&token));
     // Used once already: a second recorder is turned away, and the recording goes on.
     assert!(recorder(Some(&entry_point)).contains("403 Forbidden"));
+    // However often a recorder that was issued its entry point comes back, that is no guess:
+    // its host (here the tests' own address) is not locked out.
+    let issued = format!("{}/recording/entry/{token}", d.base);
+    for _ in 0..5 {
+        assert_eq!(entry_point_handshake(&d.http, &issued).await.status(), 403);
+    }
     finished_participant(talking);
     let recordings = d.complete_recordings().await;
     assert_eq!(recordings[0]["endReason"], "NORMAL");
@@ -387,6 +395,23 @@ async fn entry_points_are_single_use_secret_and_wrong_ones_are_refused() {
     assert!(log.contains("entry point already used"), "{log}");
     assert!(log.contains("unknown entry point"), "{log}");
     assert!(!log.contains(&token), "the token is never logged");
+
+    // Guesses do count: past two in a minute, that address is refused everything.
+    let guessed = format!("{}/recording/entry/not-a-token", d.base);
+    for _ in 0..3 {
+        entry_point_handshake(&d.http, &guessed).await;
+    }
+    let locked = d
+        .http
+        .get(format!(
+            "{}/v1/conversationhistory/{}/getConversationRecordings",
+            d.base, d.conversation
+        ))
+        .bearer_auth(&d.tokens[0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(locked.status(), 429);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

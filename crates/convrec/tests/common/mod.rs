@@ -155,6 +155,19 @@ pub fn wait_for_port(address: &str, program: &str) {
     }
 }
 
+/// A recorder's WebSocket handshake at the entry point `url` (`…/recording/entry/TOKEN`), as
+/// far as the server's answer to it.
+pub async fn entry_point_handshake(http: &reqwest::Client, url: &str) -> reqwest::Response {
+    http.get(url)
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .expect("the server answers a handshake")
+}
+
 /// A child process killed when the test ends, however it ends.
 pub struct KillOnDrop(pub Child);
 

@@ -102,8 +102,9 @@ impl IntoResponse for ApiError {
             message: self.message,
             details: self.details,
         };
-        let failed_authentication =
-            self.status == StatusCode::UNAUTHORIZED || self.code == "ENTRY_POINT_REFUSED";
+        // A refused recorder entry point marks itself (`recording::entry`): only an unknown one
+        // is a guess.
+        let failed_authentication = self.status == StatusCode::UNAUTHORIZED;
         let mut response = (self.status, axum::Json(body)).into_response();
         if failed_authentication {
             response

@@ -15,7 +15,7 @@ use convrec_core::recorder_protocol::{
     decode_from_recorder,
 };
 use convrec_seal::{RecipientKey, Sealer};
-use convrec_store::metadata::RecordingFile;
+use convrec_store::metadata::{EntryPointRefusal, RecordingFile};
 use convrec_store::spool::{SpoolError, SpoolFile};
 use tokio::sync::mpsc;
 
@@ -46,12 +46,21 @@ pub async fn entry(
         Err(refusal) => {
             // The token itself is never logged.
             tracing::warn!(%refusal, "a recorder's entry point was refused");
-            return ApiError::new(
+            let mut response = ApiError::new(
                 StatusCode::FORBIDDEN,
                 "ENTRY_POINT_REFUSED",
                 refusal.to_string(),
             )
             .into_response();
+            // Only a token never issued is a guess. A used or expired one was issued to a
+            // recorder that came twice or late (a launcher's retry, a slow pod); counting those
+            // could lock its host, and every other recorder on it, out of the server.
+            if refusal == EntryPointRefusal::Unknown {
+                response
+                    .extensions_mut()
+                    .insert(crate::limits::FailedAuthentication);
+            }
+            return response;
         }
     };
     let recording = match app.metadata.recording(&entry.recording_id).await {
