@@ -60,7 +60,22 @@ log=$(mktemp)
 trap 'rm -f "$log"; drop_test_databases' EXIT
 cargo test --workspace --locked 2>&1 | tee "$log"
 # The suites that run servers again, each server on a PostgreSQL database of its own (the
-# metadata store's own tests run on both engines in the pass above).
-CONVREC_TEST_DATABASE=postgres cargo test --locked -p convrec -p convrec-server 2>&1 | tee -a "$log"
+# metadata store's own tests run on both engines in the pass above). They are the test binaries
+# of crates/convrec and crates/server the pass above built, run as cargo runs them (from their
+# crate's folder): `cargo test -p` would unify dependency features differently and rebuild.
+server_tests=$(cargo test --workspace --locked --no-run --message-format=json 2>/dev/null | python3 -c '
+import json, os, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    crate = os.path.dirname(m.get("manifest_path", ""))
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"] \
+            and os.path.basename(crate) in ("convrec", "server"):
+        print(crate, m["executable"])
+')
+[ "$(wc -l <<<"$server_tests")" -gt 10 ] || { echo "the PostgreSQL pass found too few test binaries: $server_tests" >&2; exit 1; }
+while read -r crate executable; do
+  echo "PostgreSQL pass: ${executable##*/}"
+  (cd "$crate" && CONVREC_TEST_DATABASE=postgres "$executable") 2>&1 | tee -a "$log"
+done <<<"$server_tests"
 # One closing line for the whole run (cargo prints one per test binary).
 awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, i }' "$log"
