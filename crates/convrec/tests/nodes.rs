@@ -61,6 +61,22 @@ async fn when_a_node_dies_another_takes_over_its_recording_and_the_conversation_
     );
     d.wait_for_state("STARTED").await;
     let first = d.recording_id().await;
+    // A client cannot pass for a node to be served where it lands: B still forwards a request
+    // that names a node without that node's proof (served on B, it would see no running
+    // recording).
+    let forged = d
+        .http
+        .post(format!(
+            "{}/v1/conversations/{}/getRecordingState",
+            d.base, d.conversation
+        ))
+        .bearer_auth(&d.tokens[0])
+        .header("x-convrec-forwarded-by", "node-a")
+        .send()
+        .await
+        .unwrap();
+    let forged: serde_json::Value = forged.json().await.unwrap();
+    assert_eq!(forged["recordingState"], "STARTED", "{forged}");
     let a_log = d.log();
     assert!(
         a_log.contains("recording starts"),

@@ -104,6 +104,26 @@ impl Grants {
         self.check_statement(proof, &forwarded_for(client), crate::now_ms())
     }
 
+    /// The value of a forwarding node's [`FORWARDED_BY`] header: its id and its proof of it,
+    /// valid for [`FORWARD_PROOF_LIFETIME_MS`].
+    ///
+    /// [`FORWARDED_BY`]: crate::cluster::route::FORWARDED_BY
+    pub fn sign_forwarded_by(&self, node_id: &str) -> String {
+        let proof = self.sign_statement(
+            &forwarded_by(node_id),
+            crate::now_ms() + FORWARD_PROOF_LIFETIME_MS,
+        );
+        format!("{node_id} {proof}")
+    }
+
+    /// The node a [`Self::sign_forwarded_by`] value names, if its proof holds: a client cannot
+    /// pass for a node of this deployment.
+    pub fn check_forwarded_by<'a>(&self, value: &'a str) -> Option<&'a str> {
+        let (node_id, proof) = value.rsplit_once(' ')?;
+        self.check_statement(proof, &forwarded_by(node_id), crate::now_ms())
+            .then_some(node_id)
+    }
+
     /// `EXPIRES.MAC` over the statement and its expiry.
     fn sign_statement(&self, statement: &str, expires_ms: i64) -> String {
         format!(
@@ -147,6 +167,10 @@ fn forwarded_for(client: std::net::IpAddr) -> String {
     format!("forwarded-for:{client}")
 }
 
+fn forwarded_by(node_id: &str) -> String {
+    format!("forwarded-by:{node_id}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,6 +194,24 @@ mod tests {
             "a longer life"
         );
         assert!(!grants.check("nonsense", "rec_1", 0, 999));
+        // A forwarding node's name, and only a node's.
+        let by = grants.sign_forwarded_by("node a");
+        assert_eq!(grants.check_forwarded_by(&by), Some("node a"));
+        assert_eq!(grants.check_forwarded_by("node-a"), None, "no proof");
+        let other = Grants::load_or_create(tempfile::tempdir().unwrap().path()).unwrap();
+        assert_eq!(other.check_forwarded_by(&by), None, "another deployment's");
+        let (_, proof) = by.rsplit_once(' ').unwrap();
+        assert_eq!(
+            grants.check_forwarded_by(&format!("node-b {proof}")),
+            None,
+            "renamed"
+        );
+        let for_client = grants.sign_forwarded_for("127.0.0.1".parse().unwrap());
+        assert_eq!(
+            grants.check_forwarded_by(&format!("node-a {for_client}")),
+            None,
+            "a proof of something else"
+        );
         // The same key after a restart.
         let again = Grants::load_or_create(dir.path()).expect("the key");
         assert!(again.check(&grant, "rec_1", 0, 999));

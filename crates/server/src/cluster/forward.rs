@@ -53,7 +53,7 @@ pub async fn forward(app: &AppState, node_id: &str, url: &str, request: Request)
             outgoing = outgoing.header(name, value);
         }
     }
-    if let Ok(me) = HeaderValue::from_str(&app.node_id) {
+    if let Ok(me) = HeaderValue::from_str(&app.grants.sign_forwarded_by(&app.node_id)) {
         outgoing = outgoing.header(FORWARDED_BY, me);
     }
     if let Some(Client(client)) = parts.extensions.get::<Client>().copied() {

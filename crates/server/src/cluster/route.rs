@@ -12,7 +12,8 @@ use convrec_store::metadata::Route;
 use crate::AppState;
 use crate::api::error::ApiError;
 
-/// The header a forwarding node adds, naming itself.
+/// The header a forwarding node adds, naming itself with a proof signed by the deployment's key
+/// ([`crate::grants::Grants::sign_forwarded_by`]).
 pub const FORWARDED_BY: &str = "x-convrec-forwarded-by";
 
 /// What a request is for, as far as routing goes.
@@ -37,7 +38,16 @@ pub fn resource(path: &str) -> Option<Resource<'_>> {
 
 /// Middleware: serves a request here, or forwards it to the node that must serve it.
 pub async fn route(State(app): State<AppState>, request: Request, next: Next) -> Response {
-    if request.headers().contains_key(FORWARDED_BY) {
+    // Only another node's request is served wherever it lands; a client's made-up header is
+    // routed like any request (else it could run a second call on a node that does not host
+    // the conversation, next to the recorded one).
+    let forwarded_by_a_node = request
+        .headers()
+        .get(FORWARDED_BY)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| app.grants.check_forwarded_by(v))
+        .is_some();
+    if forwarded_by_a_node {
         return next.run(request).await;
     }
     let now = crate::now_ms();
