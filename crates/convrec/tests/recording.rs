@@ -20,13 +20,18 @@ use serde_json::{Value, json};
 
 /// SIGKILLs the one recorder the server runs.
 fn kill_the_recorder(d: &Deployment) {
+    signal_the_recorder(d, "-KILL");
+}
+
+/// Sends `signal` (`kill`'s option) to the one recorder the server runs.
+fn signal_the_recorder(d: &Deployment, signal: &str) {
     let recorders = recorder_pids(&d.server);
     assert_eq!(recorders.len(), 1, "one recorder runs: {recorders:?}");
-    let killed = std::process::Command::new("kill")
-        .args(["-KILL", &recorders[0].to_string()])
+    let sent = std::process::Command::new("kill")
+        .args([signal, &recorders[0].to_string()])
         .status()
         .unwrap();
-    assert!(killed.success());
+    assert!(sent.success());
 }
 
 /// The recorder processes the server launched.
@@ -339,6 +344,38 @@ async fn a_command_template_launches_the_recorder_and_metrics_count_what_it_did(
     assert_eq!(
         health,
         json!({"status": "ok", "checks": {"database": "ok", "objectStore": "ok"}})
+    );
+}
+
+/// A recorder that hangs (SIGSTOP) mid-recording and so never finishes its files when the call
+/// ends: after the stop timeout (30 s) it is killed and the recording is finished with
+/// `ABORT_TIMEOUT` from what it had acknowledged, although its connection was still open when
+/// the recording was finished.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorder_that_hangs_on_stop_is_killed_and_what_it_acknowledged_is_stored() {
+    let d = Deployment::start(1).await;
+    let talking = d.participant(0, 8.0);
+    d.wait_for_state("STARTED").await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    signal_the_recorder(&d, "-STOP");
+    finished_participant(talking);
+    let recordings = d.complete_recordings().await;
+    assert_eq!(recordings.len(), 1, "{recordings:?}");
+    assert_eq!(recordings[0]["endReason"], "ABORT_TIMEOUT", "{}", d.log());
+    let manifest = d.manifest(recordings[0]["id"].as_str().unwrap());
+    let files = manifest["files"].as_array().unwrap();
+    assert_eq!(files.len(), 1, "the participant's file: {manifest}");
+    let length = assert_playable(&d.object(files[0]["objectKey"].as_str().unwrap()), true);
+    assert!(length >= 2.0, "{length} s kept");
+    assert!(
+        recorder_pids(&d.server).is_empty(),
+        "the recorder was killed"
+    );
+    assert!(
+        d.log()
+            .contains("outlived the recording's finish handed its files over"),
+        "{}",
+        d.log()
     );
 }
 

@@ -169,6 +169,13 @@ pub struct RunningRecording {
     pub launched: std::time::Instant,
     /// Files its recorders wrote, handed over when their connections ended.
     pub files: Vec<SpooledFile>,
+    /// Given to each recorder connection: one that ends after the recording was finished (its
+    /// recorder hung on stop, or it was still waiting for ready) sends its files here.
+    pub late_files: mpsc::UnboundedSender<Vec<SpooledFile>>,
+    /// Where those files arrive. The task that stores the recording reads it until every
+    /// connection has ended, so no file is left out, or deleted with the spool, for having
+    /// been open when the recording was finished.
+    pub late_files_rx: mpsc::UnboundedReceiver<Vec<SpooledFile>>,
     /// Set when the server is stopping: the end reason to finish it with.
     pub abort_reason: Option<&'static str>,
 }

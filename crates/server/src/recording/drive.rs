@@ -148,6 +148,7 @@ async fn carry_out(
             match created {
                 Ok(id) => {
                     tracing::info!(conversation = conversation_id, recording = %id, trigger = trigger_name, "recording starts");
+                    let (late_files, late_files_rx) = tokio::sync::mpsc::unbounded_channel();
                     app.live.with_existing(conversation_id, |c| {
                         c.recording_ids.insert(recording, id.clone());
                         c.recording = Some(RunningRecording {
@@ -159,6 +160,8 @@ async fn carry_out(
                             process: None,
                             launched: Instant::now(),
                             files: Vec::new(),
+                            late_files,
+                            late_files_rx,
                             abort_reason: None,
                         });
                     });
@@ -221,7 +224,19 @@ async fn carry_out(
                 {
                     p.kill();
                 }
-                spawn_finalize(app, conversation_id, &run.id, reason, run.files).await;
+                // A recorder still connected is let go (its connection ends when its link
+                // does) and hands its files to the task that stores the recording.
+                run.link = None;
+                drop(run.late_files);
+                spawn_finalize(
+                    app,
+                    conversation_id,
+                    &run.id,
+                    reason,
+                    run.files,
+                    Some(run.late_files_rx),
+                )
+                .await;
             }
         }
         Action::Hold(interaction) => set_held(app, conversation_id, &interaction, true).await,

@@ -92,12 +92,12 @@ pub async fn entry(
             Some(r) if r.id == recording.id && r.attempt == entry.attempt && r.link.is_none() => {
                 r.link = Some(link);
                 r.connected = true;
-                Some(r.no)
+                Some((r.no, r.late_files.clone()))
             }
             _ => None,
         })
         .flatten();
-    let Some(recording_no) = attached else {
+    let Some((recording_no, late_files)) = attached else {
         tracing::warn!(recording = %recording.id, attempt = entry.attempt, "a recorder joined a recording that does not wait for one");
         return ApiError::conflict(
             "RECORDING_NOT_WAITING",
@@ -125,6 +125,7 @@ pub async fn entry(
                 relay,
                 recipient,
                 files: BTreeMap::new(),
+                late_files,
                 started: false,
                 joined_at_ms: crate::now_ms(),
                 subscribed: Default::default(),
@@ -148,6 +149,8 @@ enum Ending {
     Lost,
     /// The spool could not be written.
     Storage,
+    /// The server let this recorder go: a later attempt runs, or the recording was finished.
+    Dismissed,
 }
 
 struct Connection {
@@ -166,6 +169,8 @@ struct Connection {
     recipient: Option<RecipientKey>,
     /// By the recorder's file number.
     files: BTreeMap<u32, SpooledFile>,
+    /// Where the files go if the recording was finished before this connection ended.
+    late_files: mpsc::UnboundedSender<Vec<SpooledFile>>,
     /// A block is durable (the recording is STARTED).
     started: bool,
     /// When the recorder connected (Unix ms).
@@ -188,12 +193,16 @@ impl Connection {
                         break Ending::Lost;
                     }
                 },
-                Some(order) = orders.recv() => {
-                    if send(&mut socket, &order).await.is_err() {
-                        break Ending::Lost;
+                order = orders.recv() => match order {
+                    Some(order) => {
+                        if send(&mut socket, &order).await.is_err() {
+                            break Ending::Lost;
+                        }
+                        continue;
                     }
-                    continue;
-                }
+                    // Its link was dropped.
+                    None => break Ending::Dismissed,
+                },
             };
             let message = match decode_from_recorder(&frame) {
                 Ok(m) => m,
@@ -220,30 +229,24 @@ impl Connection {
         };
         let _ = socket.send(Message::Close(None)).await;
         // The files go to the recording, to be finished when the orchestrator closes it.
-        let files: Vec<SpooledFile> = std::mem::take(&mut self.files).into_values().collect();
+        let mut files: Vec<SpooledFile> = std::mem::take(&mut self.files).into_values().collect();
         let (no, attempt) = (self.recording_no, self.attempt);
-        let orphaned = self
-            .app
-            .live
-            .with_existing(&self.conversation_id, |c| {
-                match c.recording.as_mut().filter(|r| r.no == no) {
-                    Some(r) => {
-                        r.files.extend(files);
-                        if r.attempt == attempt {
-                            r.link = None;
-                        }
-                        Vec::new()
-                    }
-                    None => files,
+        self.app.live.with_existing(&self.conversation_id, |c| {
+            if let Some(r) = c.recording.as_mut().filter(|r| r.no == no) {
+                r.files.append(&mut files);
+                if r.attempt == attempt {
+                    r.link = None;
                 }
-            })
-            .unwrap_or_default();
-        if !orphaned.is_empty() {
-            // Only a recorder of an attempt the orchestrator gave up on gets here (its recording
-            // was finished without it); what it wrote is not part of the stored recording.
-            tracing::error!(recording = %self.recording_id, attempt, files = orphaned.len(), "files arrived after their recording was finished; they are not stored");
-            for f in orphaned {
-                f.uploader.abandon();
+            }
+        });
+        if !files.is_empty() {
+            // The recording was finished while this connection lasted: the task storing it
+            // waits for these.
+            if let Err(unsent) = self.late_files.send(files) {
+                tracing::error!(recording = %self.recording_id, attempt, files = unsent.0.len(), "no task stores these files (the conversation is gone); they stay in the spool for the next start");
+                for f in unsent.0 {
+                    f.uploader.abandon();
+                }
             }
         }
         let feed: Feed = match ending {
@@ -256,6 +259,8 @@ impl Connection {
                 self.app.metrics.recorder_failed("lost");
                 Box::new(move |o, now| o.handle_recorder_failed(now, no, attempt, Failure::Crashed))
             }
+            // The orchestrator is done with this attempt already.
+            Ending::Dismissed => return,
         };
         drive(&self.app, &self.conversation_id, feed).await;
     }

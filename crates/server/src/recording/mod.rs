@@ -169,6 +169,7 @@ pub async fn recover(app: &AppState) -> Result<(), MetadataError> {
                     &recording.id,
                     reason,
                     files,
+                    None,
                 );
             }
             None => {
@@ -178,6 +179,7 @@ pub async fn recover(app: &AppState) -> Result<(), MetadataError> {
                     &recording.id,
                     "ABORT_SYSTEM",
                     files,
+                    None,
                 )
                 .await
             }
@@ -207,15 +209,20 @@ pub fn state_event(recording_id: &str, state: &str) -> ConversationEvent {
     }
 }
 
+/// Where the files of recorder connections that outlive their recording's finish arrive (see
+/// [`crate::live::RunningRecording::late_files_rx`]).
+pub type LateFiles = tokio::sync::mpsc::UnboundedReceiver<Vec<SpooledFile>>;
+
 /// Finishes a recording: ends it in the metadata now (so the next recording of the
-/// conversation may start), then stores its files in a task of its own, which [`stop_all`]
-/// waits for.
+/// conversation may start), then stores its files, with those still `late` (once every
+/// recorder connection has ended), in a task of its own, which [`stop_all`] waits for.
 pub async fn spawn_finalize(
     app: &AppState,
     conversation_id: &str,
     recording_id: &str,
     reason: &'static str,
     files: Vec<SpooledFile>,
+    late: Option<LateFiles>,
 ) {
     // Counted from now: [`stop_all`] must not see a gap between running and storing.
     let guard = FinishingGuard::new(app);
@@ -226,19 +233,28 @@ pub async fn spawn_finalize(
     {
         tracing::error!(recording = recording_id, error = %e, "cannot end the recording");
     }
-    spawn_store(guard, conversation_id, recording_id, reason, files);
+    spawn_store(guard, conversation_id, recording_id, reason, files, late);
 }
 
-/// Stores an ended recording's files in a task of its own; [`stop_all`] waits for it.
+/// Stores an ended recording's files, with those still `late`, in a task of its own;
+/// [`stop_all`] waits for it.
 fn spawn_store(
     guard: FinishingGuard,
     conversation_id: &str,
     recording_id: &str,
     reason: &'static str,
-    files: Vec<SpooledFile>,
+    mut files: Vec<SpooledFile>,
+    late: Option<LateFiles>,
 ) {
     let (conversation_id, recording_id) = (conversation_id.to_owned(), recording_id.to_owned());
     tokio::spawn(async move {
+        if let Some(mut late) = late {
+            // Ends when the last recorder connection has ended (each holds a sender).
+            while let Some(more) = late.recv().await {
+                tracing::warn!(recording = %recording_id, files = more.len(), "a recorder connection that outlived the recording's finish handed its files over");
+                files.extend(more);
+            }
+        }
         finalize(&guard.0, &conversation_id, &recording_id, reason, files).await;
         drop(guard);
     });
