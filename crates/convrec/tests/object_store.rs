@@ -141,16 +141,7 @@ async fn a_store_outage_and_a_server_crash_mid_upload_lose_nothing() {
     d.crash_and_restart();
     let _ = talking.kill();
     let _ = talking.wait();
-    let recordings = d.complete_recordings().await;
-    assert_eq!(recordings.len(), 1, "{recordings:?}");
-    assert_eq!(recordings[0]["id"], id.as_str());
-    assert_eq!(recordings[0]["endReason"], "ABORT_SYSTEM");
-    let manifest = d.manifest(&id);
-    let files = manifest["files"].as_array().unwrap();
-    assert_eq!(files.len(), 1, "{manifest}");
-    let object = d.object(files[0]["objectKey"].as_str().unwrap());
-    let size = std::fs::metadata(&object).unwrap().len();
-    assert_eq!(size, files[0]["bytes"].as_u64().unwrap());
+    let (object, size) = d.the_one_stored_file(&id, "ABORT_SYSTEM").await;
     assert!(size > 5 << 20, "{size} bytes: more than the first part");
     let length = assert_playable(&object, true);
     eprintln!(

@@ -512,6 +512,47 @@ async fn nodes_hold_leases_host_conversations_and_are_taken_over_once() {
         assert!(!a.move_recording(&recording, "a", "b").await.unwrap());
         assert!(a.unfinished_recordings("a").await.unwrap().is_empty());
         assert_eq!(b.unfinished_recordings("b").await.unwrap().len(), 1);
+        // Nothing of it reached the object store, so b cannot finish it: a, which holds its
+        // spool, takes it back when it starts again; once a part is stored, it cannot.
+        assert!(a.take_back_recording(&recording, "a").await.unwrap());
+        assert!(
+            !a.take_back_recording(&recording, "a").await.unwrap(),
+            "a's already"
+        );
+        assert_eq!(a.unfinished_recordings("a").await.unwrap().len(), 1);
+        assert!(a.move_recording(&recording, "a", "b").await.unwrap());
+        let upload = FileUpload {
+            recording_id: recording.clone(),
+            file: 0,
+            node_id: "a".into(),
+            object_key: "k".into(),
+            upload_id: "u".into(),
+            part_size: 5 << 20,
+            parts: Vec::new(),
+        };
+        a.open_file_upload(&upload, now).await.unwrap();
+        assert!(
+            a.take_back_recording(&recording, "a").await.unwrap(),
+            "an upload, but no part yet"
+        );
+        assert!(a.move_recording(&recording, "a", "b").await.unwrap());
+        a.add_file_upload_part(
+            &recording,
+            0,
+            "u",
+            0,
+            &UploadedPart {
+                content_id: "e".into(),
+                end: 5 << 20,
+            },
+        )
+        .await
+        .unwrap();
+        assert!(
+            !a.take_back_recording(&recording, "a").await.unwrap(),
+            "a part is stored"
+        );
+        assert_eq!(b.unfinished_recordings("b").await.unwrap().len(), 1);
         // Taking a over ends the calls of what it hosted, and no other conversation's.
         a.create_interaction("call_a", &conversation, "CALL", "AUDIO", now)
             .await

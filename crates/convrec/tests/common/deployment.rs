@@ -322,6 +322,23 @@ impl Deployment {
         let path = self.object(&format!("recordings/{recording_id}/manifest.json"));
         serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
     }
+
+    /// Waits until the conversation's one recording, `id`, is complete; checks it ended with
+    /// `end_reason` and holds one file, stored as long as its manifest says. Returns that file
+    /// and its size.
+    pub async fn the_one_stored_file(&self, id: &str, end_reason: &str) -> (PathBuf, u64) {
+        let recordings = self.complete_recordings().await;
+        assert_eq!(recordings.len(), 1, "{recordings:?}");
+        assert_eq!(recordings[0]["id"], id);
+        assert_eq!(recordings[0]["endReason"], end_reason);
+        let manifest = self.manifest(id);
+        let files = manifest["files"].as_array().unwrap();
+        assert_eq!(files.len(), 1, "{manifest}");
+        let object = self.object(files[0]["objectKey"].as_str().unwrap());
+        let size = std::fs::metadata(&object).unwrap().len();
+        assert_eq!(size, files[0]["bytes"].as_u64().unwrap(), "{manifest}");
+        (object, size)
+    }
 }
 
 /// The value of the metric line of the server at `base` that starts with `series`.

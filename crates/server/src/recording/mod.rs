@@ -98,6 +98,7 @@ pub async fn stop_all(app: &AppState, grace: Duration) {
 /// fsynced blocks), with end reason `ABORT_SYSTEM` (SPEC §4). None stays `STARTED` or
 /// `INITIALIZING`.
 pub async fn recover(app: &AppState) -> Result<(), MetadataError> {
+    takeover::take_back_abandoned(app).await?;
     let ended = app
         .metadata
         .end_open_interactions_after_restart(&app.node_id, crate::now_ms())
@@ -431,6 +432,27 @@ pub struct StoredFile {
     pub indexed: bool,
 }
 
+/// A stored file's entry in its recording's manifest, whose files start at `started` (Unix
+/// ms); `sealed_for` is the key it is sealed for, if any.
+pub fn manifest_entry(
+    recording_id: &str,
+    f: &StoredFile,
+    started: i64,
+    sealed_for: Option<&String>,
+) -> serde_json::Value {
+    json!({
+        "file": f.file,
+        "objectKey": object_key(recording_id, f.file),
+        "publicationId": f.publication_id,
+        "startedAt": f.started_at_ms,
+        "offsetMs": f.started_at_ms - started,
+        "bytes": f.bytes,
+        "fragments": f.fragments,
+        "indexed": f.indexed,
+        "encryptionKeyId": sealed_for,
+    })
+}
+
 /// Writes the manifest of a recording whose files are stored and marks it complete.
 pub async fn complete(
     app: &AppState,
@@ -455,19 +477,7 @@ pub async fn complete(
         .collect();
     let entries: Vec<_> = files
         .iter()
-        .map(|f| {
-            json!({
-                "file": f.file,
-                "objectKey": object_key(&recording.id, f.file),
-                "publicationId": f.publication_id,
-                "startedAt": f.started_at_ms,
-                "offsetMs": f.started_at_ms - started,
-                "bytes": f.bytes,
-                "fragments": f.fragments,
-                "indexed": f.indexed,
-                "encryptionKeyId": sealed_for.get(&f.file),
-            })
-        })
+        .map(|f| manifest_entry(&recording.id, f, started, sealed_for.get(&f.file)))
         .collect();
     let manifest = json!({
         "recordingId": recording.id,

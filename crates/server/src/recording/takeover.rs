@@ -2,12 +2,15 @@
 //! with it, and each recording it ran is finished with end reason `ABORT_SYSTEM` from what
 //! reached the object store: the parts its uploads had stored, which end on block boundaries
 //! and so make a playable file. What the lost node had spooled but not yet uploaded stays in
-//! its spool; when that node starts again, [`restore_tails`] stores those files again whole
-//! (see docs/operations.md, "Several nodes").
+//! its spool; when that node starts again, [`restore_tails`] stores those files again whole,
+//! and adds those of which no part had been stored. A recording of which nothing had reached
+//! the store cannot be finished here: that node takes it back when it starts again
+//! ([`take_back_abandoned`]) and finishes it from its spool (see docs/operations.md, "Several
+//! nodes").
 
 use convrec_store::metadata::{MetadataError, Recording};
 
-use super::{FinishingGuard, StoredFile, announce_available, complete};
+use super::{FinishingGuard, StoredFile, announce_available, complete, manifest_entry};
 use crate::AppState;
 use crate::upload::{Progress, UploadTarget, Uploader, store_parts};
 use convrec_store::spool::SpoolFile;
@@ -85,7 +88,7 @@ async fn finish_from_parts(
         });
     }
     if stored.is_empty() {
-        tracing::warn!(recording = %recording.id, "a lost node's recording has nothing in the object store");
+        tracing::warn!(recording = %recording.id, "a lost node's recording has nothing in the object store: that node finishes it from its spool when it starts again");
         return Ok(());
     }
     app.metadata
@@ -97,10 +100,27 @@ async fn finish_from_parts(
     Ok(())
 }
 
+/// Before a restart's recovery: recordings another node took over from this one but could not
+/// finish (no part of their files had reached the object store) come back to this node, whose
+/// spool holds them, to be finished like its own by [`super::recover`].
+pub async fn take_back_abandoned(app: &AppState) -> Result<(), MetadataError> {
+    let Ok(entries) = std::fs::read_dir(app.storage.spool_dir_of("")) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let id = entry.file_name().to_string_lossy().into_owned();
+        if entry.path().is_dir() && app.metadata.take_back_recording(&id, &app.node_id).await? {
+            tracing::warn!(recording = %id, "taking back a recording another node took over but could not finish (none of it had reached the object store)");
+        }
+    }
+    Ok(())
+}
+
 /// After a restart: a spool directory left here for a recording that is complete (another
 /// node finished it from its stored parts while this node was away) holds files longer than
-/// their objects. Each such file is stored again whole, in a task of its own, and the
-/// recording's manifest and sizes are updated; then the directory goes. `running` lists the
+/// their objects, or files of which no part had been stored. Each such file is stored whole,
+/// in a task of its own, and the recording's manifest and sizes are updated; then the
+/// directory goes (only once every file in it is stored). `running` lists the
 /// recordings this node resumed itself (their spools are in use).
 pub async fn restore_tails(
     app: &AppState,
@@ -142,6 +162,11 @@ async fn restore_tail(
     let manifest_key = crate::storage::manifest_key(&recording.id);
     let mut manifest: serde_json::Value =
         serde_json::from_slice(&app.storage.get(&manifest_key).await?)?;
+    // A file added here is placed on the recording's clock as the others are.
+    let started = manifest["startedAt"]
+        .as_i64()
+        .or(recording.started_at_ms)
+        .unwrap_or_default();
     let mut restored = 0;
     for f in app.metadata.recording_files(&recording.id).await? {
         let path = app.storage.spool_path(&recording.id, f.file);
@@ -149,16 +174,17 @@ async fn restore_tail(
             continue;
         }
         let (spool, _) = tokio::task::spawn_blocking(move || SpoolFile::recover(&path)).await??;
-        let Some(entry) = manifest["files"]
+        let files = manifest["files"]
             .as_array_mut()
-            .and_then(|files| files.iter_mut().find(|e| e["file"] == f.file))
-        else {
-            continue;
-        };
-        if spool.len() <= entry["bytes"].as_u64().unwrap_or(u64::MAX) {
+            .ok_or("the manifest lists no files")?;
+        let stored_bytes = files
+            .iter()
+            .find(|e| e["file"] == f.file)
+            .map(|e| e["bytes"].as_u64().unwrap_or(u64::MAX));
+        if stored_bytes.is_some_and(|stored| spool.len() <= stored) || spool.is_empty() {
             continue;
         }
-        // The object is a prefix of the spool file: the whole file replaces it.
+        // The object, if any, is a prefix of the spool file: the whole file replaces it.
         let target = UploadTarget::of(app, &recording.id, f.file);
         let progress = Progress {
             durable: spool.len(),
@@ -176,16 +202,44 @@ async fn restore_tail(
                 spool.is_finished(),
             )
             .await?;
-        tracing::warn!(recording = %recording.id, file = f.file, bytes, more = bytes - entry["bytes"].as_u64().unwrap_or(0), "stored the rest of a file another node had finished from its parts");
-        entry["bytes"] = bytes.into();
-        entry["fragments"] = spool
-            .next_seq()
-            .saturating_sub(1 + u64::from(spool.is_finished()))
-            .into();
-        entry["indexed"] = spool.is_finished().into();
+        tracing::warn!(recording = %recording.id, file = f.file, bytes, before = stored_bytes.unwrap_or(0), "stored the rest of a file another node had finished from its parts");
+        let stored = StoredFile {
+            file: f.file,
+            publication_id: f.publication_id,
+            started_at_ms: f.started_at_ms,
+            bytes,
+            fragments: Some(
+                spool
+                    .next_seq()
+                    .saturating_sub(1 + u64::from(spool.is_finished())),
+            ),
+            indexed: spool.is_finished(),
+        };
+        let entry = manifest_entry(
+            &recording.id,
+            &stored,
+            started,
+            f.encryption_key_id.as_ref(),
+        );
+        match files.iter_mut().find(|e| e["file"] == f.file) {
+            Some(listed) => *listed = entry,
+            None => files.push(entry),
+        }
         restored += 1;
     }
     if restored > 0 {
+        // An added file may have started before the others: offsets count from the earliest.
+        if let Some(files) = manifest["files"].as_array_mut() {
+            let earliest = files
+                .iter()
+                .filter_map(|e| e["startedAt"].as_i64())
+                .min()
+                .unwrap_or(started);
+            for e in files.iter_mut() {
+                e["offsetMs"] = (e["startedAt"].as_i64().unwrap_or(earliest) - earliest).into();
+            }
+            manifest["startedAt"] = earliest.into();
+        }
         app.storage
             .put(&manifest_key, serde_json::to_vec_pretty(&manifest)?)
             .await?;

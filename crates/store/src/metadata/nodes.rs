@@ -261,6 +261,28 @@ impl Metadata {
             Ok(done.rows_affected() == 1)
         })
     }
+
+    /// Hands back to node `me` a recording whose spool `me` holds and that another node took
+    /// over without finishing: not complete, and not one part of its files reached the object
+    /// store (so nothing else can finish it). `false`: it is not such a recording.
+    pub async fn take_back_recording(
+        &self,
+        recording_id: &str,
+        me: &str,
+    ) -> Result<bool, MetadataError> {
+        with_pool!(self, pool => {
+            let done = sqlx::query(
+                "UPDATE recordings SET node_id = $1 \
+                 WHERE id = $2 AND node_id <> $1 AND status <> 'COMPLETE' \
+                 AND NOT EXISTS (SELECT 1 FROM file_upload_parts p WHERE p.recording_id = $2)",
+            )
+            .bind(me)
+            .bind(recording_id)
+            .execute(pool)
+            .await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
 }
 
 fn route_of(
