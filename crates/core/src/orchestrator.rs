@@ -199,8 +199,13 @@ pub enum Requester {
 enum Phase {
     /// Waiting for the next attempt.
     Backoff { until: Instant },
-    /// An attempt's recorder was launched.
-    WaitingReady { attempt: u32, deadline: Instant },
+    /// An attempt's recorder was launched (`durable`: it made a block durable already; a
+    /// recorder may start its files before it says it is ready).
+    WaitingReady {
+        attempt: u32,
+        deadline: Instant,
+        durable: bool,
+    },
     /// The recorder is ready (`started`: a fragment is durable).
     Running {
         attempt: u32,
@@ -405,7 +410,15 @@ impl Orchestrator {
         let Some(r) = self.recording.as_mut().filter(|r| r.no == recording) else {
             return;
         };
-        if !matches!(r.phase, Phase::WaitingReady { attempt: a, .. } if a == attempt) {
+        let Phase::WaitingReady {
+            attempt: a,
+            durable,
+            ..
+        } = r.phase
+        else {
+            return;
+        };
+        if a != attempt {
             return;
         }
         r.phase = Phase::Running {
@@ -417,21 +430,35 @@ impl Orchestrator {
         r.holding = false;
         self.release_all();
         self.set_state(State::Ready);
+        if durable {
+            self.handle_fragment_durable(now, recording, attempt);
+        }
     }
 
-    /// The recording's first fragment is durable.
-    pub fn handle_fragment_durable(&mut self, _now: Instant, recording: RecordingNo) {
+    /// A block of attempt `attempt` of the recording is durable: the first one makes the
+    /// recording STARTED (once its recorder is ready).
+    pub fn handle_fragment_durable(&mut self, _now: Instant, recording: RecordingNo, attempt: u32) {
         let Some(r) = self.recording.as_mut().filter(|r| r.no == recording) else {
             return;
         };
-        if let Phase::Running { started, .. } = &mut r.phase
-            && !*started
-        {
-            *started = true;
-            let no = r.no;
-            self.actions
-                .push_back(Action::Webhook(Webhook::Started { recording: no }));
-            self.set_state(State::Started);
+        match &mut r.phase {
+            Phase::WaitingReady {
+                attempt: a,
+                durable,
+                ..
+            } if *a == attempt => *durable = true,
+            Phase::Running {
+                attempt: a,
+                started,
+                ..
+            } if *a == attempt && !*started => {
+                *started = true;
+                let no = r.no;
+                self.actions
+                    .push_back(Action::Webhook(Webhook::Started { recording: no }));
+                self.set_state(State::Started);
+            }
+            _ => {}
         }
     }
 
@@ -503,7 +530,9 @@ impl Orchestrator {
                 });
                 self.after_finished(now);
             }
-            Phase::WaitingReady { attempt, deadline } if deadline <= now => {
+            Phase::WaitingReady {
+                attempt, deadline, ..
+            } if deadline <= now => {
                 let no = r.no;
                 self.actions.push_back(Action::Kill {
                     recording: no,
@@ -561,6 +590,7 @@ impl Orchestrator {
         r.phase = Phase::WaitingReady {
             attempt,
             deadline: now + timeout,
+            durable: false,
         };
         let no = r.no;
         self.set_state(State::Initializing);

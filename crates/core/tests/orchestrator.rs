@@ -102,8 +102,8 @@ impl Sim {
         self
     }
 
-    fn durable(&mut self, recording: u64) -> &mut Self {
-        self.o.handle_fragment_durable(self.now, recording);
+    fn durable(&mut self, recording: u64, attempt: u32) -> &mut Self {
+        self.o.handle_fragment_durable(self.now, recording, attempt);
         self.drain();
         self
     }
@@ -183,7 +183,7 @@ fn scenario(start_mode: &str, failover: &str, kind: Kind) -> Vec<String> {
             sim.at(1)
                 .ready(1, 1)
                 .at(2)
-                .durable(1)
+                .durable(1, 1)
                 .at(5)
                 .failed(1, 1, Failure::Crashed)
                 .at(7);
@@ -385,7 +385,7 @@ fn a_manual_start_while_the_last_recording_is_stopping_starts_the_next_when_it_i
             Ok(())
         );
     };
-    sim.ready(1, 1).durable(1);
+    sim.ready(1, 1).durable(1, 1);
     // Its recorder is still finishing the file: the start is taken, once.
     stop_then_start(&mut sim);
     assert_eq!(
@@ -404,7 +404,7 @@ fn a_manual_start_while_the_last_recording_is_stopping_starts_the_next_when_it_i
         "{log:?}"
     );
     // A start waiting when the call ends is dropped with it.
-    sim.ready(2, 1).durable(2);
+    sim.ready(2, 1).durable(2, 1);
     stop_then_start(&mut sim);
     sim.end("c").at(2).done(2);
     let log = sim.take();
@@ -621,7 +621,7 @@ proptest! {
                     }
                 }
                 Event::Ready => if let Some((r, a)) = launched { o.handle_recorder_ready(now, r, a) },
-                Event::Durable => if let Some((r, _)) = launched { o.handle_fragment_durable(now, r) },
+                Event::Durable => if let Some((r, a)) = launched { o.handle_fragment_durable(now, r, a) },
                 Event::Crash => if let Some((r, a)) = launched { o.handle_recorder_failed(now, r, a, Failure::Crashed) },
                 Event::Storage => if let Some((r, a)) = launched { o.handle_recorder_failed(now, r, a, Failure::Storage) },
                 Event::Done => if let Some(r) = stopping.first().copied() { o.handle_recorder_done(now, r) },
@@ -744,5 +744,38 @@ fn a_call_ending_while_retry_tries_in_the_background_leaves_the_recording_failed
             "t=25s finish #1 ABORT_TIMEOUT",
             "t=25s state FAILED"
         ]
+    );
+}
+
+/// A recorder may make a block durable before it says it is ready (it starts its files as
+/// media arrives): the recording is STARTED as soon as it is ready. A block of an attempt the
+/// orchestrator gave up on does not count for the next one.
+#[test]
+fn a_block_durable_before_ready_starts_the_recording_at_ready() {
+    let mut sim = Sim::new(settings(&[]));
+    sim.call("c").at(1).durable(1, 1);
+    assert!(!sim.take().iter().any(|l| l.contains("STARTED")));
+    sim.ready(1, 1);
+    assert_eq!(
+        sim.take(),
+        [
+            "t=1s release c",
+            "t=1s state READY",
+            "t=1s webhook started #1",
+            "t=1s state STARTED"
+        ]
+    );
+
+    // Attempt 1 made a block durable but never got ready: attempt 2 does not inherit it.
+    let mut sim = Sim::new(settings(&[]));
+    sim.call("c").durable(1, 1).at(12);
+    sim.durable(1, 1).ready(1, 2);
+    let log = sim.take();
+    assert!(log.iter().any(|l| l.contains("launch #1.2")), "{log:?}");
+    assert!(!log.iter().any(|l| l.contains("STARTED")), "{log:?}");
+    sim.durable(1, 2);
+    assert_eq!(
+        sim.take(),
+        ["t=12s webhook started #1", "t=12s state STARTED"]
     );
 }

@@ -185,7 +185,7 @@ impl Storage {
             Parts::Local { root } => {
                 let id = format!("{:016x}{:016x}", rand_u64(), rand_u64());
                 let dir = root.join(LOCAL_UPLOADS).join(&id);
-                tokio::fs::create_dir_all(&dir).await.map_err(io_at(&dir))?;
+                create_dir_durable(&dir).await.map_err(io_at(&dir))?;
                 Ok(id)
             }
         }
@@ -477,6 +477,14 @@ fn local_upload_dir(root: &Path, upload: &str) -> Result<PathBuf, StorageError> 
     Ok(root.join(LOCAL_UPLOADS).join(upload))
 }
 
+/// [`convrec_store::spool::create_dir_durable`] off the async threads.
+pub async fn create_dir_durable(dir: &Path) -> std::io::Result<()> {
+    let dir = dir.to_owned();
+    tokio::task::spawn_blocking(move || convrec_store::spool::create_dir_durable(&dir))
+        .await
+        .map_err(std::io::Error::other)?
+}
+
 fn local_part_path(dir: &Path, part: u32) -> PathBuf {
     dir.join(format!("{part:05}"))
 }
@@ -488,7 +496,9 @@ fn write_local_part(dir: &Path, part: u32, bytes: &[u8]) -> std::io::Result<()> 
     let mut file = std::fs::File::create(&temporary)?;
     file.write_all(bytes)?;
     file.sync_all()?;
-    std::fs::rename(&temporary, local_part_path(dir, part))
+    let part = local_part_path(dir, part);
+    std::fs::rename(&temporary, &part)?;
+    convrec_store::spool::sync_parent(&part)
 }
 
 /// Joins parts `0..count` into `target` (fsynced, then renamed into place) and removes them.
@@ -502,8 +512,9 @@ fn join_local_parts(dir: &Path, count: usize, target: &Path) -> std::io::Result<
     }
     out.sync_all()?;
     if let Some(parent) = target.parent() {
-        std::fs::create_dir_all(parent)?;
+        convrec_store::spool::create_dir_durable(parent)?;
     }
     std::fs::rename(&joined, target)?;
+    convrec_store::spool::sync_parent(target)?;
     std::fs::remove_dir_all(dir)
 }

@@ -383,8 +383,28 @@ fn whole_blocks(file: &File, file_len: u64) -> std::io::Result<Walk> {
     Ok(walk)
 }
 
-/// Makes a new directory entry durable.
-fn sync_parent(path: &Path) -> std::io::Result<()> {
+/// Creates directory `dir` and any missing ancestors, each made durable in its parent (the
+/// parent fsynced), so that a power cut cannot take away the directory of a spool file whose
+/// blocks were acknowledged.
+pub fn create_dir_durable(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_dir_durable(parent)?;
+    }
+    match std::fs::create_dir(dir) {
+        // Made by someone else meanwhile: its entry may not be durable yet either.
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => {}
+        Err(e) => return Err(e),
+    }
+    sync_parent(dir)
+}
+
+/// Makes a new (created or renamed) directory entry durable: fsyncs the directory holding
+/// `path`.
+pub fn sync_parent(path: &Path) -> std::io::Result<()> {
     let parent = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())

@@ -9,7 +9,7 @@
 
 use convrec_media::inspect::inspect;
 use convrec_seal::{OpenError, OpeningKey, Scheme, Sealer, open_all};
-use convrec_store::spool::{SpoolError, SpoolFile};
+use convrec_store::spool::{SpoolError, SpoolFile, create_dir_durable};
 use convrec_testkit::*;
 use proptest::prelude::*;
 
@@ -280,4 +280,22 @@ proptest! {
             prop_assert_eq!(opened.outcome, Err(OpenError::Truncated { chunks: whole as u64 }));
         }
     }
+}
+
+/// A spool directory is made with its missing ancestors, again without harm, and refused
+/// where a file is in the way.
+#[test]
+fn spool_directories_are_made_with_their_ancestors() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("spool/rec_1");
+    create_dir_durable(&dir).unwrap();
+    assert!(dir.is_dir());
+    create_dir_durable(&dir).unwrap();
+    SpoolFile::create(&dir.join("000.mp4"), None).unwrap();
+    std::fs::write(root.path().join("file"), b"x").unwrap();
+    assert!(create_dir_durable(&root.path().join("file/rec_2")).is_err());
+    assert!(
+        create_dir_durable(&root.path().join("file")).is_err(),
+        "a file, not a directory"
+    );
 }

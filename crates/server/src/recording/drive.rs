@@ -308,7 +308,7 @@ async fn launch(
     }
     // The store check: the recording's spool directory can be made.
     let spool = app.storage.spool_dir_of(&recording_id);
-    if let Err(e) = tokio::fs::create_dir_all(&spool).await {
+    if let Err(e) = crate::storage::create_dir_durable(&spool).await {
         tracing::error!(recording = %recording_id, path = %spool.display(), error = %e, "the storage is not usable");
         return Err(storage);
     }

@@ -127,6 +127,7 @@ pub async fn entry(
                 files: BTreeMap::new(),
                 late_files,
                 started: false,
+                started_marked: false,
                 joined_at_ms: crate::now_ms(),
                 subscribed: Default::default(),
             };
@@ -171,8 +172,11 @@ struct Connection {
     files: BTreeMap<u32, SpooledFile>,
     /// Where the files go if the recording was finished before this connection ended.
     late_files: mpsc::UnboundedSender<Vec<SpooledFile>>,
-    /// A block is durable (the recording is STARTED).
+    /// A block is durable, and the orchestrator was told (the recording is STARTED once its
+    /// recorder is ready).
     started: bool,
+    /// The recording's start is stored.
+    started_marked: bool,
     /// When the recorder connected (Unix ms).
     joined_at_ms: i64,
     /// Publications subscribed to, with when each started (Unix ms).
@@ -450,7 +454,7 @@ impl Connection {
         };
         let created = tokio::task::spawn_blocking(move || {
             if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| SpoolError::Io {
+                convrec_store::spool::create_dir_durable(dir).map_err(|e| SpoolError::Io {
                     path: dir.to_owned(),
                     source: e,
                 })?;
@@ -571,26 +575,33 @@ impl Connection {
         {
             tracing::warn!(error = %e, "cannot record a file's durable length");
         }
-        if !self.started {
-            self.started = true;
-            // The recording starts where the media of its first durable file starts.
+        if !self.started_marked {
+            // The recording starts where the media of its first durable file starts. Until
+            // that is stored, each block tries again: a restart finds only started recordings
+            // to finish.
             let media_start = self
                 .files
                 .get(&file)
                 .map_or_else(crate::now_ms, |f| f.started_at_ms);
-            if let Err(e) = self
+            match self
                 .app
                 .metadata
                 .mark_recording_started(&self.recording_id, media_start)
                 .await
             {
-                tracing::warn!(error = %e, "cannot mark the recording started");
+                Ok(()) => self.started_marked = true,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot mark the recording started; trying again at the next block")
+                }
             }
-            let no = self.recording_no;
+        }
+        if !self.started {
+            self.started = true;
+            let (no, attempt) = (self.recording_no, self.attempt);
             drive(
                 &self.app,
                 &self.conversation_id,
-                Box::new(move |o, now| o.handle_fragment_durable(now, no)),
+                Box::new(move |o, now| o.handle_fragment_durable(now, no, attempt)),
             )
             .await;
         }
