@@ -9,7 +9,7 @@
 //! client only allowed addresses (so a name cannot be re-pointed at a denied address between a
 //! check and the connection).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 /// An IP range (`ADDRESS/PREFIX`).
@@ -72,7 +72,7 @@ impl std::fmt::Display for IpRange {
 }
 
 /// The ranges denied by default, with what they are.
-const DENIED_BY_DEFAULT: [(&str, &str); 16] = [
+const DENIED_BY_DEFAULT: [(&str, &str); 19] = [
     ("0.0.0.0/8", "an unspecified (\"this network\") address"),
     ("10.0.0.0/8", "a private address"),
     ("100.64.0.0/10", "a shared (carrier-grade NAT) address"),
@@ -89,6 +89,12 @@ const DENIED_BY_DEFAULT: [(&str, &str); 16] = [
     ("240.0.0.0/4", "a reserved address"),
     ("::/128", "an unspecified address"),
     ("::1/128", "a loopback address"),
+    ("::/96", "an IPv4-compatible address (deprecated)"),
+    (
+        "64:ff9b:1::/48",
+        "a local-use NAT64 address (it reaches an IPv4 address)",
+    ),
+    ("2002::/16", "a 6to4 address (it reaches an IPv4 network)"),
     ("fc00::/7", "a private (unique local) address"),
     ("fe80::/10", "a link-local address"),
     ("ff00::/8", "a multicast address"),
@@ -127,9 +133,18 @@ impl DestinationPolicy {
     }
 }
 
-/// IPv4-mapped IPv6 addresses (`::ffff:127.0.0.1`) are their IPv4 address.
+/// The well-known NAT64 prefix (RFC 6052): `64:ff9b::a.b.c.d` reaches `a.b.c.d`.
+const NAT64: Ipv6Addr = Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0);
+
+/// An IPv6 address that stands for an IPv4 one is that address: IPv4-mapped
+/// (`::ffff:127.0.0.1`) and well-known NAT64 (`64:ff9b::10.0.0.1`, which a NAT64 gateway
+/// forwards to `10.0.0.1`).
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
+        IpAddr::V6(v6) if v6.segments()[..6] == NAT64.segments()[..6] => {
+            let [.., a, b, c, d] = v6.octets();
+            IpAddr::V4(std::net::Ipv4Addr::new(a, b, c, d))
+        }
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         v4 => v4,
     }
@@ -157,11 +172,13 @@ impl reqwest::dns::Resolve for FilteringResolver {
                 })
                 .collect();
             if allowed.is_empty() {
-                let why = refusals
-                    .first()
-                    .cloned()
-                    .unwrap_or_else(|| "it has no address".to_owned());
-                return Err(format!("{host}: {why}").into());
+                if refusals.is_empty() {
+                    return Err(format!("{host}: it has no address").into());
+                }
+                // The addresses stay in the server's log: the error reaches the account's
+                // delivery log, which must not map the operator's internal names.
+                tracing::warn!(host, refused = ?refusals, "a webhook destination resolves only to denied addresses");
+                return Err(format!("{host}: it resolves only to addresses webhooks may not reach (private, loopback, link-local, or denied by the operator); the server's log says which").into());
             }
             Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
         })
@@ -172,6 +189,8 @@ impl reqwest::dns::Resolve for FilteringResolver {
 pub fn webhook_client(policy: Arc<DestinationPolicy>) -> reqwest::Client {
     reqwest::Client::builder()
         .dns_resolver(FilteringResolver(policy))
+        // A proxy would resolve the name itself, past the resolver's checks.
+        .no_proxy()
         // A redirect could lead anywhere: webhooks are not redirected.
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -213,10 +232,21 @@ mod tests {
             "fe80::1",
             "::ffff:127.0.0.1",
             "224.0.0.1",
+            "64:ff9b::a00:5",
+            "64:ff9b::127.0.0.1",
+            "64:ff9b:1::1",
+            "2002:a00:1::1",
+            "::10.0.0.1",
         ] {
             assert!(policy.check(ip(denied)).is_err(), "{denied}");
         }
-        for public in ["8.8.8.8", "172.32.0.1", "2001:4860::8888", "100.128.0.1"] {
+        for public in [
+            "8.8.8.8",
+            "172.32.0.1",
+            "2001:4860::8888",
+            "100.128.0.1",
+            "64:ff9b::8.8.8.8",
+        ] {
             assert!(policy.check(ip(public)).is_ok(), "{public}");
         }
         let why = policy.check(ip("127.0.0.1")).unwrap_err();
@@ -251,7 +281,11 @@ mod tests {
             .await
             .unwrap_err();
         let chain = format!("{error:?}");
-        assert!(chain.contains("loopback"), "{chain}");
+        assert!(chain.contains("may not reach"), "{chain}");
+        assert!(
+            !chain.contains("127.0.0.1"),
+            "the address stays in the log: {chain}"
+        );
     }
 
     #[test]

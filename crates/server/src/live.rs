@@ -61,8 +61,9 @@ pub enum ConversationEvent {
     },
     /// The conversation's recording state changed (SPEC §4).
     RecordingState {
-        /// The recording.
-        recording_id: String,
+        /// The recording (left out for participants who may not see recordings).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        recording_id: Option<String>,
         /// `INITIALIZING`, `WAITING_READY`, `READY`, `STARTED`, `STOPPED` or `FAILED`.
         recording_state: String,
     },
@@ -259,7 +260,7 @@ impl LiveConversation {
         );
         if let (Some(r), Some(o)) = (&self.recording, &self.orchestrator) {
             snapshot.push(ConversationEvent::RecordingState {
-                recording_id: r.id.clone(),
+                recording_id: Some(r.id.clone()),
                 recording_state: o.state().as_str().to_owned(),
             });
         }

@@ -1271,6 +1271,19 @@ async fn api_keys_are_shown_once_act_for_their_account_only_and_stop_at_revocati
         (403, Some("FORBIDDEN")),
         "{body}"
     );
+    // An event stream it opened, which must not outlive the key.
+    let events = api
+        .http
+        .get(format!(
+            "{}/v1/conversations/{conversation}/events",
+            api.base
+        ))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), 200);
+    let mut events = events.bytes_stream();
     // Revoked: no credential any more, and listed as revoked.
     api.ok(
         "DELETE",
@@ -1279,6 +1292,15 @@ async fn api_keys_are_shown_once_act_for_their_account_only_and_stop_at_revocati
         Value::Null,
     )
     .await;
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Some(chunk) = events.next().await {
+            if chunk.is_err() {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the revoked key's event stream goes on");
     let (status, body) = api
         .send(
             "GET",

@@ -203,9 +203,11 @@ pub async fn state(
         Some(r) => app.metadata.recording(r).await?,
         None => None,
     };
+    let sees_recordings = super::sees_recordings(&app, &caller, &id).await?;
     Ok(Json(RecordingState {
         conversation_id: id,
-        recording_id,
+        // Its id is for those who may see recordings (docs/security.md).
+        recording_id: recording_id.filter(|_| sees_recordings),
         recording_state: state,
         recording_type: recording.as_ref().map(|r| r.recording_type.clone()),
         recording_start_timestamp: recording.and_then(|r| r.started_at_ms),

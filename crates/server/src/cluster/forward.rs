@@ -68,8 +68,9 @@ pub async fn forward(app: &AppState, node_id: &str, url: &str, request: Request)
             return ApiError::new(
                 StatusCode::BAD_GATEWAY,
                 "NODE_UNREACHABLE",
+                // What failed, with the node's address, stays in the log.
                 format!(
-                    "node {node_id}, which holds this conversation's calls and recording, did not answer: {e}"
+                    "node {node_id}, which holds this conversation's calls and recording, did not answer; try again in a few seconds"
                 ),
             )
             .into_response();

@@ -205,7 +205,7 @@ pub async fn recover(app: &AppState) -> Result<(), MetadataError> {
 /// The event for a state change.
 pub fn state_event(recording_id: &str, state: &str) -> ConversationEvent {
     ConversationEvent::RecordingState {
-        recording_id: recording_id.to_owned(),
+        recording_id: Some(recording_id.to_owned()),
         recording_state: state.to_owned(),
     }
 }
