@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use common::chromium::Chromium;
 use common::deployment::{ADMIN_KEY, Deployment};
 use common::webhooks::{Receiver, WEBHOOK_SECRET};
-use common::{assert_playable, convrec, entry_point_handshake, finished_participant};
+use common::{
+    assert_playable, convrec, entry_point_handshake, entry_point_handshake_as, finished_participant,
+};
 use serde_json::{Value, json};
 
 /// SIGKILLs the one recorder the server runs.
@@ -376,6 +378,54 @@ async fn a_recorder_that_hangs_on_stop_is_killed_and_what_it_acknowledged_is_sto
             .contains("outlived the recording's finish handed its files over"),
         "{}",
         d.log()
+    );
+}
+
+/// With `recordingApiKeyId` set, recorders must also present that `RECORDER` key (from
+/// `CONVREC_RECORDER_API_KEY`): the entry point refuses a recorder without it before it looks
+/// at the token, and the server's own recorders, which have it, record the call. The key opens
+/// no part of the web API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_required_recorder_key_is_presented_by_recorders_and_opens_nothing_else() {
+    let mut d = Deployment::start(1).await;
+    let key = d
+        .call(
+            "POST",
+            "/v1/apikeys",
+            ADMIN_KEY,
+            json!({"role": "RECORDER", "name": "recorders"}),
+        )
+        .await;
+    let id = key["id"].as_str().unwrap().to_owned();
+    let secret = key["apiKey"].as_str().unwrap().to_owned();
+    assert_eq!(d.status("GET", "/v1/apikeys", &secret).await, 403);
+    let conversation = format!("/v1/conversations/{}", d.conversation);
+    assert_eq!(d.status("GET", &conversation, &secret).await, 403);
+    d.env.extend([
+        ("CONVREC_RECORDING_API_KEY_ID".to_owned(), id),
+        ("CONVREC_RECORDER_API_KEY".to_owned(), secret.clone()),
+    ]);
+    d.crash_and_restart();
+    let entry = format!("{}/recording/entry/not-a-token", d.base);
+    let refused = entry_point_handshake(&d.http, &entry).await;
+    assert_eq!(refused.status(), 401);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["code"], "RECORDER_KEY_REQUIRED", "{body}");
+    let presented = entry_point_handshake_as(d.http.get(&entry).bearer_auth(&secret)).await;
+    let body: Value = presented.json().await.unwrap();
+    assert_eq!(
+        body["code"], "ENTRY_POINT_REFUSED",
+        "past the key, the token: {body}"
+    );
+
+    finished_participant(d.participant(0, 4.0));
+    let recordings = d.complete_recordings().await;
+    assert_eq!(recordings.len(), 1, "{recordings:?}\n{}", d.log());
+    assert_eq!(recordings[0]["endReason"], "NORMAL");
+    let manifest = d.manifest(recordings[0]["id"].as_str().unwrap());
+    assert_playable(
+        &d.object(manifest["files"][0]["objectKey"].as_str().unwrap()),
+        true,
     );
 }
 

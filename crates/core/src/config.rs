@@ -244,7 +244,7 @@ pub const PROPERTIES: &[Property] = &[
         scopes: &[Scope::Immutable],
         kind: ValueKind::Text,
         default: "null",
-        doc: "An API key recorders must also present (from CONVREC_RECORDER_API_KEY); none: the entry point is their only credential.",
+        doc: "The id of a RECORDER API key recorders must also present at their entry point (set at start-up: --recording-api-key-id; recorders get its secret from CONVREC_RECORDER_API_KEY); none: the entry point is their only credential.",
     },
 ];
 

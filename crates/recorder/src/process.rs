@@ -13,6 +13,9 @@ use convrec_rtc::turn::TurnServer;
 use futures_util::{SinkExt, StreamExt};
 use thiserror::Error;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::http::header::AUTHORIZATION;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::session::{Phase, RecorderSession};
@@ -41,17 +44,28 @@ pub enum RecorderError {
     Failed(String),
 }
 
-/// Joins the recording behind `entry_point` (`http(s)://host:port/recording/entry/TOKEN`) and
-/// records until the server says stop and every block is acknowledged.
-pub async fn run(entry_point: &str) -> Result<(), RecorderError> {
-    let ws_url = websocket_url(entry_point)?;
+/// Joins the recording behind `entry_point` (`http(s)://host:port/recording/entry/TOKEN`),
+/// presenting `recorder_key` (the server's `RECORDER` API key) if it requires one, and records
+/// until the server says stop and every block is acknowledged.
+pub async fn run(entry_point: &str, recorder_key: Option<&str>) -> Result<(), RecorderError> {
+    let mut request = websocket_url(entry_point)?
+        .into_client_request()
+        .map_err(|e| RecorderError::EntryPoint(e.to_string()))?;
+    if let Some(key) = recorder_key {
+        let bearer = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
+            RecorderError::EntryPoint(
+                "the recorder key holds characters a header cannot carry".into(),
+            )
+        })?;
+        request.headers_mut().insert(AUTHORIZATION, bearer);
+    }
     let local_ip = convrec_rtc::net::local_ip_towards(entry_point)
         .await
         .map_err(|e| RecorderError::EntryPoint(e.to_string()))?;
     let config = WebSocketConfig::default()
         .max_message_size(Some(BLOCK_HEADER_LEN + MAX_BLOCK))
         .max_frame_size(Some(BLOCK_HEADER_LEN + MAX_BLOCK));
-    let (socket, _) = tokio_tungstenite::connect_async_with_config(ws_url, Some(config), true)
+    let (socket, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), true)
         .await
         .map_err(|e| RecorderError::Connect(e.to_string()))?;
     let (mut outgoing, mut incoming) = socket.split();

@@ -96,20 +96,46 @@ pub async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, Api
         return Ok(Caller::GlobalAdmin { key_id: None });
     }
     if let Some(key) = state.metadata.api_key_by_secret(token).await? {
-        return Ok(match (key.role, key.account_id) {
-            (KeyRole::Admin, Some(account_id)) => Caller::AccountAdmin {
+        return match (key.role, key.account_id) {
+            (KeyRole::Admin, Some(account_id)) => Ok(Caller::AccountAdmin {
                 account_id,
                 key_id: key.id,
-            },
-            _ => Caller::GlobalAdmin {
+            }),
+            (KeyRole::GlobalAdmin, None) => Ok(Caller::GlobalAdmin {
                 key_id: Some(key.id),
-            },
-        });
+            }),
+            (KeyRole::Recorder, _) => Err(ApiError::new(
+                axum::http::StatusCode::FORBIDDEN,
+                "FORBIDDEN",
+                "a RECORDER key is only for recorders' entry points; it opens no part of the web API",
+            )),
+            // The database's constraints keep these out.
+            (KeyRole::Admin, None) | (KeyRole::GlobalAdmin, Some(_)) => {
+                Err(ApiError::unauthorized())
+            }
+        };
     }
     match state.metadata.participant_by_token(token).await? {
         Some(p) => Ok(Caller::Participant(p)),
         None => Err(ApiError::unauthorized()),
     }
+}
+
+/// Whether a recorder's entry-point request presents the recorder key `required` (an unrevoked
+/// `RECORDER` key of that id) as `Authorization: Bearer …`.
+pub async fn presents_recorder_key(
+    state: &AppState,
+    headers: &HeaderMap,
+    required: &str,
+) -> Result<bool, ApiError> {
+    let Some(token) = bearer(headers) else {
+        return Ok(false);
+    };
+    Ok(state
+        .metadata
+        .api_key_by_secret(token)
+        .await?
+        .is_some_and(|key| key.role == KeyRole::Recorder && key.id == required))
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {

@@ -67,6 +67,8 @@ pub struct ConfigFile {
     pub public_url: Option<String>,
     /// `recorder_command`.
     pub recorder_command: Option<String>,
+    /// `recording_api_key_id` (`conversation.recording.recordingApiKeyId`).
+    pub recording_api_key_id: Option<String>,
     /// `[turn]`.
     #[serde(default)]
     pub turn: TurnSection,
@@ -177,6 +179,7 @@ impl ConfigFile {
             media_advertise: self.media_advertise.or(lower.media_advertise),
             public_url: self.public_url.or(lower.public_url),
             recorder_command: self.recorder_command.or(lower.recorder_command),
+            recording_api_key_id: self.recording_api_key_id.or(lower.recording_api_key_id),
             turn: TurnSection {
                 url: self.turn.url.or(lower.turn.url),
                 force_relay: self.turn.force_relay.or(lower.turn.force_relay),
@@ -243,6 +246,17 @@ impl ConfigFile {
                     ));
                 }
                 command => command,
+            },
+            recording_api_key_id: match self.recording_api_key_id {
+                Some(id)
+                    if id.is_empty() || id.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+                {
+                    return Err(invalid(
+                        "conversation.recording.recordingApiKeyId (recording_api_key_id, --recording-api-key-id)",
+                        "must be the id of a RECORDER API key (POST /v1/apikeys), without spaces; leave it out to let the entry point be recorders' only credential",
+                    ));
+                }
+                id => id,
             },
             bootstrap_admin_key: env.bootstrap_admin_key,
             webhook_destinations: DestinationPolicy {

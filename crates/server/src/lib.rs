@@ -64,6 +64,10 @@ pub struct ServerConfig {
     /// runtime, a wrapper), run with `/bin/sh -c`; `None`: `PROGRAM recorder` as a child
     /// process. See [`recording::launcher::ProcessLauncher::command`].
     pub recorder_command: Option<String>,
+    /// `conversation.recording.recordingApiKeyId`: the id of the `RECORDER` API key recorders
+    /// must also present at their entry point (they get it from `CONVREC_RECORDER_API_KEY`);
+    /// `None`: the entry point is their only credential.
+    pub recording_api_key_id: Option<String>,
     /// The global admin key (`CONVREC_BOOTSTRAP_ADMIN_KEY`); `None`: the stored or a new one.
     pub bootstrap_admin_key: Option<String>,
     /// This node's name among servers sharing a database (see [`node`]); `None`: the one kept
@@ -163,6 +167,9 @@ pub struct Shared {
     pub turn: Option<turn::TurnSettings>,
     /// What one client or account may take of the server.
     pub limits: limits::Limits,
+    /// The `RECORDER` key recorders must present at their entry point, if any
+    /// ([`ServerConfig::recording_api_key_id`]).
+    pub recording_api_key_id: Option<String>,
     /// Failed authentications per client.
     pub failed_auth: limits::FailedAuthTable,
     admin_key_digest: [u8; 32],
@@ -305,6 +312,7 @@ impl Server {
             cluster: cluster::Membership::new(node_url, config.cluster.lease),
             turn: config.turn.clone(),
             limits: config.limits.clone(),
+            recording_api_key_id: config.recording_api_key_id.clone(),
             failed_auth: std::sync::Mutex::new(limits::FailedAuthentications::new(
                 config.limits.failed_auth_per_minute,
                 limits::FAILED_AUTH_WINDOW,

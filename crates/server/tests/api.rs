@@ -35,6 +35,7 @@ impl Api {
             // Recording stays off in these tests: no recorder is launched.
             recorder_program: "/bin/false".into(),
             recorder_command: None,
+            recording_api_key_id: None,
             bootstrap_admin_key: Some(ADMIN.into()),
             node_id: None,
             upload: Default::default(),

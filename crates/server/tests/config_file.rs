@@ -16,7 +16,7 @@ fn env() -> Environment {
 #[test]
 fn flags_win_over_the_file_which_wins_over_the_defaults() {
     let file = ConfigFile::parse(
-        "listen = \"127.0.0.1:9000\"\n[limits]\nmax_connections = 100\nfailed_auth_per_minute = 7\n",
+        "listen = \"127.0.0.1:9000\"\nrecording_api_key_id = \"key_1\"\n[limits]\nmax_connections = 100\nfailed_auth_per_minute = 7\n",
     )
     .expect("a valid file");
     let mut flags = ConfigFile::default();
@@ -24,6 +24,7 @@ fn flags_win_over_the_file_which_wins_over_the_defaults() {
     flags.trusted_proxies = Some(split_ranges("10.0.0.0/8, ::1"));
     let config = flags.over(file).resolve(env()).expect("valid settings");
     assert_eq!(config.listen.to_string(), "127.0.0.1:9000");
+    assert_eq!(config.recording_api_key_id.as_deref(), Some("key_1"));
     assert_eq!(config.limits.max_connections, 200);
     assert_eq!(config.limits.failed_auth_per_minute, 7);
     assert_eq!(config.limits.max_body_bytes, 1024 << 10);
@@ -61,6 +62,10 @@ fn bad_values_are_refused_naming_the_key_and_the_flag() {
         (
             "[turn]\nurl = \"turn:relay:3478\"",
             "needs the secret shared with the relay in CONVREC_TURN_SECRET",
+        ),
+        (
+            "recording_api_key_id = \"key 1\"",
+            "conversation.recording.recordingApiKeyId (recording_api_key_id, --recording-api-key-id): must be the id of a RECORDER API key",
         ),
         (
             "recorder_command = \" \"",

@@ -45,6 +45,7 @@ impl LocalDeployment {
             recorder_program: std::env::current_exe()
                 .context("cannot find this program to launch recorders with")?,
             recorder_command: None,
+            recording_api_key_id: None,
             bootstrap_admin_key: Some(admin_key.clone()),
             node_id: None,
             upload: Default::default(),

@@ -9,6 +9,10 @@ use anyhow::Context;
 /// The environment variable with the entry point.
 const ENTRY_POINT_ENV: &str = "CONVREC_ENTRY_POINT";
 
+/// The environment variable with the server's `RECORDER` API key, when it requires one
+/// (`conversation.recording.recordingApiKeyId`), e.g. from a cluster secret.
+const RECORDER_KEY_ENV: &str = "CONVREC_RECORDER_API_KEY";
+
 /// Arguments of `convrec recorder`: none; see the module docs.
 #[derive(Debug, clap::Args)]
 pub struct RecorderArgs {}
@@ -22,6 +26,12 @@ pub fn run(_args: RecorderArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(convrec_recorder::process::run(&entry_point))?;
+    let recorder_key = std::env::var(RECORDER_KEY_ENV)
+        .ok()
+        .filter(|k| !k.is_empty());
+    runtime.block_on(convrec_recorder::process::run(
+        &entry_point,
+        recorder_key.as_deref(),
+    ))?;
     Ok(ExitCode::SUCCESS)
 }

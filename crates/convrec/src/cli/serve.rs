@@ -20,7 +20,7 @@ pub struct ServeArgs {
     /// A TOML config file (keys: listen, data_dir, node_id, node_url, node_lease_secs,
     /// database.url, object_store.url, turn.url, turn.force_relay, webhooks.allow, webhooks.deny,
     /// object_store.part_size_mib, object_store.max_backlog_mib, media_listen, media_advertise,
-    /// public_url, recorder_command, limits.max_body_kib, limits.max_connections,
+    /// public_url, recorder_command, recording_api_key_id, limits.max_body_kib, limits.max_connections,
     /// limits.failed_auth_per_minute, limits.recordings_per_account, trusted_proxies).
     #[arg(long, env = "CONVREC_CONFIG")]
     config: Option<PathBuf>,
@@ -96,6 +96,11 @@ pub struct ServeArgs {
     /// CONVREC_PROGRAM in its environment and must last as long as the recorder.
     #[arg(long, env = "CONVREC_RECORDER_COMMAND")]
     recorder_command: Option<String>,
+    /// The id of a RECORDER API key recorders must also present at their entry point
+    /// (conversation.recording.recordingApiKeyId); give recorders its secret in
+    /// CONVREC_RECORDER_API_KEY [default: none, the entry point is their only credential].
+    #[arg(long, env = "CONVREC_RECORDING_API_KEY_ID")]
+    recording_api_key_id: Option<String>,
     /// The largest request body in KiB (64 to 65536); larger ones are answered 413
     /// [default: 1024].
     #[arg(long, env = "CONVREC_MAX_BODY_KIB")]
@@ -148,6 +153,7 @@ impl ServeArgs {
             media_advertise: self.media_advertise,
             public_url: self.public_url,
             recorder_command: self.recorder_command,
+            recording_api_key_id: self.recording_api_key_id,
             turn: TurnSection {
                 url: self.turn_url,
                 force_relay: self.force_relay.then_some(true),

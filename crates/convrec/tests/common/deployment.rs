@@ -28,7 +28,8 @@ pub struct Deployment {
     /// `objects/` unless a test points it elsewhere).
     pub objects: PathBuf,
     /// The server's environment, again at each restart.
-    env: Vec<(String, String)>,
+    /// The server's environment (kept for its restarts).
+    pub env: Vec<(String, String)>,
 }
 
 impl Drop for Deployment {

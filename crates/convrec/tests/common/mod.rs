@@ -158,7 +158,12 @@ pub fn wait_for_port(address: &str, program: &str) {
 /// A recorder's WebSocket handshake at the entry point `url` (`…/recording/entry/TOKEN`), as
 /// far as the server's answer to it.
 pub async fn entry_point_handshake(http: &reqwest::Client, url: &str) -> reqwest::Response {
-    http.get(url)
+    entry_point_handshake_as(http.get(url)).await
+}
+
+/// [`entry_point_handshake`] of `request` (made with the URL and any credentials).
+pub async fn entry_point_handshake_as(request: reqwest::RequestBuilder) -> reqwest::Response {
+    request
         .header("connection", "upgrade")
         .header("upgrade", "websocket")
         .header("sec-websocket-version", "13")

@@ -17,7 +17,7 @@ use crate::auth::Caller;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct NewApiKey {
-    /// The account an `ADMIN` key administers; absent for a `GLOBAL_ADMIN` key.
+    /// The account an `ADMIN` key administers; absent for `GLOBAL_ADMIN` and `RECORDER` keys.
     account_id: Option<String>,
     /// What it may do.
     #[schema(value_type = KeyRoleName)]
@@ -35,6 +35,10 @@ pub enum KeyRoleName {
     Admin,
     /// Administers every account (no `accountId`).
     GlobalAdmin,
+    /// Opens no part of the web API: the key recorders present at their entry point when the
+    /// server requires one (`conversation.recording.recordingApiKeyId`; no `accountId`; made by
+    /// a global admin).
+    Recorder,
 }
 
 /// An API key (never its secret).
@@ -104,6 +108,12 @@ pub async fn create(
         (KeyRole::GlobalAdmin, Some(_)) => {
             return Err(ApiError::bad_request(
                 "a GLOBAL_ADMIN key administers every account: leave 'accountId' out",
+            ));
+        }
+        (KeyRole::Recorder, None) => caller.require_global_admin()?,
+        (KeyRole::Recorder, Some(_)) => {
+            return Err(ApiError::bad_request(
+                "a RECORDER key serves the recorders of every account: leave 'accountId' out",
             ));
         }
     }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use convrec_core::recorder_protocol::{
     BLOCK_HEADER_LEN, Composition, Frame, FromRecorder, FromServer, MAX_BLOCK, PROTOCOL_VERSION,
@@ -31,8 +31,25 @@ use convrec_core::orchestrator::Failure;
 pub async fn entry(
     State(app): State<AppState>,
     Path(token): Path<String>,
+    headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    // The recorder key first: a wrong one must not use the entry point up.
+    if let Some(required) = &app.recording_api_key_id {
+        match crate::auth::presents_recorder_key(&app, &headers, required).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!("a recorder came without the recorder key this server requires");
+                return ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "RECORDER_KEY_REQUIRED",
+                    "this server requires recorders to present its RECORDER API key (conversation.recording.recordingApiKeyId) as a bearer token: give it to them in CONVREC_RECORDER_API_KEY",
+                )
+                .into_response();
+            }
+            Err(e) => return e.into_response(),
+        }
+    }
     let redeemed = match app
         .metadata
         .redeem_entry_point(&token, crate::now_ms())

@@ -12,6 +12,9 @@ pub enum KeyRole {
     Admin,
     /// Administers every account.
     GlobalAdmin,
+    /// No account and no part of the web API: the key recorders present at their entry point
+    /// when the server requires one (`conversation.recording.recordingApiKeyId`).
+    Recorder,
 }
 
 impl KeyRole {
@@ -20,6 +23,7 @@ impl KeyRole {
         match self {
             KeyRole::Admin => "ADMIN",
             KeyRole::GlobalAdmin => "GLOBAL_ADMIN",
+            KeyRole::Recorder => "RECORDER",
         }
     }
 }
@@ -30,8 +34,9 @@ impl std::str::FromStr for KeyRole {
         match s {
             "ADMIN" => Ok(KeyRole::Admin),
             "GLOBAL_ADMIN" => Ok(KeyRole::GlobalAdmin),
+            "RECORDER" => Ok(KeyRole::Recorder),
             other => Err(format!(
-                "'{other}' is not an API key role; allowed: ADMIN, GLOBAL_ADMIN"
+                "'{other}' is not an API key role; allowed: ADMIN, GLOBAL_ADMIN, RECORDER"
             )),
         }
     }
