@@ -562,7 +562,29 @@ struct Gone;
 
 /// Runs `step` until it succeeds, waiting 1 s, 2 s, … up to 30 s between tries; a "not found"
 /// from the store ends the tries (the caller decides).
-async fn retrying<T, E, F, Fut>(app: &AppState, what: &str, mut step: F) -> Result<T, Gone>
+async fn retrying<T, E, F, Fut>(app: &AppState, what: &str, step: F) -> Result<T, Gone>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+    E: std::fmt::Display + IsNotFound,
+{
+    let failed = || {
+        app.metrics.upload_failures.inc();
+    };
+    retry_until(what, None, failed, step)
+        .await
+        .map_err(|_| Gone)
+}
+
+/// Runs `step` until it succeeds, 1 s, 2 s, … up to 30 s apart, calling `failed` after each
+/// failure. Returns the error that ends the tries: one that says the thing is not there, or any
+/// once `stop` is cancelled (without `stop`, only the first).
+pub async fn retry_until<T, E, F, Fut>(
+    what: &str,
+    stop: Option<&tokio_util::sync::CancellationToken>,
+    failed: impl Fn(),
+    mut step: F,
+) -> Result<T, E>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, E>>,
@@ -572,11 +594,19 @@ where
     loop {
         match step().await {
             Ok(value) => return Ok(value),
-            Err(e) if e.is_not_found() => return Err(Gone),
+            Err(e) if e.is_not_found() || stop.is_some_and(|s| s.is_cancelled()) => return Err(e),
             Err(e) => {
-                app.metrics.upload_failures.inc();
-                tracing::warn!(error = %e, retry_in = ?delay, "cannot {what}; the spool keeps the bytes");
-                tokio::time::sleep(delay).await;
+                failed();
+                tracing::warn!(error = %e, retry_in = ?delay, "cannot {what}; trying again (the spool keeps the bytes)");
+                match stop {
+                    Some(stop) => {
+                        tokio::select! {
+                            () = tokio::time::sleep(delay) => {}
+                            () = stop.cancelled() => {}
+                        }
+                    }
+                    None => tokio::time::sleep(delay).await,
+                }
                 delay = (delay * 2).min(Duration::from_secs(30));
             }
         }

@@ -360,18 +360,24 @@ async fn store_files(
     now: i64,
     files: Vec<SpooledFile>,
 ) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
-    let recording = app
-        .metadata
-        .recording(recording_id)
+    let recording = persist(app, "read a recording", || app.metadata.recording(recording_id))
         .await?
         .ok_or("the recording vanished")?;
+    if recording.ended_at_ms.is_none() {
+        // Ending it failed when it finished (see [`spawn_finalize`]).
+        persist(app, "end a recording", || {
+            app.metadata.end_recording(recording_id, reason, now)
+        })
+        .await?;
+    }
     if files.iter().all(|f| f.spool.is_empty()) {
         // Nothing was recorded: no files, and no listing (SPEC §5).
         return Ok(false);
     }
-    app.metadata
-        .set_recording_status(recording_id, "PENDING")
-        .await?;
+    persist(app, "mark a recording pending", || {
+        app.metadata.set_recording_status(recording_id, "PENDING")
+    })
+    .await?;
     let mut stored = Vec::new();
     for mut f in files {
         if f.spool.is_empty() {
@@ -386,15 +392,16 @@ async fn store_files(
         .await?;
         let len = closed?;
         let bytes = f.uploader.finish(len).await?;
-        app.metadata
-            .set_file_durable(
+        persist(app, "record a file's stored length", || {
+            app.metadata.set_file_durable(
                 recording_id,
                 f.file,
                 len,
                 f.spool.next_seq(),
                 f.spool.is_finished(),
             )
-            .await?;
+        })
+        .await?;
         stored.push(StoredFile {
             file: f.file,
             publication_id: f.publication_id,
@@ -468,9 +475,10 @@ pub async fn complete(
         .min()
         .or(recording.started_at_ms)
         .unwrap_or(now);
-    let sealed_for: std::collections::HashMap<u32, String> = app
-        .metadata
-        .recording_files(&recording.id)
+    let sealed_for: std::collections::HashMap<u32, String> =
+        persist(app, "read a recording's files", || {
+            app.metadata.recording_files(&recording.id)
+        })
         .await?
         .into_iter()
         .filter_map(|f| Some((f.file, f.encryption_key_id?)))
@@ -490,10 +498,28 @@ pub async fn complete(
         "files": entries,
     });
     let manifest = serde_json::to_vec_pretty(&manifest)?;
-    app.storage
-        .put(&manifest_key(&recording.id), manifest)
-        .await?;
+    let key = manifest_key(&recording.id);
+    persist(app, "store a recording's manifest", || {
+        app.storage.put(&key, manifest.clone())
+    })
+    .await?;
     // COMPLETE and its RECORDING_AVAILABLE history message land together (SPEC §5).
-    app.metadata.complete_recording(&recording.id).await?;
+    persist(app, "mark a recording complete", || {
+        app.metadata.complete_recording(&recording.id)
+    })
+    .await?;
     Ok(())
+}
+
+/// Runs a step of finishing a recording until it succeeds: a database or object store away
+/// for a while delays the recording's completion instead of leaving it unfinished until the
+/// next start. It gives up when the server stops (its next start finishes the recording from
+/// the spool) or when the thing is gone.
+async fn persist<T, E, F, Fut>(app: &AppState, what: &str, step: F) -> Result<T, E>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+    E: std::fmt::Display + crate::upload::IsNotFound,
+{
+    crate::upload::retry_until(what, Some(&app.shutdown), || {}, step).await
 }
