@@ -360,9 +360,11 @@ async fn store_files(
     now: i64,
     files: Vec<SpooledFile>,
 ) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
-    let recording = persist(app, "read a recording", || app.metadata.recording(recording_id))
-        .await?
-        .ok_or("the recording vanished")?;
+    let recording = persist(app, "read a recording", || {
+        app.metadata.recording(recording_id)
+    })
+    .await?
+    .ok_or("the recording vanished")?;
     if recording.ended_at_ms.is_none() {
         // Ending it failed when it finished (see [`spawn_finalize`]).
         persist(app, "end a recording", || {
