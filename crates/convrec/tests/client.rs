@@ -12,7 +12,7 @@
 mod common;
 
 use std::process::Child;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::openapi::OpenApi;
 use common::serve_in;
@@ -83,25 +83,6 @@ fn participant(base: &str, conversation: &str, token: &str, video: &str) -> Chil
         token,
         &["--seconds", "4", "--video", video],
     )
-}
-
-async fn wait_until<T>(
-    what: &str,
-    log: &std::path::Path,
-    mut check: impl AsyncFnMut() -> Option<T>,
-) -> T {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(done) = check().await {
-            return done;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no {what}\n{}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 fn ffprobe_streams(path: &std::path::Path) -> Vec<String> {
@@ -255,12 +236,17 @@ async fn an_integrator_records_a_call_and_downloads_it_using_only_http_and_the_o
         participant(&base, c, &agent, "720p"),
         participant(&base, c, &visitor, "240p"),
     ];
-    wait_until("recording", &log, async || {
-        let state = api
-            .call("getRecordingState", &agent, &[("id", c)], "", None)
-            .await;
-        (state["recordingState"] == "STARTED").then_some(())
-    })
+    let server_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    common::wait_until(
+        Duration::from_secs(60),
+        async || {
+            let state = api
+                .call("getRecordingState", &agent, &[("id", c)], "", None)
+                .await;
+            state["recordingState"] == "STARTED"
+        },
+        || format!("no recording\n{}", server_log()),
+    )
     .await;
     api.call(
         "postMessage",
@@ -280,12 +266,17 @@ async fn an_integrator_records_a_call_and_downloads_it_using_only_http_and_the_o
     }
 
     // The webhook says it is available; the history lists it.
-    let available = wait_until("recording_available webhook", &log, async || {
-        receiver
-            .verified("conversation.recording_available")
-            .into_iter()
-            .next()
-    })
+    let available = common::poll_until(
+        Duration::from_secs(60),
+        async || {
+            receiver
+                .verified("conversation.recording_available")
+                .into_iter()
+                .next()
+                .ok_or(())
+        },
+        |()| format!("no recording_available webhook\n{}", server_log()),
+    )
     .await;
     let payload = &available["payload"];
     assert_eq!(payload["conversationId"], c);

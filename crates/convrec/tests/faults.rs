@@ -16,7 +16,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::deployment::Deployment;
-use common::{assert_decodes, finished_participant};
+use common::{assert_decodes, finished_participant, wait_until};
 use convrec_testkit::faults::{ImpairedUdpRelay, Impairment, TcpProxy};
 use convrec_testkit::{TestDatabase, ffprobe, stream};
 use serde_json::{Value, json};
@@ -219,14 +219,12 @@ async fn the_database_away_for_30_seconds_loses_nothing() {
     tokio::time::sleep(Duration::from_secs(30).saturating_sub(cut.elapsed())).await;
     proxy.restore();
     let restored = Instant::now();
-    while d.health().await.0 != 200 {
-        assert!(
-            restored.elapsed() < Duration::from_secs(60),
-            "the server never recovered\n{}",
-            d.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until(
+        Duration::from_secs(60),
+        async || d.health().await.0 == 200,
+        || format!("the server never recovered\n{}", d.log()),
+    )
+    .await;
     let recovered = restored.elapsed();
     let (_, published) = finished_participant(talking);
     let manifests = stored_as_acknowledged(&d).await;

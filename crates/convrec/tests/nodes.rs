@@ -12,7 +12,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::deployment::{ADMIN_KEY, Deployment, metric_of};
-use common::{KillOnDrop, S3Server, assert_playable, finished_participant, participant, serve_in};
+use common::{
+    KillOnDrop, S3Server, assert_playable, finished_participant, participant, poll_until, serve_in,
+    wait_until,
+};
 use convrec_testkit::TestDatabase;
 use serde_json::json;
 
@@ -135,20 +138,31 @@ async fn when_a_node_dies_another_takes_over_its_recording_and_the_conversation_
         b_log()
     );
     // A part (5 MiB: about 21 s of 720p) reaches the store.
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while metric_of(&d.http, &a_base, "convrec_upload_parts_total")
-        .await
-        .unwrap_or(0.0)
-        < 1.0
-    {
-        assert!(Instant::now() < deadline, "no part uploaded\n{}", d.log());
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    wait_until(
+        Duration::from_secs(90),
+        async || {
+            metric_of(&d.http, &a_base, "convrec_upload_parts_total")
+                .await
+                .is_some_and(|parts| parts >= 1.0)
+        },
+        || format!("no part uploaded\n{}", d.log()),
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     // A dies.
     d.server.kill().unwrap();
     d.server.wait().unwrap();
     let died = Instant::now();
+    // While A is away, only a caller who may see the conversation learns so: a stranger gets
+    // the 401 any conversation's path gives it, which tells nothing of which ones exist.
+    let path = format!("/v1/conversations/{}", d.conversation);
+    let stranger = d.status("GET", &path, "not-a-credential").await;
+    let member = d.status("GET", &path, &d.tokens[0]).await;
+    assert_eq!(stranger, 401);
+    assert!(
+        [502, 503, 200].contains(&member),
+        "the member learns that A is away (or, once B took it over, is served): {member}"
+    );
     for p in [&mut talking, &mut listening] {
         let _ = p.kill();
         let _ = p.wait();
@@ -221,38 +235,38 @@ async fn when_a_node_dies_another_takes_over_its_recording_and_the_conversation_
         usize::try_from(std::fs::metadata(&object).unwrap().len()).unwrap()
     );
     // And it stores the rest of the first recording, which only its spool held.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let restored = loop {
-        let manifest = d.manifest(&first);
-        let bytes = manifest["files"][0]["bytes"].as_u64().unwrap();
-        if bytes > size {
-            break bytes;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the rest was not stored: {manifest}\n{}",
-            d.log()
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+    let restored = poll_until(
+        Duration::from_secs(60),
+        async || {
+            let manifest = d.manifest(&first);
+            let bytes = manifest["files"][0]["bytes"].as_u64().unwrap();
+            if bytes > size {
+                Ok(bytes)
+            } else {
+                Err(manifest)
+            }
+        },
+        |manifest| format!("the rest was not stored: {manifest}\n{}", d.log()),
+    )
+    .await;
     let first_object = d.object(&first_key);
     assert_eq!(std::fs::metadata(&first_object).unwrap().len(), restored);
     let longer = assert_playable(&first_object, true);
     assert!(longer > seconds, "{longer} s now, {seconds} s before");
     // The second participant's file, of which nothing had reached the store, is added.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let manifest = loop {
-        let manifest = d.manifest(&first);
-        if manifest["files"].as_array().unwrap().len() == 2 {
-            break manifest;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the second file was not stored: {manifest}\n{}",
-            d.log()
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+    let manifest = poll_until(
+        Duration::from_secs(30),
+        async || {
+            let manifest = d.manifest(&first);
+            if manifest["files"].as_array().unwrap().len() == 2 {
+                Ok(manifest)
+            } else {
+                Err(manifest)
+            }
+        },
+        |manifest| format!("the second file was not stored: {manifest}\n{}", d.log()),
+    )
+    .await;
     let added = &manifest["files"][1];
     let added_object = d.object(added["objectKey"].as_str().unwrap());
     assert_eq!(
@@ -294,15 +308,12 @@ async fn a_recording_none_of_which_reached_the_store_is_finished_when_its_node_r
     d.server.wait().unwrap();
     let _ = talking.kill();
     let _ = talking.wait();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !log_in(&b_dir).contains("has nothing in the object store") {
-        assert!(
-            Instant::now() < deadline,
-            "B did not take A over\n{}",
-            log_in(&b_dir)
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    wait_until(
+        Duration::from_secs(30),
+        async || log_in(&b_dir).contains("has nothing in the object store"),
+        || format!("B did not take A over\n{}", log_in(&b_dir)),
+    )
+    .await;
     let listed = d
         .call(
             "GET",

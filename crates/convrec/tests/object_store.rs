@@ -10,12 +10,12 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::S3Server;
 use common::azurite::Azurite;
 use common::deployment::Deployment;
-use common::{assert_playable, finished_participant, participant};
+use common::{assert_playable, finished_participant, participant, poll_until};
 use serde_json::json;
 
 /// A deployment storing into `s3` under `s3://recordings/convrec`, with 5 MiB parts and `env`.
@@ -31,19 +31,19 @@ async fn storing_in(s3: &S3Server, env: &[(&str, &str)]) -> Deployment {
 
 /// Waits (up to `seconds`) until `metric` reaches `at_least`.
 async fn wait_for_metric(d: &Deployment, metric: &str, at_least: f64, seconds: u64) {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    loop {
-        let value = d.metric(metric).await.unwrap_or(0.0);
-        if value >= at_least {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{metric} is {value}, not {at_least}\n{}",
-            d.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    poll_until(
+        Duration::from_secs(seconds),
+        async || {
+            let value = d.metric(metric).await.unwrap_or(0.0);
+            if value >= at_least {
+                Ok(())
+            } else {
+                Err(value)
+            }
+        },
+        |value| format!("{metric} is {value}, not {at_least}\n{}", d.log()),
+    )
+    .await;
 }
 
 /// A 720p participant (about 2 Mbit/s: a 5 MiB part every 21 s) publishing for `seconds`.
@@ -154,6 +154,44 @@ async fn a_store_outage_and_a_server_crash_mid_upload_lose_nothing() {
         "the restart resumed the upload from its stored part\n{}",
         d.log()
     );
+}
+
+/// The store forgets an upload mid-recording (a lifecycle rule expired it, or someone aborted
+/// it): the next part is refused as unknown, the file's upload starts over from the spool's
+/// first byte, and the object holds the whole file, which plays. The backlog drains to zero.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_the_store_forgot_is_started_over_from_the_spool() {
+    let d = Deployment::start_with(1, json!({}), &[("CONVREC_PART_SIZE_MIB", "5")]).await;
+    let talking = hd_participant(&d, 50);
+    d.wait_for_state("STARTED").await;
+    let id = d.recording_id().await;
+    wait_for_metric(&d, "convrec_upload_parts_total", 1.0, 60).await;
+    // The local store keeps an unfinished upload's parts in a directory of its own.
+    let uploads = d.objects.join(".uploads");
+    let forgotten: Vec<_> = std::fs::read_dir(&uploads)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(forgotten.len(), 1, "{forgotten:?}");
+    std::fs::remove_dir_all(&forgotten[0]).unwrap();
+    finished_participant(talking);
+    let (object, size) = d.the_one_stored_file(&id, "NORMAL").await;
+    let log = d.log();
+    assert!(
+        log.contains("the store no longer knows the upload; starting it over"),
+        "{log}"
+    );
+    assert!(
+        size > 10 << 20,
+        "{size} bytes: the whole file, parts sent before included"
+    );
+    // It plays, so its first part (the init segment) went up again.
+    let length = assert_playable(&object, true);
+    assert!(length > 40.0, "{length} s recorded");
+    eprintln!(
+        "the store forgot an upload: the file went up again, {size} bytes, {length:.1} s of video"
+    );
+    assert_eq!(d.metric("convrec_upload_backlog_bytes").await, Some(0.0));
 }
 
 /// The store stays away: once the spool holds the configured backlog, the recording ends as

@@ -16,7 +16,8 @@ use common::chromium::Chromium;
 use common::deployment::{ADMIN_KEY, Deployment};
 use common::webhooks::{Receiver, WEBHOOK_SECRET};
 use common::{
-    assert_playable, convrec, entry_point_handshake, entry_point_handshake_as, finished_participant,
+    assert_playable, convrec, entry_point_handshake, entry_point_handshake_as,
+    finished_participant, poll_until, wait_until,
 };
 use serde_json::{Value, json};
 
@@ -123,15 +124,12 @@ async fn a_recorder_killed_mid_call_leaves_every_acknowledged_fragment_playable_
     let killed = Instant::now();
 
     // RETRY (the default): the failed recording is finished, and a new one starts.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !(d.state().await == "STARTED" && d.recording_id().await != first) {
-        assert!(
-            Instant::now() < deadline,
-            "no second recording\n{}",
-            d.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until(
+        Duration::from_secs(30),
+        async || d.state().await == "STARTED" && d.recording_id().await != first,
+        || format!("no second recording\n{}", d.log()),
+    )
+    .await;
     let recovered = killed.elapsed();
     tokio::time::sleep(Duration::from_secs(4)).await;
     d.end_the_call().await;
@@ -562,24 +560,24 @@ async fn a_chromium_participant_publishes_receives_and_is_recorded() {
     );
     let browser = Chromium::open(&url);
     // The browser receives the synthetic participant's video (WHEP) and decodes it.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let state = loop {
-        let state = browser.evaluate("window.convrec").await;
-        let decoded = state["received"]
-            .as_object()
-            .and_then(|r| r.values().next())
-            .and_then(Value::as_u64)
-            .unwrap_or(0);
-        if state["status"] == "connected" && decoded >= 60 {
-            break state;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the browser is at {state}\n{}",
-            d.log()
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+    let state = poll_until(
+        Duration::from_secs(30),
+        async || {
+            let state = browser.evaluate("window.convrec").await;
+            let decoded = state["received"]
+                .as_object()
+                .and_then(|r| r.values().next())
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            if state["status"] == "connected" && decoded >= 60 {
+                Ok(state)
+            } else {
+                Err(state)
+            }
+        },
+        |state| format!("the browser is at {state}\n{}", d.log()),
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     // The agent ends the call; the recording stops with it.
     d.end_the_call().await;
@@ -767,14 +765,6 @@ impl Deployment {
     }
 }
 
-async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(40);
-    while !done() {
-        assert!(Instant::now() < deadline, "no {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_are_signed_retried_with_the_same_id_and_logged() {
     let d = Deployment::start(1).await;
@@ -785,11 +775,15 @@ async fn webhooks_are_signed_retried_with_the_same_id_and_logged() {
     finished_participant(talking);
     let recordings = d.complete_recordings().await;
     let id = recordings[0]["id"].as_str().unwrap().to_owned();
-    wait_until("recording_available delivery", || {
-        !receiver
-            .verified("conversation.recording_available")
-            .is_empty()
-    })
+    wait_until(
+        Duration::from_secs(40),
+        async || {
+            !receiver
+                .verified("conversation.recording_available")
+                .is_empty()
+        },
+        || format!("no recording_available delivery\n{}", d.log()),
+    )
     .await;
     let started = receiver.verified("conversation.recording_started");
     assert_eq!(started.len(), 1);
@@ -859,14 +853,19 @@ async fn webhooks_queued_while_the_receiver_is_down_survive_a_server_crash() {
     );
     d.crash_and_restart();
     let receiver = Receiver::start(d.dir.path(), 0, port);
-    wait_until("deliveries after the restart", || {
-        !receiver
-            .verified("conversation.recording_available")
-            .is_empty()
-            && !receiver
-                .verified("conversation.recording_started")
-                .is_empty()
-    })
+    wait_until(
+        Duration::from_secs(40),
+        async || {
+            ["recording_available", "recording_started"]
+                .iter()
+                .all(|event| {
+                    !receiver
+                        .verified(&format!("conversation.{event}"))
+                        .is_empty()
+                })
+        },
+        || format!("no deliveries after the restart\n{}", d.log()),
+    )
     .await;
     // The same messages (same webhook-id) as the failed attempts before the crash.
     let started = receiver.verified("conversation.recording_started");
@@ -1023,22 +1022,23 @@ async fn download_links_serve_ranges_while_recording_and_play_in_a_video_element
     .unwrap();
     let page = format!("file://{}", page.display());
     let browser = Chromium::open(&page);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let state = browser
-            .evaluate("(v => ({ready: v.readyState, duration: v.duration, error: v.error && v.error.code, time: v.currentTime}))(document.getElementById('v'))")
-            .await;
-        if state["ready"].as_u64() >= Some(2) && state["time"].as_f64() > Some(0.5) {
-            assert!(state["duration"].as_f64().unwrap() > 4.0, "{state}");
-            break;
-        }
-        assert!(state["error"].is_null(), "the video failed: {state}");
-        assert!(
-            Instant::now() < deadline,
-            "the video does not play: {state}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    let state = poll_until(
+        Duration::from_secs(20),
+        async || {
+            let state = browser
+                .evaluate("(v => ({ready: v.readyState, duration: v.duration, error: v.error && v.error.code, time: v.currentTime}))(document.getElementById('v'))")
+                .await;
+            assert!(state["error"].is_null(), "the video failed: {state}");
+            if state["ready"].as_u64() >= Some(2) && state["time"].as_f64() > Some(0.5) {
+                Ok(state)
+            } else {
+                Err(state)
+            }
+        },
+        |state| format!("the video does not play: {state}"),
+    )
+    .await;
+    assert!(state["duration"].as_f64().unwrap() > 4.0, "{state}");
 }
 
 /// `limits.recordings_per_account`: with a limit of 1, a second conversation of the account
@@ -1058,12 +1058,17 @@ async fn an_account_at_its_recording_limit_waits_for_a_place() {
     d.wait_for_state("STARTED").await;
     let (second, tokens) = d.add_conversation(1).await;
     let later = common::participant(&d.base, &second, &tokens[0], &["--seconds", "20"]);
-    let deadline = Instant::now() + Duration::from_secs(30);
     let refused = r#"convrec_recorder_failures_total{reason="account_limit"}"#;
-    while d.metric(refused).await.unwrap_or(0.0) < 1.0 {
-        assert!(Instant::now() < deadline, "no attempt refused\n{}", d.log());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until(
+        Duration::from_secs(30),
+        async || {
+            d.metric(refused)
+                .await
+                .is_some_and(|refusals| refusals >= 1.0)
+        },
+        || format!("no attempt refused\n{}", d.log()),
+    )
+    .await;
     finished_participant(first);
     finished_participant(later);
     let one = d.complete_recordings().await;

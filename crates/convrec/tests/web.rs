@@ -220,13 +220,19 @@ async fn two_browsers_call_share_record_twice_and_find_and_play_the_recordings()
     agent
         .wait_for("the call ends", "window.convrec.call === null")
         .await;
-    let recordings = loop {
-        let listed = d.complete_recordings().await;
-        if listed.len() == 2 {
-            break listed;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let recordings = common::poll_until(
+        Duration::from_secs(60),
+        async || {
+            let listed = d.complete_recordings().await;
+            if listed.len() == 2 {
+                Ok(listed)
+            } else {
+                Err(listed)
+            }
+        },
+        |listed| format!("not two recordings: {listed:?}\n{}", d.log()),
+    )
+    .await;
     for r in &recordings {
         assert_eq!(r["endReason"], "NORMAL", "{r}");
     }

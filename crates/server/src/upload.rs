@@ -345,6 +345,23 @@ async fn run(
         None => (None, PartPlan::new(app.upload_settings.part_size, [])),
     };
     let mut start_overs = 0;
+    // Uploading the file again from its first byte: the old upload goes, and what it had
+    // sent waits again.
+    let start_over = async |start_overs: &mut u32,
+                            old: Option<FileUpload>,
+                            plan: &PartPlan,
+                            durable: u64|
+           -> Result<PartPlan, UploadError> {
+        if let Some(u) = old {
+            drop_upload(&app, &target, &u).await;
+        }
+        *start_overs += 1;
+        if *start_overs > MAX_START_OVERS {
+            return Err(UploadError::NotKept(*start_overs));
+        }
+        waiting.add(plan.sent_bytes(durable));
+        Ok(PartPlan::new(app.upload_settings.part_size, []))
+    };
     loop {
         let now = *progress.borrow_and_update();
         if abandon.is_cancelled() {
@@ -366,23 +383,21 @@ async fn run(
             }
             Next::StartOver => {
                 tracing::warn!(recording = %target.recording_id, file = target.file, "the spool is shorter than what was uploaded; uploading the file again");
-                if let Some(u) = upload.take() {
-                    drop_upload(&app, &target, &u).await;
-                }
-                start_overs += 1;
-                if start_overs > MAX_START_OVERS {
-                    return Err(UploadError::NotKept(start_overs));
-                }
-                waiting.add(plan.sent_bytes(now.durable));
-                plan = PartPlan::new(app.upload_settings.part_size, []);
+                plan = start_over(&mut start_overs, upload.take(), &plan, now.durable).await?;
             }
             Next::Part { number, available } => {
-                let range = cut_part(&plan, &target.spool, available)
-                    .await
-                    .map_err(UploadError::Spool)?;
-                let bytes = read_range(&target.spool, range.clone())
-                    .await
-                    .map_err(UploadError::Spool)?;
+                // A spool that cannot be read for a while (EIO, EMFILE) delays the file; its
+                // upload ends only when the server stops (the next start resumes it).
+                let reading = retry_until(
+                    "read the spool",
+                    Some(&app.shutdown),
+                    || {},
+                    || read_part(&plan, &target.spool, available.clone()),
+                );
+                let (range, bytes) = tokio::select! {
+                    read = reading => read.map_err(UploadError::Spool)?,
+                    () = abandon.cancelled() => continue,
+                };
                 let opened = match upload.take() {
                     Some(u) => u,
                     None => open(&app, &target, plan.part_size).await,
@@ -430,12 +445,8 @@ async fn run(
                     // The store lost the upload (it expired, or was aborted): start over.
                     Err(Gone) => {
                         tracing::warn!(recording = %target.recording_id, file = target.file, "the store no longer knows the upload; starting it over");
-                        drop_upload(&app, &target, &opened).await;
-                        start_overs += 1;
-                        if start_overs > MAX_START_OVERS {
-                            return Err(UploadError::NotKept(start_overs));
-                        }
-                        plan = PartPlan::new(app.upload_settings.part_size, []);
+                        plan =
+                            start_over(&mut start_overs, Some(opened), &plan, now.durable).await?;
                     }
                 }
             }
@@ -459,12 +470,7 @@ async fn run(
                 .flatten();
                 if size != Some(now.durable) {
                     tracing::warn!(recording = %target.recording_id, file = target.file, stored = ?size, durable = now.durable, "the stored object does not hold the file; uploading it again");
-                    drop_upload(&app, &target, &done).await;
-                    start_overs += 1;
-                    if start_overs > MAX_START_OVERS {
-                        return Err(UploadError::NotKept(start_overs));
-                    }
-                    plan = PartPlan::new(app.upload_settings.part_size, []);
+                    plan = start_over(&mut start_overs, Some(done), &plan, now.durable).await?;
                     continue;
                 }
                 retrying(&app, "forget a completed upload", || {
@@ -630,6 +636,13 @@ impl IsNotFound for StorageError {
     }
 }
 
+/// A spool file that is not there will not come back.
+impl IsNotFound for std::io::Error {
+    fn is_not_found(&self) -> bool {
+        self.kind() == std::io::ErrorKind::NotFound
+    }
+}
+
 impl IsNotFound for convrec_store::metadata::MetadataError {
     fn is_not_found(&self) -> bool {
         false
@@ -665,6 +678,17 @@ async fn cut_part(
     })
     .await
     .map_err(std::io::Error::other)?
+}
+
+/// The next part's range (cut by [`cut_part`]) and its bytes.
+async fn read_part(
+    plan: &PartPlan,
+    spool: &std::path::Path,
+    available: Range<u64>,
+) -> std::io::Result<(Range<u64>, Bytes)> {
+    let range = cut_part(plan, spool, available).await?;
+    let bytes = read_range(spool, range.clone()).await?;
+    Ok((range, bytes))
 }
 
 async fn read_range(path: &std::path::Path, range: Range<u64>) -> std::io::Result<Bytes> {

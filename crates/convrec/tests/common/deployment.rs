@@ -7,11 +7,11 @@
 
 use std::path::PathBuf;
 use std::process::Child;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::serve_in;
+use super::{poll_until, serve_in, wait_until};
 
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
 
@@ -253,35 +253,26 @@ impl Deployment {
 
     /// Waits (up to 20 s) until the conversation has no active interaction.
     pub async fn wait_until_the_calls_ended(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let conversation = self.conversation_now().await;
-            if conversation["activeInteractions"]
-                .as_array()
-                .expect("a conversation lists its active interactions")
-                .is_empty()
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the call goes on\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait_until(
+            Duration::from_secs(20),
+            async || {
+                self.conversation_now().await["activeInteractions"]
+                    .as_array()
+                    .expect("a conversation lists its active interactions")
+                    .is_empty()
+            },
+            || format!("the call goes on\n{}", self.log()),
+        )
+        .await;
     }
 
     pub async fn wait_for_state(&self, wanted: &str) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.state().await != wanted {
-            assert!(
-                Instant::now() < deadline,
-                "no {wanted} state\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_until(
+            Duration::from_secs(30),
+            async || self.state().await == wanted,
+            || format!("no {wanted} state\n{}", self.log()),
+        )
+        .await;
     }
 
     /// The recordings, once all are complete.
@@ -292,27 +283,29 @@ impl Deployment {
 
     /// The recordings of `conversation` as `token` sees them, once all are complete.
     pub async fn complete_recordings_of(&self, conversation: &str, token: &str) -> Vec<Value> {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let list = self
-                .call(
-                    "GET",
-                    &format!("/v1/conversationhistory/{conversation}/getConversationRecordings"),
-                    token,
-                    Value::Null,
-                )
-                .await;
-            let items = list["items"].as_array().unwrap().clone();
-            if !items.is_empty() && items.iter().all(|r| r["status"] == "COMPLETE") {
-                return items;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "not complete: {list}\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        poll_until(
+            Duration::from_secs(60),
+            async || {
+                let list = self
+                    .call(
+                        "GET",
+                        &format!(
+                            "/v1/conversationhistory/{conversation}/getConversationRecordings"
+                        ),
+                        token,
+                        Value::Null,
+                    )
+                    .await;
+                let items = list["items"].as_array().unwrap().clone();
+                if !items.is_empty() && items.iter().all(|r| r["status"] == "COMPLETE") {
+                    Ok(items)
+                } else {
+                    Err(list)
+                }
+            },
+            |list| format!("not complete: {list}\n{}", self.log()),
+        )
+        .await
     }
 
     pub fn object(&self, key: &str) -> PathBuf {

@@ -143,6 +143,39 @@ pub fn require_program(program: &str) {
     );
 }
 
+/// Asks `check` again every 100 ms until it answers `Ok`, and returns that answer. When
+/// `within` passes first, fails the test with `failure` of the last `Err`: what was seen last
+/// goes into the message, and logs are read only then.
+pub async fn poll_until<T, E>(
+    within: std::time::Duration,
+    mut check: impl AsyncFnMut() -> Result<T, E>,
+    failure: impl FnOnce(E) -> String,
+) -> T {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        match check().await {
+            Ok(done) => return done,
+            Err(last) if std::time::Instant::now() >= deadline => panic!("{}", failure(last)),
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// [`poll_until`] for a condition: waits (up to `within`) until `done` holds, and fails the
+/// test with `failure()` otherwise.
+pub async fn wait_until(
+    within: std::time::Duration,
+    mut done: impl AsyncFnMut() -> bool,
+    failure: impl FnOnce() -> String,
+) {
+    poll_until(
+        within,
+        async || if done().await { Ok(()) } else { Err(()) },
+        |()| failure(),
+    )
+    .await;
+}
+
 /// Waits (up to 30 s) until `program` listens at `address`.
 pub fn wait_for_port(address: &str, program: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);

@@ -28,8 +28,14 @@ fn hop_by_hop(name: &HeaderName, upgrade: bool) -> bool {
         || (!upgrade && (name == header::CONNECTION || name == header::UPGRADE))
 }
 
-/// Sends `request` to node `node_id` at `url` and answers with what it answers.
-pub async fn forward(app: &AppState, node_id: &str, url: &str, request: Request) -> Response {
+/// Sends `request` to node `node_id` at `url` and answers with what it answers; the error
+/// (`NODE_UNREACHABLE`) when that node does not answer.
+pub async fn forward(
+    app: &AppState,
+    node_id: &str,
+    url: &str,
+    request: Request,
+) -> Result<Response, ApiError> {
     let (mut parts, body) = request.into_parts();
     let upgrade = parts.headers.contains_key(header::UPGRADE);
     let target = format!(
@@ -43,7 +49,7 @@ pub async fn forward(app: &AppState, node_id: &str, url: &str, request: Request)
     let limit = app.limits.max_body_bytes;
     let body = match axum::body::to_bytes(body, limit).await {
         Ok(bytes) => bytes,
-        Err(_) => return crate::limits::body_too_large(limit).into_response(),
+        Err(_) => return Ok(crate::limits::body_too_large(limit).into_response()),
     };
     let mut outgoing = app.http.request(parts.method.clone(), &target);
     for (name, value) in &parts.headers {
@@ -65,15 +71,14 @@ pub async fn forward(app: &AppState, node_id: &str, url: &str, request: Request)
         Ok(answer) => answer,
         Err(e) => {
             tracing::warn!(node = node_id, url, error = %e, "cannot forward a request to the node that serves it");
-            return ApiError::new(
+            return Err(ApiError::new(
                 StatusCode::BAD_GATEWAY,
                 "NODE_UNREACHABLE",
                 // What failed, with the node's address, stays in the log.
                 format!(
                     "node {node_id}, which holds this conversation's calls and recording, did not answer; try again in a few seconds"
                 ),
-            )
-            .into_response();
+            ));
         }
     };
     let mut response = Response::builder().status(answer.status());
@@ -85,16 +90,16 @@ pub async fn forward(app: &AppState, node_id: &str, url: &str, request: Request)
     }
     if switching {
         let Some(client) = parts.extensions.remove::<hyper::upgrade::OnUpgrade>() else {
-            return ApiError::bad_request("this connection cannot be upgraded").into_response();
+            return Ok(ApiError::bad_request("this connection cannot be upgraded").into_response());
         };
         tokio::spawn(pipe(client, answer));
-        return response
+        return Ok(response
             .body(Body::empty())
-            .unwrap_or_else(|e| ApiError::internal(e).into_response());
+            .unwrap_or_else(|e| ApiError::internal(e).into_response()));
     }
-    response
+    Ok(response
         .body(Body::from_stream(answer.bytes_stream()))
-        .unwrap_or_else(|e| ApiError::internal(e).into_response())
+        .unwrap_or_else(|e| ApiError::internal(e).into_response()))
 }
 
 /// Joins an upgraded client connection to the upgraded connection to the serving node until

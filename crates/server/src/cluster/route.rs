@@ -4,7 +4,7 @@
 //! disagree for a moment).
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use convrec_store::metadata::Route;
@@ -51,38 +51,62 @@ pub async fn route(State(app): State<AppState>, request: Request, next: Next) ->
         return next.run(request).await;
     }
     let now = crate::now_ms();
-    let route = match resource(request.uri().path()) {
-        None => return next.run(request).await,
-        Some(Resource::Conversation(id)) => {
-            app.metadata.conversation_route(id, &app.node_id, now).await
-        }
-        Some(Resource::EntryPoint(token)) => {
+    let path = request.uri().path().to_owned();
+    let Some(resource) = resource(&path) else {
+        return next.run(request).await;
+    };
+    let route = match resource {
+        Resource::Conversation(id) => app.metadata.conversation_route(id, &app.node_id, now).await,
+        Resource::EntryPoint(token) => {
             app.metadata
                 .entry_point_route(token, &app.node_id, now)
                 .await
         }
     };
-    match route {
-        Ok(Route::Here) => next.run(request).await,
+    let headers = request.headers().clone();
+    let unavailable = match route {
+        Ok(Route::Here) => return next.run(request).await,
         Ok(Route::Node { node_id, url }) => {
-            super::forward::forward(&app, &node_id, &url, request).await
+            match super::forward::forward(&app, &node_id, &url, request).await {
+                Ok(answer) => return answer,
+                Err(unreachable) => unreachable.into_response(),
+            }
         }
-        Ok(Route::Lost { node_id }) => {
-            let mut response = ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "NODE_LOST",
-                format!(
-                    "node {node_id}, which holds this conversation's calls and recording, stopped renewing its lease; another node is taking it over: try again in a few seconds"
-                ),
-            )
-            .into_response();
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-            response
-        }
-        Err(e) => ApiError::internal(e).into_response(),
+        Ok(Route::Lost { node_id }) => node_lost(&node_id),
+        Err(e) => return ApiError::internal(e).into_response(),
+    };
+    // Only a caller who may see the conversation learns that its node is away; anyone else
+    // gets what the API answers for a conversation that is not there or not theirs, so these
+    // answers tell no one which conversations exist. (An entry point's token is its secret.)
+    if let Resource::Conversation(id) = resource
+        && let Err(hidden) = visible_to(&app, &headers, id).await
+    {
+        return hidden.into_response();
     }
+    unavailable
+}
+
+/// The answer for a conversation whose node stopped renewing its lease.
+fn node_lost(node_id: &str) -> Response {
+    let mut response = ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "NODE_LOST",
+        format!(
+            "node {node_id}, which holds this conversation's calls and recording, stopped renewing its lease; another node is taking it over: try again in a few seconds"
+        ),
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    response
+}
+
+/// Whether the credentials in `headers` see conversation `id`: 401 or 404 as the API answers.
+async fn visible_to(app: &AppState, headers: &HeaderMap, id: &str) -> Result<(), ApiError> {
+    let caller = crate::auth::caller(app, headers).await?;
+    crate::api::visible_conversation(app, &caller, id).await?;
+    Ok(())
 }
 
 fn first_segment(rest: &str) -> Option<&str> {

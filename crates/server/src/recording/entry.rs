@@ -557,7 +557,7 @@ impl Connection {
         }
         // append() fsyncs: off the async threads.
         let (spool, result) = match tokio::task::spawn_blocking(move || {
-            let result = spooled.spool.append(seq, &bytes);
+            let result = append_keeping_the_file(&mut spooled.spool, seq, &bytes);
             (spooled, result)
         })
         .await
@@ -636,6 +636,31 @@ enum Step {
     Reply(Vec<FromServer>),
     /// The connection ends.
     End(Ending),
+}
+
+/// Appends block `seq` to `spool`. A panic inside the append fails it as an I/O error would,
+/// and leaves `spool` as the disk holds it (reopened as after a crash), so the file's
+/// acknowledged blocks are still stored when the recording finishes.
+fn append_keeping_the_file(
+    spool: &mut SpoolFile,
+    seq: u64,
+    block: &[u8],
+) -> Result<convrec_store::spool::Ack, SpoolError> {
+    let appended =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| spool.append(seq, block)));
+    appended.unwrap_or_else(|_| {
+        let path = spool.path().to_owned();
+        match SpoolFile::recover(&path) {
+            Ok((recovered, _)) => *spool = recovered,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot reopen a spool file after a failed append")
+            }
+        }
+        Err(SpoolError::Io {
+            path,
+            source: std::io::Error::other("appending to the spool panicked"),
+        })
+    })
 }
 
 fn refusal(code: &str, message: String) -> FromServer {

@@ -441,12 +441,11 @@ pub struct StoredFile {
     pub indexed: bool,
 }
 
-/// A stored file's entry in its recording's manifest, whose files start at `started` (Unix
-/// ms); `sealed_for` is the key it is sealed for, if any.
+/// A stored file's entry in its recording's manifest; `sealed_for` is the key it is sealed
+/// for, if any. Its `offsetMs` is set by [`align_offsets`] once all entries are known.
 pub fn manifest_entry(
     recording_id: &str,
     f: &StoredFile,
-    started: i64,
     sealed_for: Option<&String>,
 ) -> serde_json::Value {
     json!({
@@ -454,12 +453,27 @@ pub fn manifest_entry(
         "objectKey": object_key(recording_id, f.file),
         "publicationId": f.publication_id,
         "startedAt": f.started_at_ms,
-        "offsetMs": f.started_at_ms - started,
+        "offsetMs": 0,
         "bytes": f.bytes,
         "fragments": f.fragments,
         "indexed": f.indexed,
         "encryptionKeyId": sealed_for,
     })
+}
+
+/// Sets each manifest entry's `offsetMs` from the earliest `startedAt` among them (offsets
+/// count from there: where a player lines the tracks up) and returns that start, or
+/// `otherwise` when no entry has one.
+pub fn align_offsets(entries: &mut [serde_json::Value], otherwise: i64) -> i64 {
+    let earliest = entries
+        .iter()
+        .filter_map(|e| e["startedAt"].as_i64())
+        .min()
+        .unwrap_or(otherwise);
+    for e in entries.iter_mut() {
+        e["offsetMs"] = (e["startedAt"].as_i64().unwrap_or(earliest) - earliest).into();
+    }
+    earliest
 }
 
 /// Writes the manifest of a recording whose files are stored and marks it complete.
@@ -470,13 +484,6 @@ pub async fn complete(
     now: i64,
     files: Vec<StoredFile>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    // Offsets count from the earliest file: where a player lines the tracks up.
-    let started = files
-        .iter()
-        .map(|f| f.started_at_ms)
-        .min()
-        .or(recording.started_at_ms)
-        .unwrap_or(now);
     let sealed_for: std::collections::HashMap<u32, String> =
         persist(app, "read a recording's files", || {
             app.metadata.recording_files(&recording.id)
@@ -485,10 +492,11 @@ pub async fn complete(
         .into_iter()
         .filter_map(|f| Some((f.file, f.encryption_key_id?)))
         .collect();
-    let entries: Vec<_> = files
+    let mut entries: Vec<_> = files
         .iter()
-        .map(|f| manifest_entry(&recording.id, f, started, sealed_for.get(&f.file)))
+        .map(|f| manifest_entry(&recording.id, f, sealed_for.get(&f.file)))
         .collect();
+    let started = align_offsets(&mut entries, recording.started_at_ms.unwrap_or(now));
     let manifest = json!({
         "recordingId": recording.id,
         "conversationId": recording.conversation_id,

@@ -10,7 +10,9 @@
 
 use convrec_store::metadata::{MetadataError, Recording};
 
-use super::{FinishingGuard, StoredFile, announce_available, complete, manifest_entry};
+use super::{
+    FinishingGuard, StoredFile, align_offsets, announce_available, complete, manifest_entry,
+};
 use crate::AppState;
 use crate::upload::{Progress, UploadTarget, Uploader, store_parts};
 use convrec_store::spool::SpoolFile;
@@ -162,11 +164,6 @@ async fn restore_tail(
     let manifest_key = crate::storage::manifest_key(&recording.id);
     let mut manifest: serde_json::Value =
         serde_json::from_slice(&app.storage.get(&manifest_key).await?)?;
-    // A file added here is placed on the recording's clock as the others are.
-    let started = manifest["startedAt"]
-        .as_i64()
-        .or(recording.started_at_ms)
-        .unwrap_or_default();
     let mut restored = 0;
     for f in app.metadata.recording_files(&recording.id).await? {
         let path = app.storage.spool_path(&recording.id, f.file);
@@ -215,12 +212,7 @@ async fn restore_tail(
             ),
             indexed: spool.is_finished(),
         };
-        let entry = manifest_entry(
-            &recording.id,
-            &stored,
-            started,
-            f.encryption_key_id.as_ref(),
-        );
+        let entry = manifest_entry(&recording.id, &stored, f.encryption_key_id.as_ref());
         match files.iter_mut().find(|e| e["file"] == f.file) {
             Some(listed) => *listed = entry,
             None => files.push(entry),
@@ -228,17 +220,13 @@ async fn restore_tail(
         restored += 1;
     }
     if restored > 0 {
-        // An added file may have started before the others: offsets count from the earliest.
+        // An added file may have started before the others.
+        let started = manifest["startedAt"]
+            .as_i64()
+            .or(recording.started_at_ms)
+            .unwrap_or_default();
         if let Some(files) = manifest["files"].as_array_mut() {
-            let earliest = files
-                .iter()
-                .filter_map(|e| e["startedAt"].as_i64())
-                .min()
-                .unwrap_or(started);
-            for e in files.iter_mut() {
-                e["offsetMs"] = (e["startedAt"].as_i64().unwrap_or(earliest) - earliest).into();
-            }
-            manifest["startedAt"] = earliest.into();
+            manifest["startedAt"] = align_offsets(files, started).into();
         }
         app.storage
             .put(&manifest_key, serde_json::to_vec_pretty(&manifest)?)
