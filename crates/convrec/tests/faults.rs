@@ -193,12 +193,8 @@ async fn a_screen_share_that_changes_resolution_stays_one_playable_file() {
     );
 }
 
-/// The metadata database unreachable for 30 s in the middle of a recording (PostgreSQL behind
-/// a proxy that is cut: every connection closed, new ones refused): the call and the
-/// recording go on from the spool, `/health` says the database is unavailable, and once it is
-/// back the recording completes whole.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_database_away_for_30_seconds_loses_nothing() {
+/// A deployment whose PostgreSQL database it reaches through a proxy the test can cut.
+async fn with_the_database_behind_a_proxy() -> (Deployment, TcpProxy, TestDatabase) {
     let database = TestDatabase::postgres();
     // postgres://USER:PASSWORD@HOST:PORT/DB, with the proxy for HOST:PORT.
     let url = database.url();
@@ -207,6 +203,65 @@ async fn the_database_away_for_30_seconds_loses_nothing() {
     let proxy = TcpProxy::start(host.parse().unwrap());
     let proxied = format!("{credentials}@{}/{name}", proxy.addr());
     let d = Deployment::start_with(1, json!({}), &[("CONVREC_DATABASE_URL", &proxied)]).await;
+    (d, proxy, database)
+}
+
+/// The metadata database unreachable while the call ends and its recording is finished: each
+/// finishing step (ending the recording, the files' lengths, the manifest, COMPLETE) waits for
+/// it, and once it is back the recording completes whole, without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_away_when_a_recording_is_finished_delays_it_and_loses_nothing() {
+    let (d, proxy, _database) = with_the_database_behind_a_proxy().await;
+    let published = 10.0;
+    let mut talking = d.participant(0, published);
+    d.wait_for_state("STARTED").await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    proxy.cut();
+    // The participant leaves while the database is away (the server cannot take its DELETE, so
+    // the participant reports a failure: its media session ends all the same), and the
+    // recorder finishes its file.
+    let _ = talking.wait();
+    // Its media session times out (15 s without packets) while the database is still away.
+    tokio::time::sleep(Duration::from_secs(25)).await;
+    proxy.restore();
+    let restored = Instant::now();
+    let manifests = stored_as_acknowledged(&d).await;
+    assert_eq!(manifests.len(), 1, "{manifests:?}");
+    assert_eq!(manifests[0]["endReason"], "NORMAL", "{}", manifests[0]);
+    let log = d.log();
+    let waited: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("a recording; trying again"))
+        .collect();
+    assert!(
+        !waited.is_empty(),
+        "finishing the recording waited for the database\n{log}"
+    );
+    let (frames, seconds) = track_of(&d, &manifests[0]["files"][0], "video");
+    eprintln!(
+        "database away when the recording was finished, first wait: {}",
+        waited[0]
+    );
+    eprintln!(
+        "database away when the recording was finished: COMPLETE {:.1} s after it returned; published {published} s, recorded {seconds:.1} s ({frames} frames)",
+        restored.elapsed().as_secs_f64()
+    );
+    assert!(
+        seconds > published - 2.0,
+        "{seconds} s of video recorded of {published} s\n{}",
+        d.log()
+    );
+    // And the database says the call ended.
+    d.wait_until_the_calls_ended().await;
+}
+
+/// The metadata database unreachable for 30 s in the middle of a recording (PostgreSQL behind
+/// a proxy that is cut: every connection closed, new ones refused): the call and the
+/// recording go on from the spool, `/health` says the database is unavailable, and once it is
+/// back the recording completes whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_away_for_30_seconds_loses_nothing() {
+    let (d, proxy, _database) = with_the_database_behind_a_proxy().await;
     let talking = d.participant(0, 45.0);
     d.wait_for_state("STARTED").await;
     tokio::time::sleep(Duration::from_secs(5)).await;

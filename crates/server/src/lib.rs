@@ -14,6 +14,7 @@ pub mod live;
 pub mod metrics;
 pub mod node;
 pub mod recording;
+pub mod retry;
 pub mod router;
 pub mod sfu;
 pub mod storage;

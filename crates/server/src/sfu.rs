@@ -76,9 +76,12 @@ async fn publication_closed(app: &AppState, conversation_id: &str, publication_i
             .any(|o| o.interaction_id == p.interaction_id);
         (!others).then_some(p.interaction_id)
     });
-    if let Err(e) = app.metadata.end_publication(publication_id, now).await {
-        tracing::error!(error = %e, "cannot end a publication");
-    }
+    let (metadata, id) = (app.metadata.clone(), publication_id.to_owned());
+    crate::retry::write_eventually(app, "end a publication", move || {
+        let (metadata, id) = (metadata.clone(), id.clone());
+        async move { metadata.end_publication(&id, now).await }
+    })
+    .await;
     if let Some(Some(interaction_id)) = emptied {
         // Its last participant left (SPEC §1).
         crate::api::interactions::end_interaction(app, conversation_id, &interaction_id).await;

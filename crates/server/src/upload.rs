@@ -16,7 +16,6 @@
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bytes::Bytes;
 use convrec_store::metadata::{FileUpload, UploadedPart};
@@ -24,7 +23,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::watch;
 
 use crate::AppState;
-use crate::storage::StorageError;
+use crate::retry::{IsNotFound, retry_until};
 
 /// How parts are cut and how much may wait for the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -580,73 +579,6 @@ where
     retry_until(what, None, failed, step)
         .await
         .map_err(|_| Gone)
-}
-
-/// Runs `step` until it succeeds, 1 s, 2 s, … up to 30 s apart, calling `failed` after each
-/// failure. Returns the error that ends the tries: one that says the thing is not there, or any
-/// once `stop` is cancelled (without `stop`, only the first).
-pub async fn retry_until<T, E, F, Fut>(
-    what: &str,
-    stop: Option<&tokio_util::sync::CancellationToken>,
-    failed: impl Fn(),
-    mut step: F,
-) -> Result<T, E>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, E>>,
-    E: std::fmt::Display + IsNotFound,
-{
-    let mut delay = Duration::from_secs(1);
-    loop {
-        match step().await {
-            Ok(value) => return Ok(value),
-            Err(e) if e.is_not_found() || stop.is_some_and(|s| s.is_cancelled()) => return Err(e),
-            Err(e) => {
-                failed();
-                tracing::warn!(error = %e, retry_in = ?delay, "cannot {what}; trying again (the spool keeps the bytes)");
-                match stop {
-                    Some(stop) => {
-                        tokio::select! {
-                            () = tokio::time::sleep(delay) => {}
-                            () = stop.cancelled() => {}
-                        }
-                    }
-                    None => tokio::time::sleep(delay).await,
-                }
-                delay = (delay * 2).min(Duration::from_secs(30));
-            }
-        }
-    }
-}
-
-/// Whether an error says the thing asked for is not there.
-pub trait IsNotFound {
-    /// It is not there.
-    fn is_not_found(&self) -> bool;
-}
-
-impl IsNotFound for StorageError {
-    fn is_not_found(&self) -> bool {
-        match self {
-            StorageError::Store(object_store::Error::NotFound { .. }) => true,
-            // A local upload's directory.
-            StorageError::Io { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
-            _ => false,
-        }
-    }
-}
-
-/// A spool file that is not there will not come back.
-impl IsNotFound for std::io::Error {
-    fn is_not_found(&self) -> bool {
-        self.kind() == std::io::ErrorKind::NotFound
-    }
-}
-
-impl IsNotFound for convrec_store::metadata::MetadataError {
-    fn is_not_found(&self) -> bool {
-        false
-    }
 }
 
 /// The bytes of the part that starts `available`, cut on a block boundary.

@@ -326,13 +326,16 @@ pub async fn close_interaction(
         reason,
         "ended"
     );
-    if let Err(e) = app
-        .metadata
-        .end_interaction(interaction_id, crate::now_ms())
-        .await
-    {
-        tracing::error!(error = %e, "cannot end an interaction");
-    }
+    let (metadata, id, now) = (
+        app.metadata.clone(),
+        interaction_id.to_owned(),
+        crate::now_ms(),
+    );
+    crate::retry::write_eventually(app, "end an interaction", move || {
+        let (metadata, id) = (metadata.clone(), id.clone());
+        async move { metadata.end_interaction(&id, now).await }
+    })
+    .await;
     for peer in peers {
         // Their PeerClosed events close the publications.
         let _ = app.room.call(move |room, now| room.remove(now, peer)).await;

@@ -20,19 +20,27 @@ pub type Feed = Box<dyn FnOnce(&mut Orchestrator, Instant) + Send>;
 
 /// Feeds `feed` to the conversation's orchestrator and carries out what follows.
 pub async fn drive(app: &AppState, conversation_id: &str, feed: Feed) {
-    let conversation = match app.metadata.conversation(conversation_id).await {
-        Ok(Some(c)) => c,
-        Ok(None) => return,
-        Err(e) => {
-            tracing::error!(conversation = conversation_id, error = %e, "cannot read the conversation");
-            return;
-        }
-    };
-    let lock = app
+    // A conversation this node is serving needs no database to be driven: a call that ends
+    // while the database is away still stops its recording.
+    let live = app
         .live
-        .with(conversation_id, &conversation.account_id, |c| {
-            c.drive_lock.clone()
-        });
+        .with_existing(conversation_id, |c| c.drive_lock.clone());
+    let lock = match live {
+        Some(lock) => lock,
+        None => match app.metadata.conversation(conversation_id).await {
+            Ok(Some(conversation)) => {
+                app.live
+                    .with(conversation_id, &conversation.account_id, |c| {
+                        c.drive_lock.clone()
+                    })
+            }
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(conversation = conversation_id, error = %e, "cannot read the conversation");
+                return;
+            }
+        },
+    };
     let _turn = lock.lock().await;
     let mut feeds: VecDeque<Feed> = VecDeque::from([feed]);
     while let Some(feed) = feeds.pop_front() {

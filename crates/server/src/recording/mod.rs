@@ -529,7 +529,7 @@ async fn persist<T, E, F, Fut>(app: &AppState, what: &str, step: F) -> Result<T,
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, E>>,
-    E: std::fmt::Display + crate::upload::IsNotFound,
+    E: std::fmt::Display + crate::retry::IsNotFound,
 {
-    crate::upload::retry_until(what, Some(&app.shutdown), || {}, step).await
+    crate::retry::retry_until(what, Some(&app.shutdown), || {}, step).await
 }
