@@ -193,7 +193,9 @@ async fn a_screen_share_that_changes_resolution_stays_one_playable_file() {
     );
 }
 
-/// A deployment whose PostgreSQL database it reaches through a proxy the test can cut.
+/// A deployment whose PostgreSQL database it reaches through a proxy the test can cut. (Tests
+/// using it are named `the_database_away_…`: `scripts/test.sh` runs them in its first pass only,
+/// their servers being on PostgreSQL in every pass.)
 async fn with_the_database_behind_a_proxy() -> (Deployment, TcpProxy, TestDatabase) {
     let database = TestDatabase::postgres();
     // postgres://USER:PASSWORD@HOST:PORT/DB, with the proxy for HOST:PORT.
