@@ -63,16 +63,17 @@ pub async fn route(State(app): State<AppState>, request: Request, next: Next) ->
                 .await
         }
     };
-    let headers = request.headers().clone();
-    let unavailable = match route {
+    let (unavailable, headers) = match route {
         Ok(Route::Here) => return next.run(request).await,
         Ok(Route::Node { node_id, url }) => {
+            // Kept for the answer if that node does not; forwarding consumes the request.
+            let headers = request.headers().clone();
             match super::forward::forward(&app, &node_id, &url, request).await {
                 Ok(answer) => return answer,
-                Err(unreachable) => unreachable.into_response(),
+                Err(unreachable) => (unreachable.into_response(), headers),
             }
         }
-        Ok(Route::Lost { node_id }) => node_lost(&node_id),
+        Ok(Route::Lost { node_id }) => (node_lost(&node_id), request.into_parts().0.headers),
         Err(e) => return ApiError::internal(e).into_response(),
     };
     // Only a caller who may see the conversation learns that its node is away; anyone else
