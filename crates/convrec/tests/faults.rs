@@ -259,8 +259,8 @@ async fn the_database_away_when_a_recording_is_finished_delays_it_and_loses_noth
 
 /// The metadata database unreachable for 30 s in the middle of a recording (PostgreSQL behind
 /// a proxy that is cut: every connection closed, new ones refused): the call and the
-/// recording go on from the spool, `/health` says the database is unavailable, and once it is
-/// back the recording completes whole.
+/// recording go on from the spool, `/health` says the database is unavailable, API requests
+/// are answered 503 with `Retry-After`, and once it is back the recording completes whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_database_away_for_30_seconds_loses_nothing() {
     let (d, proxy, _database) = with_the_database_behind_a_proxy().await;
@@ -273,6 +273,25 @@ async fn the_database_away_for_30_seconds_loses_nothing() {
     let (status, health) = d.health().await;
     assert_eq!(status, 503, "{health}");
     assert_eq!(health["checks"]["database"], "unavailable", "{health}");
+    // A request that needs the database is told to come back, not that the server broke.
+    let answer = d
+        .http
+        .get(format!("{}/v1/conversations/{}", d.base, d.conversation))
+        .bearer_auth(&d.tokens[0])
+        .send()
+        .await
+        .unwrap();
+    let (status, retry_after) = (
+        answer.status().as_u16(),
+        answer.headers().get("retry-after").cloned(),
+    );
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("DATABASE_UNAVAILABLE")),
+        "{body}"
+    );
+    assert_eq!(retry_after.unwrap(), "5", "{body}");
     tokio::time::sleep(Duration::from_secs(30).saturating_sub(cut.elapsed())).await;
     proxy.restore();
     let restored = Instant::now();

@@ -198,8 +198,18 @@ fn a_bad_listen_address_database_url_store_or_node_name_is_a_clear_error() {
             "webhooks.allow (--webhook-allow): '10.0.0.0/33': the prefix must be 0 to 32",
         ),
         (
-            &["--turn-url", "turn:127.0.0.1:3478?transport=tcp"][..],
-            "turn.url (--turn-url): 'turn:127.0.0.1:3478?transport=tcp': only UDP is supported",
+            &[
+                "--turn-url",
+                "turn:127.0.0.1:3478?transport=tcp,turns:127.0.0.1:443",
+            ][..],
+            "turn.url (--turn-url): 'turn:127.0.0.1:3478?transport=tcp,turns:127.0.0.1:443' has no UDP URL (turn:HOST:PORT): convrec's recorders reach the relay over UDP",
+        ),
+        (
+            &[
+                "--turn-url",
+                "turn:127.0.0.1:3478,turn:127.0.0.1:3478?transport=sctp",
+            ][..],
+            "turn.url (--turn-url): 'turn:127.0.0.1:3478?transport=sctp': the query may only be transport=udp or transport=tcp",
         ),
     ] {
         let stderr = serve_fails(

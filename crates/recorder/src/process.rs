@@ -3,6 +3,7 @@
 //! the two until the session is done or fails.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use convrec_core::recorder_protocol::{
     BLOCK_HEADER_LEN, Frame, FromRecorder, FromServer, MAX_BLOCK, TurnRelay,
@@ -92,7 +93,7 @@ pub async fn run(entry_point: &str, recorder_key: Option<&str>) -> Result<(), Re
                     Frame::Text(text) => Message::Text(text.into()),
                     Frame::Binary(bytes) => Message::Binary(bytes.into()),
                 };
-                outgoing.send(frame).await.map_err(|e| RecorderError::Lost(e.to_string()))?;
+                send_unless_failed(&mut outgoing, frame, &session).await?;
                 if done {
                     let _ = outgoing.close().await;
                     // The relays go back before the process ends.
@@ -144,13 +145,39 @@ pub async fn run(entry_point: &str, recorder_key: Option<&str>) -> Result<(), Re
     }
 }
 
+/// Sends `frame` to the server. A server that stops reading (its spool's disk stalled) would
+/// hold the send, and the recorder with it, while blocks pile up behind it: every second the
+/// session is asked whether it failed meanwhile (past its unacknowledged limit), and if so the
+/// recorder gives up at once with the session's reason.
+async fn send_unless_failed<S>(
+    outgoing: &mut S,
+    frame: Message,
+    session: &driver::DriverHandle<Relayed<RecorderSession>>,
+) -> Result<(), RecorderError>
+where
+    S: futures_util::Sink<Message, Error = tokio_tungstenite::tungstenite::Error> + Unpin,
+{
+    let sending = outgoing.send(frame);
+    tokio::pin!(sending);
+    loop {
+        tokio::select! {
+            sent = &mut sending => return sent.map_err(|e| RecorderError::Lost(e.to_string())),
+            () = tokio::time::sleep(Duration::from_secs(1)) => {
+                let failure = session
+                    .call(|r, _| r.inner().failure().map(str::to_owned))
+                    .await
+                    .map_err(|e| RecorderError::Failed(e.to_string()))?;
+                if let Some(reason) = failure {
+                    return Err(RecorderError::Failed(reason));
+                }
+            }
+        }
+    }
+}
+
 /// The TURN server the server told us to use.
 async fn turn_server(relay: &TurnRelay) -> Result<TurnServer, RecorderError> {
-    let url = relay
-        .urls
-        .first()
-        .ok_or_else(|| RecorderError::Protocol("a relay without a URL".into()))?;
-    TurnServer::resolve(url, &relay.username, &relay.credential)
+    TurnServer::resolve(&relay.urls, &relay.username, &relay.credential)
         .await
         .map_err(|e| RecorderError::Failed(format!("cannot use the TURN relay: {e}")))
 }

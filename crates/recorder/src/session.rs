@@ -14,6 +14,10 @@
 //! its welcome and each of those WebRTC sessions is connected. On `stop` it finishes every file
 //! (writing its index) and says `done` when every block has been acknowledged.
 //!
+//! A server that stops acknowledging (its spool's disk stalls) would make the blocks on their
+//! way pile up in the recorder's memory: past [`DEFAULT_MAX_UNACKNOWLEDGED`] bytes sent and not
+//! acknowledged the session fails, saying why, instead of growing until the host kills it.
+//!
 //! [`poll_message`]: RecorderSession::poll_message
 
 use std::collections::VecDeque;
@@ -47,33 +51,105 @@ pub enum Phase {
     Failed,
 }
 
+/// Bytes sent and not yet acknowledged past which a session fails: at 5 Mbit/s of recorded
+/// media, about 7 minutes of a server that takes blocks and acknowledges none.
+pub const DEFAULT_MAX_UNACKNOWLEDGED: u64 = 256 << 20;
+
+/// One file as it is sent: blocks numbered from 0, and what the server acknowledged.
+struct SentFile {
+    number: u32,
+    blocks: u64,
+    bytes: u64,
+    /// Highest acknowledged block + 1.
+    acked: u64,
+    /// Where each block sent and not yet acknowledged ends (bytes into the file), oldest first.
+    unacknowledged_ends: VecDeque<u64>,
+    /// Bytes of the file acknowledged.
+    acked_bytes: u64,
+}
+
+impl SentFile {
+    fn new(number: u32) -> Self {
+        Self {
+            number,
+            blocks: 0,
+            bytes: 0,
+            acked: 0,
+            unacknowledged_ends: VecDeque::new(),
+            acked_bytes: 0,
+        }
+    }
+
+    /// Queues the file's next block (after `fileStarted`, for its first).
+    fn send(
+        &mut self,
+        bytes: Vec<u8>,
+        publication_id: Option<&str>,
+        messages: &mut VecDeque<FromRecorder>,
+    ) {
+        if self.blocks == 0 {
+            messages.push_back(FromRecorder::FileStarted {
+                file: self.number,
+                publication_id: publication_id.map(str::to_owned),
+            });
+        }
+        self.bytes += bytes.len() as u64;
+        self.unacknowledged_ends.push_back(self.bytes);
+        messages.push_back(FromRecorder::Block {
+            file: self.number,
+            seq: self.blocks,
+            bytes,
+        });
+        self.blocks += 1;
+    }
+
+    /// The server made blocks up to `seq` durable (an acknowledgement of a block not sent
+    /// counts for those sent).
+    fn ack(&mut self, seq: u64) {
+        let acked = seq.saturating_add(1).min(self.blocks);
+        while self.acked < acked {
+            if let Some(end) = self.unacknowledged_ends.pop_front() {
+                self.acked_bytes = end;
+            }
+            self.acked += 1;
+        }
+    }
+
+    fn unacknowledged_bytes(&self) -> u64 {
+        self.bytes - self.acked_bytes
+    }
+
+    fn all_acked(&self) -> bool {
+        self.acked >= self.blocks
+    }
+
+    fn summary(&self) -> Option<FileSummary> {
+        (self.blocks > 0).then_some(FileSummary {
+            file: self.number,
+            blocks: self.blocks,
+            bytes: self.bytes,
+        })
+    }
+}
+
 struct Publication {
     info: PublicationInfo,
     client: Client,
-    /// Its own file (raw mode); none when it goes into the composed file.
-    recorder: Option<PublicationRecorder>,
+    /// Its own file (raw mode) and how it is sent; none when it goes into the composed file.
+    recorder: Option<(PublicationRecorder, SentFile)>,
     /// Its source number in the composed file.
     source: u64,
     /// Part of the `welcome` set that `ready` waits for.
     initial: bool,
     /// The answer was applied.
     subscribed: bool,
-    file: u32,
-    /// Blocks sent and bytes sent.
-    blocks: u64,
-    bytes: u64,
-    /// Highest acknowledged block + 1.
-    acked: u64,
     finished: bool,
 }
 
-/// The composed file and how much of it was sent and acknowledged.
+/// The composed file and how it is sent.
 struct ComposedOutput {
     file: ComposedFile,
-    number: u32,
-    blocks: u64,
-    bytes: u64,
-    acked: u64,
+    sent: SentFile,
 }
 
 /// One recorder's session. See the [module docs](self).
@@ -91,6 +167,10 @@ pub struct RecorderSession {
     transmits: VecDeque<Datagram>,
     /// Its sockets are TURN relays (see `convrec_rtc::relay`): sessions offer relay candidates.
     relayed: bool,
+    /// Bytes sent and not acknowledged past which the session fails.
+    max_unacknowledged: u64,
+    /// Why it failed.
+    failure: Option<String>,
 }
 
 impl RecorderSession {
@@ -111,6 +191,17 @@ impl RecorderSession {
             }]),
             transmits: VecDeque::new(),
             relayed: false,
+            max_unacknowledged: DEFAULT_MAX_UNACKNOWLEDGED,
+            failure: None,
+        }
+    }
+
+    /// The same, failing past `bytes` sent and not acknowledged (instead of
+    /// [`DEFAULT_MAX_UNACKNOWLEDGED`]).
+    pub fn with_max_unacknowledged(bytes: u64) -> Self {
+        Self {
+            max_unacknowledged: bytes,
+            ..Self::new()
         }
     }
 
@@ -139,12 +230,8 @@ impl RecorderSession {
                         Ok(file) => {
                             self.composed = Some(ComposedOutput {
                                 file,
-                                number: self.next_file,
-                                blocks: 0,
-                                bytes: 0,
-                                acked: 0,
+                                sent: SentFile::new(self.new_file_number()),
                             });
-                            self.next_file += 1;
                         }
                         Err(e) => {
                             self.fail(format!("cannot compose: {e}"));
@@ -193,10 +280,8 @@ impl RecorderSession {
                 }
             }
             FromServer::Ack { file, seq } => {
-                if let Some(c) = self.composed.as_mut().filter(|c| c.number == file) {
-                    c.acked = c.acked.max(seq.saturating_add(1));
-                } else if let Some(p) = self.publications.iter_mut().find(|p| p.file == file) {
-                    p.acked = p.acked.max(seq.saturating_add(1));
+                if let Some(sent) = self.sent_files_mut().find(|f| f.number == file) {
+                    sent.ack(seq);
                 }
             }
             FromServer::Stop { .. }
@@ -218,6 +303,7 @@ impl RecorderSession {
             FromServer::Error { code, message } => {
                 tracing::warn!(%code, %message, "the server refused the recorder");
                 self.phase = Phase::Failed;
+                self.failure = Some(format!("the server refused: {code}: {message}"));
             }
             FromServer::Welcome { .. } | FromServer::Stop { .. } => {}
         }
@@ -267,7 +353,7 @@ impl RecorderSession {
             if p.client.poll_timeout().is_some_and(|t| t <= now) {
                 p.client.handle_timeout(now);
             }
-            if let Some(recorder) = &mut p.recorder
+            if let Some((recorder, _)) = &mut p.recorder
                 && recorder.poll_timeout().is_some_and(|t| t <= now)
             {
                 recorder.handle_timeout(now);
@@ -296,7 +382,7 @@ impl RecorderSession {
             .flat_map(|p| {
                 [
                     p.client.poll_timeout(),
-                    p.recorder.as_ref().and_then(|r| r.poll_timeout()),
+                    p.recorder.as_ref().and_then(|(r, _)| r.poll_timeout()),
                 ]
             })
             .flatten()
@@ -373,14 +459,11 @@ impl RecorderSession {
                 }
                 None
             }
-            None => Some(PublicationRecorder::new(config, now)),
-        };
-        // Raw mode: a file per publication; composed: none of its own.
-        let file = if recorder.is_some() {
-            self.next_file += 1;
-            self.next_file - 1
-        } else {
-            u32::MAX
+            // Raw mode: a file per publication.
+            None => Some((
+                PublicationRecorder::new(config, now),
+                SentFile::new(self.new_file_number()),
+            )),
         };
         self.publications.push(Publication {
             info,
@@ -389,12 +472,28 @@ impl RecorderSession {
             source,
             initial,
             subscribed: false,
-            file,
-            blocks: 0,
-            bytes: 0,
-            acked: 0,
             finished: false,
         });
+    }
+
+    fn new_file_number(&mut self) -> u32 {
+        self.next_file += 1;
+        self.next_file - 1
+    }
+
+    /// Every file this session sends.
+    fn sent_files(&self) -> impl Iterator<Item = &SentFile> {
+        self.publications
+            .iter()
+            .filter_map(|p| p.recorder.as_ref().map(|(_, sent)| sent))
+            .chain(self.composed.as_ref().map(|c| &c.sent))
+    }
+
+    fn sent_files_mut(&mut self) -> impl Iterator<Item = &mut SentFile> {
+        self.publications
+            .iter_mut()
+            .filter_map(|p| p.recorder.as_mut().map(|(_, sent)| sent))
+            .chain(self.composed.as_mut().map(|c| &mut c.sent))
     }
 
     fn finish(&mut self, now: Instant, index: usize) {
@@ -402,7 +501,7 @@ impl RecorderSession {
         if !p.finished {
             p.finished = true;
             match &mut p.recorder {
-                Some(recorder) => {
+                Some((recorder, _)) => {
                     recorder.finish(now);
                     // What the publication's file lost on its way in, for the operator.
                     let stats = recorder.stats();
@@ -426,9 +525,25 @@ impl RecorderSession {
         }
     }
 
+    /// Fails the session: blocks not yet handed out are dropped, `failed` goes out first, and
+    /// no block is made after it.
     fn fail(&mut self, reason: String) {
         self.phase = Phase::Failed;
-        self.messages.push_back(FromRecorder::Failed { reason });
+        self.messages.retain(|m| {
+            !matches!(
+                m,
+                FromRecorder::Block { .. } | FromRecorder::FileStarted { .. }
+            )
+        });
+        self.messages.push_front(FromRecorder::Failed {
+            reason: reason.clone(),
+        });
+        self.failure = Some(reason);
+    }
+
+    /// Why the session failed, if it did.
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.as_deref()
     }
 
     fn check_ready(&mut self) {
@@ -449,19 +564,21 @@ impl RecorderSession {
 
     /// Moves what every session and recorder produced to where it goes.
     fn pump(&mut self, now: Instant) {
+        // A failed session makes no more blocks: nothing would take them.
+        let failed = self.phase == Phase::Failed;
         for p in &mut self.publications {
             while let Some(datagram) = p.client.poll_transmit() {
                 self.transmits.push_back(datagram);
             }
             while let Some(event) = p.client.poll_event() {
                 match (event, &mut p.recorder, &mut self.composed) {
-                    (ClientEvent::Frame(MediaKind::Video, frame), Some(r), _) => {
+                    (ClientEvent::Frame(MediaKind::Video, frame), Some((r, _)), _) => {
                         r.handle_video(now, frame)
                     }
-                    (ClientEvent::Frame(MediaKind::Audio, frame), Some(r), _) => {
+                    (ClientEvent::Frame(MediaKind::Audio, frame), Some((r, _)), _) => {
                         r.handle_audio(now, frame)
                     }
-                    (ClientEvent::SenderReport(kind, report), Some(r), _) => {
+                    (ClientEvent::SenderReport(kind, report), Some((r, _)), _) => {
                         r.handle_sender_report(now, kind, report)
                     }
                     (ClientEvent::Frame(kind, frame), None, Some(c)) => {
@@ -473,28 +590,18 @@ impl RecorderSession {
                     _ => {}
                 }
             }
-            let Some(recorder) = &mut p.recorder else {
+            let Some((recorder, sent)) = &mut p.recorder else {
                 continue;
             };
             while let Some(output) = recorder.poll_output() {
                 match output {
                     RecorderOutput::RequestKeyFrame(_) => p.client.request_keyframe(),
-                    RecorderOutput::Write(block) => {
-                        if p.blocks == 0 {
-                            self.messages.push_back(FromRecorder::FileStarted {
-                                file: p.file,
-                                publication_id: Some(p.info.publication_id.clone()),
-                            });
-                        }
-                        let bytes = block.bytes().to_vec();
-                        p.bytes += bytes.len() as u64;
-                        self.messages.push_back(FromRecorder::Block {
-                            file: p.file,
-                            seq: p.blocks,
-                            bytes,
-                        });
-                        p.blocks += 1;
-                    }
+                    RecorderOutput::Write(_) if failed => {}
+                    RecorderOutput::Write(block) => sent.send(
+                        block.bytes().to_vec(),
+                        Some(&p.info.publication_id),
+                        &mut self.messages,
+                    ),
                 }
             }
             // Requests above may have queued datagrams.
@@ -514,53 +621,24 @@ impl RecorderSession {
             // Blocks wait for ready: the server counts the first durable one as the start.
             let sending = matches!(self.phase, Phase::Recording | Phase::Stopping);
             while let Some(bytes) = sending.then(|| c.file.poll_block()).flatten() {
-                if c.blocks == 0 {
-                    self.messages.push_back(FromRecorder::FileStarted {
-                        file: c.number,
-                        publication_id: None,
-                    });
-                }
-                c.bytes += bytes.len() as u64;
-                self.messages.push_back(FromRecorder::Block {
-                    file: c.number,
-                    seq: c.blocks,
-                    bytes,
-                });
-                c.blocks += 1;
+                c.sent.send(bytes, None, &mut self.messages);
             }
         }
         self.check_ready();
-        let composed_done = self
-            .composed
-            .as_ref()
-            .is_none_or(|c| c.file.is_finished() && c.acked >= c.blocks);
-        let all_acked = composed_done
-            && self
-                .publications
-                .iter()
-                .all(|p| p.finished && p.acked >= p.blocks);
-        if self.phase == Phase::Stopping && all_acked {
+        let unacknowledged: u64 = self.sent_files().map(SentFile::unacknowledged_bytes).sum();
+        if unacknowledged > self.max_unacknowledged && self.phase != Phase::Failed {
+            self.fail(format!(
+                "the server has not acknowledged {unacknowledged} bytes sent, more than the {} the recorder holds: it is not keeping up",
+                self.max_unacknowledged
+            ));
+            return;
+        }
+        let finished = self.publications.iter().all(|p| p.finished)
+            && self.composed.as_ref().is_none_or(|c| c.file.is_finished());
+        let all_acked = self.sent_files().all(SentFile::all_acked);
+        if self.phase == Phase::Stopping && finished && all_acked {
             self.phase = Phase::Done;
-            let files = self
-                .publications
-                .iter()
-                .filter(|p| p.blocks > 0)
-                .map(|p| FileSummary {
-                    file: p.file,
-                    blocks: p.blocks,
-                    bytes: p.bytes,
-                })
-                .chain(
-                    self.composed
-                        .as_ref()
-                        .filter(|c| c.blocks > 0)
-                        .map(|c| FileSummary {
-                            file: c.number,
-                            blocks: c.blocks,
-                            bytes: c.bytes,
-                        }),
-                )
-                .collect();
+            let files = self.sent_files().filter_map(SentFile::summary).collect();
             self.messages.push_back(FromRecorder::Done { files });
         }
     }

@@ -27,14 +27,29 @@ async fn bind() -> UdpSocket {
     UdpSocket::bind("127.0.0.1:0").await.unwrap()
 }
 
-/// Two synthetic participants publish for 6 s into a room; a recorder records them (raw, or
-/// composed with `composition`) for 4 s; the spool files by number, with their publications.
-async fn record_two_publications(
-    composition: Option<Composition>,
-) -> (
+/// How the test's server side answers the recorder's blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Server {
+    /// Makes each durable and acknowledges it, and stops the recording after 4 s.
+    Acknowledging,
+    /// Makes each durable and acknowledges none (its disk "stalls"); the recorder, which holds
+    /// at most `SILENT_LIMIT` bytes unacknowledged, must fail.
+    Silent,
+}
+
+const SILENT_LIMIT: u64 = 48 << 10;
+
+/// What a recorder did: the spool's files by number, with their publications, and why it
+/// failed, if it did.
+type Recorded = (
     tempfile::TempDir,
     std::collections::BTreeMap<u32, Option<String>>,
-) {
+    Option<String>,
+);
+
+/// Two synthetic participants publish for 6 s into a room; a recorder records them (raw, or
+/// composed with `composition`) for 4 s, to a `server`.
+async fn record_two_publications(composition: Option<Composition>, server: Server) -> Recorded {
     let room_socket = bind().await;
     let room_addr = room_socket.local_addr().unwrap();
     let (room, mut room_events) = driver::spawn(room_socket, Room::new(room_addr)).unwrap();
@@ -102,7 +117,11 @@ async fn record_two_publications(
     }
 
     // The recorder; its driver binds a socket per WebRTC session.
-    let (recorder, mut messages) = driver::spawn(bind().await, RecorderSession::new()).unwrap();
+    let session = match server {
+        Server::Acknowledging => RecorderSession::new(),
+        Server::Silent => RecorderSession::with_max_unacknowledged(SILENT_LIMIT),
+    };
+    let (recorder, mut messages) = driver::spawn(bind().await, session).unwrap();
 
     // The server's side of the entry point.
     let dir = tempfile::tempdir().unwrap();
@@ -122,7 +141,8 @@ async fn record_two_publications(
     let mut ready = false;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let stop_at = tokio::time::Instant::now() + Duration::from_secs(4);
-    let mut stop_sent = false;
+    let mut stop_sent = server == Server::Silent;
+    let mut failure = None;
     // The acknowledgement of each file's last block (its index) is held back: `done` must wait.
     let mut held_acks: Vec<(u32, u64)> = Vec::new();
     let mut release_at: Option<tokio::time::Instant> = None;
@@ -211,6 +231,9 @@ async fn record_two_publications(
             FromRecorder::Block { file, seq, bytes } => {
                 let (_, spool) = spools.get_mut(&file).expect("fileStarted comes first");
                 let ack = spool.append(seq, &bytes).unwrap();
+                if server == Server::Silent {
+                    continue;
+                }
                 if convrec_media::layout::classify_block(&bytes)
                     == Ok(convrec_media::layout::BlockKind::Index)
                 {
@@ -235,6 +258,16 @@ async fn record_two_publications(
                 }
                 break;
             }
+            FromRecorder::Failed { reason } if server == Server::Silent => {
+                failure = Some(reason);
+                // Nothing follows: the session makes no block once it failed.
+                let after = tokio::time::timeout(Duration::from_secs(1), messages.recv()).await;
+                assert!(
+                    matches!(after, Err(_) | Ok(None)),
+                    "after failing, the recorder said {after:?}"
+                );
+                break;
+            }
             FromRecorder::Failed { reason } => panic!("the recorder failed: {reason}"),
         }
     }
@@ -242,7 +275,11 @@ async fn record_two_publications(
         task.abort();
     }
     assert!(ready, "the recorder reported ready");
-    assert_eq!(recorder.call(|s, _| s.phase()).await.unwrap(), Phase::Done);
+    let phase = recorder.call(|s, _| s.phase()).await.unwrap();
+    match server {
+        Server::Acknowledging => assert_eq!(phase, Phase::Done),
+        Server::Silent => assert_eq!(phase, Phase::Failed),
+    }
     assert_eq!(
         seen[..4],
         ["Hello", "Subscribe", "Ready", "FileStarted"],
@@ -250,12 +287,12 @@ async fn record_two_publications(
     );
 
     let files = spools.into_iter().map(|(n, (p, _))| (n, p)).collect();
-    (dir, files)
+    (dir, files, failure)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recorder_records_two_publications_into_durable_playable_files() {
-    let (dir, spools) = record_two_publications(None).await;
+    let (dir, spools, _) = record_two_publications(None, Server::Acknowledging).await;
     // Each file holds its own publication: 320 pixels wide throughout, or 320 then 480.
     for (file, publication_id) in &spools {
         let publication_id = publication_id.as_deref().unwrap_or_default();
@@ -291,7 +328,7 @@ async fn a_composing_recorder_makes_one_file_with_one_picture_and_one_sound() {
         video_bitrate: 500_000,
         audio_bitrate: 48_000,
     };
-    let (dir, files) = record_two_publications(Some(composition)).await;
+    let (dir, files, _) = record_two_publications(Some(composition), Server::Acknowledging).await;
     assert_eq!(files.len(), 1, "{files:?}");
     let (file, publication) = files.iter().next().unwrap();
     assert_eq!(
@@ -353,4 +390,31 @@ async fn a_composing_recorder_makes_one_file_with_one_picture_and_one_sound() {
             tile.content
         );
     }
+}
+
+/// A server that takes blocks and acknowledges none (its spool's disk stalled): the recorder
+/// does not hold them in memory without end. Once what it made passes its limit it fails and
+/// says why, having handed out no more than the limit, and makes nothing after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorder_whose_blocks_are_never_acknowledged_fails_at_its_limit() {
+    let (dir, files, failure) = record_two_publications(None, Server::Silent).await;
+    let reason = failure.expect("the recorder failed");
+    let unacknowledged: u64 = reason
+        .strip_prefix("the server has not acknowledged ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{reason}"));
+    assert!(unacknowledged > SILENT_LIMIT, "{reason}");
+    assert!(reason.ends_with("it is not keeping up"), "{reason}");
+    let handed_out: u64 = files
+        .keys()
+        .map(|file| {
+            let path = dir.path().join(format!("file-{file}.mp4"));
+            std::fs::metadata(path).unwrap().len()
+        })
+        .sum();
+    assert!(
+        (1..=SILENT_LIMIT).contains(&handed_out),
+        "{handed_out} bytes handed out"
+    );
 }

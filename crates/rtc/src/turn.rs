@@ -60,28 +60,36 @@ pub struct TurnServer {
 }
 
 impl TurnServer {
-    /// The server of a `turn:HOST:PORT[?transport=udp]` URL, its host looked up.
-    pub async fn resolve(url: &str, username: &str, password: &str) -> std::io::Result<Self> {
-        let invalid = |why: &str| {
-            std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("'{url}': {why}"))
-        };
-        let rest = url
+    /// The server of the first UDP URL in `urls` (`turn:HOST:PORT[?transport=udp]`; TCP and
+    /// TLS ones, which browsers may use, are passed over), its host looked up.
+    pub async fn resolve(urls: &[String], username: &str, password: &str) -> std::io::Result<Self> {
+        let invalid = |why: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, why);
+        let url = urls.iter().find(|url| is_udp_url(url)).ok_or_else(|| {
+            invalid(format!(
+                "none of {urls:?} is a UDP relay (turn:HOST:PORT), the only kind this client speaks"
+            ))
+        })?;
+        let address = url
             .strip_prefix("turn:")
-            .ok_or_else(|| invalid("not a turn: URL"))?;
-        let (address, query) = rest.split_once('?').unwrap_or((rest, ""));
-        if !(query.is_empty() || query == "transport=udp") {
-            return Err(invalid("only UDP is supported"));
-        }
+            .and_then(|rest| rest.split('?').next())
+            .unwrap_or_default();
         let addr = tokio::net::lookup_host(address)
             .await?
             .next()
-            .ok_or_else(|| invalid("the host has no address"))?;
+            .ok_or_else(|| invalid(format!("'{url}': the host has no address")))?;
         Ok(Self {
             addr,
             username: username.to_owned(),
             password: password.to_owned(),
         })
     }
+}
+
+/// Whether `url` names a relay reached over UDP: `turn:HOST:PORT` or
+/// `turn:HOST:PORT?transport=udp` (not `turns:`, which is TLS, nor `?transport=tcp`).
+pub fn is_udp_url(url: &str) -> bool {
+    url.strip_prefix("turn:")
+        .is_some_and(|rest| matches!(rest.split_once('?'), None | Some((_, "transport=udp"))))
 }
 
 /// What an allocation reports.
@@ -630,6 +638,26 @@ impl Builder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_plain_turn_urls_are_udp() {
+        assert!(is_udp_url("turn:r:3478") && is_udp_url("turn:r:3478?transport=udp"));
+        for other in ["turn:r:3478?transport=tcp", "turns:r:443", "stun:r:3478"] {
+            assert!(!is_udp_url(other), "{other}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_client_takes_the_first_udp_relay_of_a_list() {
+        let urls = [
+            "turns:127.0.0.1:443".to_owned(),
+            "turn:127.0.0.1:3479".to_owned(),
+        ];
+        let found = TurnServer::resolve(&urls, "u", "p").await.unwrap();
+        assert_eq!(found.addr, "127.0.0.1:3479".parse().unwrap());
+        let error = TurnServer::resolve(&urls[..1], "u", "p").await.unwrap_err();
+        assert!(error.to_string().contains("is a UDP relay"), "{error}");
+    }
 
     fn server() -> TurnServer {
         TurnServer {

@@ -370,7 +370,8 @@ fn turn_settings(
         }
         return Ok(None);
     };
-    crate::turn::check_url(&url).map_err(|why| invalid("turn.url (--turn-url)", why))?;
+    let urls =
+        crate::turn::check_urls(&url).map_err(|why| invalid("turn.url (--turn-url)", why))?;
     let secret = secret.filter(|s| !s.is_empty()).ok_or_else(|| {
         invalid(
             "turn.url (--turn-url)",
@@ -378,7 +379,7 @@ fn turn_settings(
         )
     })?;
     Ok(Some(TurnSettings {
-        urls: vec![url],
+        urls,
         secret,
         force_relay,
     }))

@@ -22,7 +22,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -205,7 +205,7 @@ pub fn body_too_large(limit: usize) -> ApiError {
 
 fn too_many_failures(app: &AppState, wait: Duration) -> Response {
     let seconds = wait.as_secs() + 1;
-    let mut response = ApiError::new(
+    ApiError::new(
         StatusCode::TOO_MANY_REQUESTS,
         "TOO_MANY_FAILED_AUTHENTICATIONS",
         format!(
@@ -213,11 +213,8 @@ fn too_many_failures(app: &AppState, wait: Duration) -> Response {
             app.limits.failed_auth_per_minute
         ),
     )
-    .into_response();
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-    response
+    .retry_after(seconds)
+    .into_response()
 }
 
 /// The client of `request`: the one a forwarding node of this deployment names with a valid

@@ -76,11 +76,12 @@ async fn publication_closed(app: &AppState, conversation_id: &str, publication_i
             .any(|o| o.interaction_id == p.interaction_id);
         (!others).then_some(p.interaction_id)
     });
-    let (metadata, id) = (app.metadata.clone(), publication_id.to_owned());
-    crate::retry::write_eventually(app, "end a publication", move || {
-        let (metadata, id) = (metadata.clone(), id.clone());
-        async move { metadata.end_publication(&id, now).await }
-    })
+    crate::retry::write_eventually(
+        app,
+        "end a publication",
+        publication_id,
+        move |metadata, id| async move { metadata.end_publication(&id, now).await },
+    )
     .await;
     if let Some(Some(interaction_id)) = emptied {
         // Its last participant left (SPEC §1).

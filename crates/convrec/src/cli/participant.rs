@@ -308,10 +308,15 @@ async fn forced_relay(api: &ApiClient, conversation: &str) -> anyhow::Result<Opt
     }
     let server = &ice["iceServers"][0];
     let text = |field: &str| server[field].as_str().unwrap_or_default().to_owned();
-    let url = server["urls"][0].as_str().unwrap_or_default();
-    let turn = TurnServer::resolve(url, &text("username"), &text("credential"))
+    let urls: Vec<String> = server["urls"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|url| url.as_str().map(str::to_owned))
+        .collect();
+    let turn = TurnServer::resolve(&urls, &text("username"), &text("credential"))
         .await
-        .with_context(|| format!("the TURN relay '{url}'"))?;
+        .context("the TURN relay")?;
     Ok(Some(turn))
 }
 

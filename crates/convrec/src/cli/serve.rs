@@ -75,9 +75,10 @@ pub struct ServeArgs {
     /// required when listening on a wildcard address.
     #[arg(long, env = "CONVREC_PUBLIC_URL")]
     public_url: Option<String>,
-    /// A TURN relay (turn:HOST:PORT, UDP) handed to participants and recorders, with
-    /// credentials made from the secret in CONVREC_TURN_SECRET (coturn's static-auth-secret)
-    /// [default: none].
+    /// A TURN relay handed to participants and recorders, with credentials made from the
+    /// secret in CONVREC_TURN_SECRET (coturn's static-auth-secret): its URLs, comma-separated,
+    /// at least one UDP (turn:HOST:PORT, for recorders), TCP (turn:HOST:PORT?transport=tcp) and
+    /// TLS (turns:HOST:PORT) ones for browsers behind firewalls that drop UDP [default: none].
     #[arg(long, env = "CONVREC_TURN_URL")]
     turn_url: Option<String>,
     /// Participants and recorders reach the media only through the TURN relay (the seed's

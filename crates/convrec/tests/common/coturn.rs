@@ -27,8 +27,17 @@ pub struct Usage {
 }
 
 impl Coturn {
-    /// Starts it with `secret` (coturn's `static-auth-secret`).
+    /// Starts it with `secret` (coturn's `static-auth-secret`), listening on UDP only.
     pub fn start(secret: &str) -> Self {
+        Self::launch(secret, false)
+    }
+
+    /// The same, listening on TCP as well (on the same port).
+    pub fn start_with_tcp(secret: &str) -> Self {
+        Self::launch(secret, true)
+    }
+
+    fn launch(secret: &str, tcp: bool) -> Self {
         super::require_program("turnserver");
         let dir = tempfile::tempdir().unwrap();
         let free = || {
@@ -48,11 +57,11 @@ impl Coturn {
             .arg(format!("--static-auth-secret={secret}"))
             .args([
                 "--allow-loopback-peers",
-                "--no-tcp",
                 "--no-tls",
                 "--no-dtls",
                 "--no-cli",
             ])
+            .args((!tcp).then_some("--no-tcp"))
             .args(["--simple-log", "-v", "--log-file"])
             .arg(dir.path().join("turn.log"))
             .stdout(Stdio::null())
@@ -66,7 +75,11 @@ impl Coturn {
         };
         // It listens once its log says so.
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !coturn.log().contains("UDP listener opened on") {
+        let listening = |log: String| {
+            log.contains("UDP listener opened on")
+                && (!tcp || log.contains("TCP listener opened on"))
+        };
+        while !listening(coturn.log()) {
             assert!(
                 Instant::now() < deadline,
                 "coturn did not start\n{}",
@@ -82,21 +95,40 @@ impl Coturn {
         format!("turn:127.0.0.1:{}", self.port)
     }
 
+    /// Its URL over TCP (with [`Coturn::start_with_tcp`]).
+    pub fn tcp_url(&self) -> String {
+        format!("turn:127.0.0.1:{}?transport=tcp", self.port)
+    }
+
     /// Its log.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("turn.log")).unwrap_or_default()
     }
 
-    /// Waits (up to 20 s) until the allocation of the user whose name ends with `who` ended,
-    /// and returns what it carried.
+    /// Waits (up to 20 s) until an allocation of the user whose name ends with `who` ended,
+    /// and returns what the first that ended carried.
     pub fn usage_of(&self, who: &str) -> Usage {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let log = self.log();
-            let found = log
-                .lines()
-                .find(|line| line.contains(": usage: ") && line.contains(&format!(":{who}>")));
-            if let Some(line) = found {
+            if let Some(usage) = self.usages_of(who).first() {
+                return *usage;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no usage for {who}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// What each ended allocation of the user whose name ends with `who` carried, in the order
+    /// they ended (a browser makes one per relay candidate it tries).
+    pub fn usages_of(&self, who: &str) -> Vec<Usage> {
+        self.log()
+            .lines()
+            .filter(|line| line.contains(": usage: ") && line.contains(&format!(":{who}>")))
+            .map(|line| {
                 let field = |name: &str| -> u64 {
                     line.split(&format!(" {name}="))
                         .nth(1)
@@ -104,13 +136,11 @@ impl Coturn {
                         .and_then(|n| n.trim().parse().ok())
                         .unwrap_or(0)
                 };
-                return Usage {
+                Usage {
                     from_client: field("rb"),
                     to_client: field("sb"),
-                };
-            }
-            assert!(Instant::now() < deadline, "no usage for {who}\n{log}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+                }
+            })
+            .collect()
     }
 }

@@ -28,7 +28,6 @@ pub struct Deployment {
     /// `objects/` unless a test points it elsewhere).
     pub objects: PathBuf,
     /// The server's environment, again at each restart.
-    /// The server's environment (kept for its restarts).
     pub env: Vec<(String, String)>,
 }
 

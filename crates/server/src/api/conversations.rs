@@ -400,10 +400,7 @@ pub async fn delete(
         }
     }
     for recording_id in recording_ids {
-        app.storage
-            .delete_recording(&recording_id)
-            .await
-            .map_err(ApiError::internal)?;
+        app.storage.delete_recording(&recording_id).await?;
     }
     app.metadata.delete_conversation(&id).await?;
     tracing::info!(conversation = %id, "deleted with its recordings");

@@ -96,8 +96,7 @@ pub async fn download(
         let stream = app
             .storage
             .read_range(&file.object_key, start..end + 1)
-            .await
-            .map_err(ApiError::internal)?;
+            .await?;
         Body::from_stream(stream)
     };
     let mut response = Response::new(body);

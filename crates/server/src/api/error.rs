@@ -20,6 +20,8 @@ pub struct ApiError {
     pub message: String,
     /// Machine-readable particulars.
     pub details: Value,
+    /// Seconds after which the same request may succeed, sent as `Retry-After` (429, 503).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -30,6 +32,7 @@ impl ApiError {
             code,
             message: message.into(),
             details: Value::Null,
+            retry_after: None,
         }
     }
 
@@ -37,6 +40,32 @@ impl ApiError {
     pub fn with_details(mut self, details: Value) -> Self {
         self.details = details;
         self
+    }
+
+    /// Tells the client to try again in `seconds` (`Retry-After`).
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    /// 503: the metadata database cannot serve just now; logs the cause.
+    pub fn database_unavailable(cause: impl std::fmt::Display) -> Self {
+        Self::unavailable("DATABASE_UNAVAILABLE", "the metadata database", cause)
+    }
+
+    /// 503: the object store cannot serve just now; logs the cause.
+    pub fn storage_unavailable(cause: impl std::fmt::Display) -> Self {
+        Self::unavailable("STORAGE_UNAVAILABLE", "the recording storage", cause)
+    }
+
+    fn unavailable(code: &'static str, what: &str, cause: impl std::fmt::Display) -> Self {
+        tracing::warn!(error = %cause, "{what} cannot serve a request just now");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            code,
+            format!("{what} cannot be reached just now; try again in {RETRY_AFTER_UNAVAILABLE} s"),
+        )
+        .retry_after(RETRY_AFTER_UNAVAILABLE)
     }
 
     /// 400: the request is malformed.
@@ -83,6 +112,11 @@ impl ApiError {
     }
 }
 
+/// What a client is told to wait when the database or the object store is away: long enough
+/// not to press it, short enough to find it back soon (a request waits up to 5 s for a
+/// database connection).
+const RETRY_AFTER_UNAVAILABLE: u64 = 5;
+
 /// The body of every error answer (SPEC §5).
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
@@ -106,6 +140,12 @@ impl IntoResponse for ApiError {
         // is a guess.
         let failed_authentication = self.status == StatusCode::UNAUTHORIZED;
         let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(seconds),
+            );
+        }
         if failed_authentication {
             response
                 .extensions_mut()
@@ -116,12 +156,30 @@ impl IntoResponse for ApiError {
 }
 
 impl From<convrec_store::metadata::MetadataError> for ApiError {
-    /// A missing object (e.g. the account a new conversation names) is the client's 404; the
-    /// rest is the server's trouble.
+    /// A missing object (e.g. the account a new conversation names) is the client's 404; a
+    /// database that cannot serve just now is a 503 to retry; the rest is the server's trouble.
     fn from(e: convrec_store::metadata::MetadataError) -> Self {
         match e {
             convrec_store::metadata::MetadataError::NotFound { what, id } => {
                 ApiError::not_found(what, &id)
+            }
+            unavailable if unavailable.is_unavailable() => {
+                ApiError::database_unavailable(unavailable)
+            }
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<crate::storage::StorageError> for ApiError {
+    /// The object store failing to answer (`Generic`: connections refused, timeouts, 5xx
+    /// after the client's retries) is a 503 to retry; anything else — an object it does not
+    /// have that the metadata says it stores, credentials it refuses, a local file that cannot
+    /// be used — is the server's trouble, for the operator.
+    fn from(e: crate::storage::StorageError) -> Self {
+        match e {
+            crate::storage::StorageError::Store(object_store::Error::Generic { .. }) => {
+                ApiError::storage_unavailable(e)
             }
             other => ApiError::internal(other),
         }
@@ -297,4 +355,46 @@ pub async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> A
             uri.path()
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::StorageError;
+    use convrec_store::metadata::MetadataError;
+
+    fn answered(error: ApiError) -> (u16, &'static str, Option<String>) {
+        let code = error.code;
+        let response = error.into_response();
+        let retry_after = response
+            .headers()
+            .get(axum::http::header::RETRY_AFTER)
+            .map(|v| v.to_str().unwrap_or_default().to_owned());
+        (response.status().as_u16(), code, retry_after)
+    }
+
+    #[test]
+    fn a_store_or_database_away_is_a_503_to_retry_and_a_lost_object_is_not() {
+        let away = MetadataError::Database(sqlx::Error::PoolTimedOut);
+        let expected = (503, "DATABASE_UNAVAILABLE", Some("5".to_owned()));
+        assert_eq!(answered(away.into()), expected);
+        let broken = MetadataError::Database(sqlx::Error::RowNotFound);
+        assert_eq!(answered(broken.into()), (500, "INTERNAL", None));
+        let store_away = StorageError::Store(object_store::Error::Generic {
+            store: "S3",
+            source: "connection refused".into(),
+        });
+        let expected = (503, "STORAGE_UNAVAILABLE", Some("5".to_owned()));
+        assert_eq!(answered(store_away.into()), expected);
+        let lost = StorageError::Store(object_store::Error::NotFound {
+            path: "recordings/r/1.mp4".into(),
+            source: "gone".into(),
+        });
+        assert_eq!(answered(lost.into()), (500, "INTERNAL", None));
+        let refused = StorageError::Store(object_store::Error::PermissionDenied {
+            path: "recordings/r/1.mp4".into(),
+            source: "wrong key".into(),
+        });
+        assert_eq!(answered(refused.into()), (500, "INTERNAL", None));
+    }
 }

@@ -326,15 +326,13 @@ pub async fn close_interaction(
         reason,
         "ended"
     );
-    let (metadata, id, now) = (
-        app.metadata.clone(),
-        interaction_id.to_owned(),
-        crate::now_ms(),
-    );
-    crate::retry::write_eventually(app, "end an interaction", move || {
-        let (metadata, id) = (metadata.clone(), id.clone());
-        async move { metadata.end_interaction(&id, now).await }
-    })
+    let now = crate::now_ms();
+    crate::retry::write_eventually(
+        app,
+        "end an interaction",
+        interaction_id,
+        move |metadata, id| async move { metadata.end_interaction(&id, now).await },
+    )
     .await;
     for peer in peers {
         // Their PeerClosed events close the publications.

@@ -78,6 +78,10 @@ fn add_common_errors(operation: &mut Operation) {
             "No such object, or one the caller may not see (never told apart)",
         ),
         ("500", "Internal error; the server log has the cause"),
+        (
+            "503",
+            "`DATABASE_UNAVAILABLE` or `STORAGE_UNAVAILABLE`: the metadata database or the object store cannot be reached just now; try again after `Retry-After` seconds",
+        ),
     ];
     if operation.request_body.is_some() {
         common.push(("413", "The body is too large"));

@@ -222,7 +222,7 @@ pub async fn state(
     responses((status = 204, description = "Starting"),
         (status = 403, description = "`RECORDING_DENIED`: the caller's role may not start one", body = ErrorBody),
         (status = 409, description = "`RECORDING_RUNNING` (one runs, or a start already waits) or `NOTHING_TO_RECORD`", body = ErrorBody),
-        (status = 503, description = "`STORAGE_UNAVAILABLE`", body = ErrorBody)))]
+        (status = 503, description = "`STORAGE_UNAVAILABLE` (the spool takes no file), or `DATABASE_UNAVAILABLE` (with `Retry-After`)", body = ErrorBody)))]
 pub async fn start(
     State(app): State<AppState>,
     caller: Caller,

@@ -4,7 +4,7 @@
 //! disagree for a moment).
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use convrec_store::metadata::Route;
@@ -74,7 +74,7 @@ pub async fn route(State(app): State<AppState>, request: Request, next: Next) ->
             }
         }
         Ok(Route::Lost { node_id }) => (node_lost(&node_id), request.into_parts().0.headers),
-        Err(e) => return ApiError::internal(e).into_response(),
+        Err(e) => return ApiError::from(e).into_response(),
     };
     // Only a caller who may see the conversation learns that its node is away; anyone else
     // gets what the API answers for a conversation that is not there or not theirs, so these
@@ -89,18 +89,15 @@ pub async fn route(State(app): State<AppState>, request: Request, next: Next) ->
 
 /// The answer for a conversation whose node stopped renewing its lease.
 fn node_lost(node_id: &str) -> Response {
-    let mut response = ApiError::new(
+    ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "NODE_LOST",
         format!(
             "node {node_id}, which holds this conversation's calls and recording, stopped renewing its lease; another node is taking it over: try again in a few seconds"
         ),
     )
-    .into_response();
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-    response
+    .retry_after(5)
+    .into_response()
 }
 
 /// Whether the credentials in `headers` see conversation `id`: 401 or 404 as the API answers.

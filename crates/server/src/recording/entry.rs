@@ -56,7 +56,7 @@ pub async fn entry(
         .await
     {
         Ok(r) => r,
-        Err(e) => return ApiError::internal(e).into_response(),
+        Err(e) => return ApiError::from(e).into_response(),
     };
     let entry = match redeemed {
         Ok(entry) => entry,
@@ -83,7 +83,7 @@ pub async fn entry(
     let recording = match app.metadata.recording(&entry.recording_id).await {
         Ok(Some(r)) => r,
         Ok(None) => return ApiError::not_found("recording", &entry.recording_id).into_response(),
-        Err(e) => return ApiError::internal(e).into_response(),
+        Err(e) => return ApiError::from(e).into_response(),
     };
     // An account that set a public key gets every file sealed for it; if that cannot be known,
     // nothing is recorded in the clear by mistake: the attempt fails and is retried.
@@ -100,7 +100,7 @@ pub async fn entry(
                 return ApiError::internal(e).into_response();
             }
         },
-        Err(e) => return ApiError::internal(e).into_response(),
+        Err(e) => return ApiError::from(e).into_response(),
     };
     let (link, orders) = mpsc::unbounded_channel();
     let attached = app
@@ -306,7 +306,14 @@ impl Connection {
                 let composition = if self.composed {
                     let settings = crate::recording::settings(&self.app, &self.conversation_id)
                         .await
-                        .map_err(|e| (Ending::Lost, refusal("INTERNAL", e.to_string())))?;
+                        .map_err(|e| {
+                            let code = if e.is_unavailable() {
+                                "DATABASE_UNAVAILABLE"
+                            } else {
+                                "INTERNAL"
+                            };
+                            (Ending::Lost, refusal(code, e.to_string()))
+                        })?;
                     let video = self.recording_type == "AUDIO_VIDEO";
                     Some(Composition {
                         width: video.then_some(settings.resolution.0),

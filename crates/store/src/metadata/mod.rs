@@ -107,6 +107,49 @@ pub enum MetadataError {
     },
 }
 
+impl MetadataError {
+    /// Whether the database could not be reached or could not serve just now (connections
+    /// refused or cut, the pool's wait running out, the server shutting down or full, SQLite
+    /// busy): trying the same request again later may succeed, unlike a refusal or a fault
+    /// (a TLS failure is left out: it is more often a certificate than a moment).
+    pub fn is_unavailable(&self) -> bool {
+        let MetadataError::Database(e) = self else {
+            return false;
+        };
+        match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(e) => {
+                let Some(code) = e.code() else {
+                    return false;
+                };
+                if e.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                    sqlite_busy(&code)
+                } else {
+                    postgres_unavailable(&code)
+                }
+            }
+            _ => false,
+        }
+    }
+}
+
+/// PostgreSQL's codes for "not now" rather than "not this": a connection exception (class
+/// 08), too many connections (53300), the server shutting down or starting (57P01–57P03).
+fn postgres_unavailable(sqlstate: &str) -> bool {
+    sqlstate.starts_with("08") || matches!(sqlstate, "53300" | "57P01" | "57P02" | "57P03")
+}
+
+/// SQLite's BUSY (5) and LOCKED (6), with their extended codes (the primary code is the low
+/// byte).
+fn sqlite_busy(extended_code: &str) -> bool {
+    extended_code
+        .parse::<i32>()
+        .is_ok_and(|code| matches!(code & 0xff, 5 | 6))
+}
+
 /// Why an entry point was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
 pub enum EntryPointRefusal {
@@ -1485,4 +1528,24 @@ fn hex(bytes: &[u8]) -> String {
 
 fn hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_now_is_told_from_not_this() {
+        assert!(MetadataError::Database(sqlx::Error::PoolTimedOut).is_unavailable());
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(MetadataError::Database(sqlx::Error::Io(refused)).is_unavailable());
+        assert!(!MetadataError::Database(sqlx::Error::RowNotFound).is_unavailable());
+        assert!(!MetadataError::Conflict("taken".into()).is_unavailable());
+        // PostgreSQL: admin shutdown, connection failure; a unique violation is not.
+        assert!(postgres_unavailable("57P01") && postgres_unavailable("08006"));
+        assert!(!postgres_unavailable("23505"));
+        // SQLite: BUSY, BUSY_SNAPSHOT (517), LOCKED_SHAREDCACHE (262); CONSTRAINT (19) is not.
+        assert!(sqlite_busy("5") && sqlite_busy("517") && sqlite_busy("262"));
+        assert!(!sqlite_busy("19") && !sqlite_busy("2067") && !sqlite_busy("x"));
+    }
 }
