@@ -60,9 +60,8 @@ struct SentFile {
     number: u32,
     blocks: u64,
     bytes: u64,
-    /// Highest acknowledged block + 1.
-    acked: u64,
-    /// Where each block sent and not yet acknowledged ends (bytes into the file), oldest first.
+    /// Where each block sent and not yet acknowledged ends (bytes into the file), oldest first:
+    /// blocks `blocks - len ..` are the unacknowledged ones.
     unacknowledged_ends: VecDeque<u64>,
     /// Bytes of the file acknowledged.
     acked_bytes: u64,
@@ -74,7 +73,6 @@ impl SentFile {
             number,
             blocks: 0,
             bytes: 0,
-            acked: 0,
             unacknowledged_ends: VecDeque::new(),
             acked_bytes: 0,
         }
@@ -107,11 +105,11 @@ impl SentFile {
     /// counts for those sent).
     fn ack(&mut self, seq: u64) {
         let acked = seq.saturating_add(1).min(self.blocks);
-        while self.acked < acked {
-            if let Some(end) = self.unacknowledged_ends.pop_front() {
-                self.acked_bytes = end;
-            }
-            self.acked += 1;
+        while self.blocks - (self.unacknowledged_ends.len() as u64) < acked {
+            let Some(end) = self.unacknowledged_ends.pop_front() else {
+                break;
+            };
+            self.acked_bytes = end;
         }
     }
 
@@ -120,7 +118,7 @@ impl SentFile {
     }
 
     fn all_acked(&self) -> bool {
-        self.acked >= self.blocks
+        self.unacknowledged_ends.is_empty()
     }
 
     fn summary(&self) -> Option<FileSummary> {
