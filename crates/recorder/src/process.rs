@@ -149,8 +149,8 @@ pub async fn run(entry_point: &str, recorder_key: Option<&str>) -> Result<(), Re
 /// hold the send, and the recorder with it, while blocks pile up behind it: every second the
 /// session is asked whether it failed meanwhile (past its unacknowledged limit), and if so the
 /// recorder gives up at once with the session's reason. Its `failed` message cannot pass a
-/// socket the server does not read, so the server sees the connection drop and records the
-/// attempt as lost (and retries it) rather than failed.
+/// socket the server does not read; the server treats the dropped connection as it treats
+/// `failed` (an attempt that crashed), and only the reason stays in the recorder's own log.
 async fn send_unless_failed<S>(
     outgoing: &mut S,
     frame: Message,
