@@ -24,6 +24,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
+# Chromium's first start on a fresh machine builds its caches: do it here, once, so the browser
+# tests do not pay for it, and stop early when the browser cannot run at all.
+chromium_said=$(timeout 120 chromium --headless=new --no-sandbox --disable-gpu --dump-dom about:blank 2>&1 >/dev/null) ||
+  { echo "chromium does not start; the end of what it said:" >&2; tail -n 20 <<<"$chromium_said" >&2; exit 1; }
+
 # PostgreSQL from Debian's packages, run as the postgres user: start the cluster the package
 # made (or make one), give the tests a role, and drop what earlier runs left.
 pg_version=$(ls /usr/lib/postgresql | sort -V | tail -n 1)

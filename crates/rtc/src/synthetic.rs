@@ -24,6 +24,9 @@ pub struct PlayStats {
     pub audio_packets: u64,
     /// Key-frame requests answered.
     pub keyframe_requests: u64,
+    /// How long media flowed: from the connection to the last frame (setup and teardown are
+    /// not in it).
+    pub sent_for: Duration,
 }
 
 /// Why playing stopped early.
@@ -85,6 +88,7 @@ pub async fn play(
         }
         let (at, event) = source.next_event();
         if at >= length {
+            stats.sent_for = start.elapsed();
             return Ok(stats);
         }
         tokio::time::sleep_until(start + at).await;

@@ -58,7 +58,8 @@ pub struct ParticipantReport {
     pub screen_publication: Option<String>,
     /// What its call publications sent.
     pub stats: PlayStats,
-    /// How long its call publication's media flowed.
+    /// How long its call publication's media flowed (the sum over its sessions; joining,
+    /// connecting and leaving are not in it).
     pub published_for: Duration,
 }
 
@@ -131,7 +132,6 @@ pub async fn participate(args: ParticipantArgs) -> anyhow::Result<ParticipantRep
     } else {
         None
     };
-    let started = Instant::now();
     let camera = async {
         let mut locations = Vec::new();
         let mut stats = PlayStats::default();
@@ -151,6 +151,7 @@ pub async fn participate(args: ParticipantArgs) -> anyhow::Result<ParticipantRep
             stats.video_frames += played.video_frames;
             stats.audio_packets += played.audio_packets;
             stats.keyframe_requests += played.keyframe_requests;
+            stats.sent_for += played.sent_for;
             locations.push(last_segment(&camera.location));
         }
         anyhow::Ok((locations, stats))
@@ -161,7 +162,6 @@ pub async fn participate(args: ParticipantArgs) -> anyhow::Result<ParticipantRep
             None => None,
         }
     });
-    let published_for = started.elapsed();
     if let Some(s) = &screen {
         api.delete(&s.location).await?;
         s.release_relay().await;
@@ -174,8 +174,8 @@ pub async fn participate(args: ParticipantArgs) -> anyhow::Result<ParticipantRep
         publication: publications.remove(0),
         later_publications: publications,
         screen_publication: screen.map(|s| last_segment(&s.location)),
+        published_for: stats.sent_for,
         stats,
-        published_for,
     })
 }
 

@@ -21,15 +21,18 @@ type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// A Chromium process and a DevTools connection to its page.
 pub struct Chromium {
-    process: Child,
+    // Locked only to ask whether it exited while it starts.
+    process: std::sync::Mutex<Child>,
     profile: tempfile::TempDir,
     socket: tokio::sync::Mutex<Option<(Socket, u64)>>,
 }
 
 impl Drop for Chromium {
     fn drop(&mut self) {
-        let _ = self.process.kill();
-        let _ = self.process.wait();
+        if let Ok(process) = self.process.get_mut() {
+            let _ = process.kill();
+            let _ = process.wait();
+        }
     }
 }
 
@@ -37,6 +40,8 @@ impl Chromium {
     /// Starts Chromium on `url`.
     pub fn open(url: &str) -> Self {
         let profile = tempfile::tempdir().unwrap();
+        // Its own messages, for when it does not start.
+        let stderr = std::fs::File::create(profile.path().join("stderr.log")).unwrap();
         let process = std::process::Command::new("chromium")
             .args([
                 "--headless=new",
@@ -62,20 +67,22 @@ impl Chromium {
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .arg(url)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("run chromium (the test command installs it)");
         Self {
-            process,
+            process: std::sync::Mutex::new(process),
             profile,
             socket: tokio::sync::Mutex::new(None),
         }
     }
 
     async fn connect(&self) -> Socket {
-        // Chromium writes its DevTools port here once it listens.
+        // Chromium writes its DevTools port here once it listens. A first start on a fresh,
+        // busy machine (font caches, profile) can take long; a generous wait costs nothing when
+        // it is quick.
         let port_file = self.profile.path().join("DevToolsActivePort");
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(90);
         let port = loop {
             if let Some(port) = std::fs::read_to_string(&port_file)
                 .ok()
@@ -84,7 +91,15 @@ impl Chromium {
             {
                 break port;
             }
-            assert!(Instant::now() < deadline, "chromium did not start");
+            let exited = self.process.lock().unwrap().try_wait().unwrap();
+            if exited.is_some() || Instant::now() >= deadline {
+                let stderr = std::fs::read_to_string(self.profile.path().join("stderr.log"))
+                    .unwrap_or_default();
+                panic!(
+                    "chromium did not start ({}); it said:\n{stderr}",
+                    exited.map_or("no DevTools port after 90 s".to_owned(), |s| s.to_string())
+                );
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
         let targets: Value = reqwest::get(format!("http://127.0.0.1:{port}/json/list"))
