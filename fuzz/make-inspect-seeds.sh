@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Seeds for the `inspect` fuzz target: small MP4/fMP4/MOV files as real muxers write them, with
 # the H.264 profiles and SPS features (scaling matrices, interlacing, cropping, VUI, HRD), sample
-# entries (avc1/avc3, hvc1, vp09, av01, Opus, AAC, FLAC, ALAC, MP3) and movflags (fragments,
+# entries (avc1/avc3, hvc1, vp09, av01, Opus, AAC, FLAC, ALAC, MP3, and the 3GPP timed-text,
+# TTML and WebVTT subtitle entries shiguredo_mp4 decodes in every stsd) and movflags (fragments,
 # mfra, sidx, edit lists, negative composition offsets, metadata) that random mutation reaches
 # only slowly. The fuzzer keeps those that add coverage when its corpus is merged
 # (docs/benchmarks.md). Usage: bash fuzz/make-inspect-seeds.sh OUT_DIR (needs Debian's ffmpeg).
@@ -58,6 +59,17 @@ seed encrypted-cenc.mp4 $video $audio $x264 -c:a aac -encryption_scheme cenc-aes
 seed hinted.mp4 $video $x264 -movflags +rtphint
 seed subtitles-chapters.mp4 $video -f lavfi -i anullsrc -f ffmetadata -i <(printf ';FFMETADATA1\n[CHAPTER]\nTIMEBASE=1/1000\nSTART=0\nEND=300\ntitle=one\n') \
   -map 0 -map 1 -map_chapters 2 -t 0.6 $x264 -c:a aac
+# Subtitle tracks (tx3g with its font table, stpp), whole and fragmented where ffmpeg can.
+srt=$(mktemp --suffix=.srt)
+trap 'rm -f "$srt"' EXIT
+printf '1\n00:00:00,000 --> 00:00:00,400\n<b>hello</b> <font face="Serif" color="#ff0000">world</font>\n\n2\n00:00:00,400 --> 00:00:00,600\n{\\an8}again\n' >"$srt"
+seed subtitles-tx3g.mp4 $video -i "$srt" -map 0 -map 1 $x264 -c:s mov_text
+seed subtitles-tx3g-fragmented.mp4 $video -i "$srt" -map 0 -map 1 $x264 -c:s mov_text $fragmented
+seed subtitles-ttml.mp4 $video -i "$srt" -map 0 -map 1 $x264 -c:s ttml
+# ffmpeg does not write WebVTT into MP4: the TTML file's stpp entry becomes a wvtt one (its moov
+# follows the mdat, so no chunk offset moves).
+[ ! -f "$out/subtitles-ttml.mp4" ] ||
+  python3 "$(dirname "$0")/seed-stpp-to-wvtt.py" "$out/subtitles-ttml.mp4" "$out/subtitles-wvtt.mp4"
 seed h264-gray.mp4 $video $x264 -pix_fmt gray -profile:v high $fragmented
 seed smooth.ismv $video $audio $x264 -c:a aac -f ismv
 
