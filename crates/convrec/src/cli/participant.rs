@@ -56,11 +56,9 @@ pub struct ParticipantReport {
     pub later_publications: Vec<String>,
     /// Its screen-share publication.
     pub screen_publication: Option<String>,
-    /// What its call publications sent.
+    /// What its call publications sent; `sent_for` is how long their media flowed (the sum
+    /// over its sessions; joining, connecting and leaving are not in it).
     pub stats: PlayStats,
-    /// How long its call publication's media flowed (the sum over its sessions; joining,
-    /// connecting and leaving are not in it).
-    pub published_for: Duration,
 }
 
 /// Runs `convrec participant`.
@@ -70,7 +68,7 @@ pub fn run(args: ParticipantArgs) -> anyhow::Result<ExitCode> {
     eprintln!(
         "published {} for {:.1} s: {} video frames, {} audio packets, {} key-frame requests answered{}",
         report.publication,
-        report.published_for.as_secs_f64(),
+        report.stats.sent_for.as_secs_f64(),
         report.stats.video_frames,
         report.stats.audio_packets,
         report.stats.keyframe_requests,
@@ -174,7 +172,6 @@ pub async fn participate(args: ParticipantArgs) -> anyhow::Result<ParticipantRep
         publication: publications.remove(0),
         later_publications: publications,
         screen_publication: screen.map(|s| last_segment(&s.location)),
-        published_for: stats.sent_for,
         stats,
     })
 }
@@ -325,7 +322,7 @@ pub fn report_json(report: &ParticipantReport) -> Value {
     json!({
         "publicationId": report.publication,
         "screenPublicationId": report.screen_publication,
-        "publishedSeconds": report.published_for.as_secs_f64(),
+        "publishedSeconds": report.stats.sent_for.as_secs_f64(),
         "videoFrames": report.stats.video_frames,
         "audioPackets": report.stats.audio_packets,
         "keyFrameRequests": report.stats.keyframe_requests,
