@@ -29,6 +29,16 @@ pub struct PlayStats {
     pub sent_for: Duration,
 }
 
+impl std::ops::AddAssign for PlayStats {
+    /// Adds what a later session of the same publisher sent.
+    fn add_assign(&mut self, later: Self) {
+        self.video_frames += later.video_frames;
+        self.audio_packets += later.audio_packets;
+        self.keyframe_requests += later.keyframe_requests;
+        self.sent_for += later.sent_for;
+    }
+}
+
 /// Why playing stopped early.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -146,10 +146,7 @@ pub async fn participate(args: ParticipantArgs) -> anyhow::Result<ParticipantRep
             api.delete(&camera.location).await?;
             camera.release_relay().await;
             let played = played?;
-            stats.video_frames += played.video_frames;
-            stats.audio_packets += played.audio_packets;
-            stats.keyframe_requests += played.keyframe_requests;
-            stats.sent_for += played.sent_for;
+            stats += played;
             locations.push(last_segment(&camera.location));
         }
         anyhow::Ok((locations, stats))
