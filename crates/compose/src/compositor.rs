@@ -23,7 +23,9 @@ pub enum SourceKind {
     Screen,
 }
 
-/// Pictures older than the newest usable one are dropped; at most this many wait.
+/// At most this many pictures wait per source; beyond that the oldest is dropped (and counted).
+/// Callers hand pictures in shortly before they are due (see [`Compositor::poll_frame`]), so
+/// this only bounds memory against a caller that does not.
 const MAX_WAITING: usize = 64;
 
 const BACKGROUND: Color = Color {
@@ -70,6 +72,8 @@ pub struct Compositor {
     /// tiles with a new picture are drawn again (a still screen share costs nothing).
     /// `None` before the first frame.
     drawn: Option<Vec<(Tile, Option<SourceId>)>>,
+    /// Pictures dropped unshown because too many waited.
+    dropped_pictures: u64,
 }
 
 impl Compositor {
@@ -83,6 +87,7 @@ impl Compositor {
             speaker: None,
             frame: Picture::filled(canvas.width, canvas.height, BACKGROUND),
             drawn: None,
+            dropped_pictures: 0,
         }
     }
 
@@ -115,6 +120,7 @@ impl Compositor {
         };
         if source.waiting.len() >= MAX_WAITING {
             source.waiting.pop_front();
+            self.dropped_pictures += 1;
         }
         // Keep them in time order (reordering is rare: decoders give pictures in order).
         let position = source.waiting.partition_point(|(t, _)| *t <= at);
@@ -123,8 +129,34 @@ impl Compositor {
 
     /// The time (µs) of the next frame.
     pub fn next_frame_time(&self) -> u64 {
-        // Exact on average: no drift from rounding the interval.
-        self.next * 1_000_000 / self.fps
+        self.frame_time(self.next)
+    }
+
+    /// The time (µs) of frame `n`: exact on average, no drift from rounding the interval.
+    fn frame_time(&self, n: u64) -> u64 {
+        n * 1_000_000 / self.fps
+    }
+
+    fn half_frame(&self) -> u64 {
+        1_000_000 / self.fps / 2
+    }
+
+    /// The latest picture time the next frame shows (half a frame after the frame's time):
+    /// pictures up to this time must be handed in before [`poll_frame`](Self::poll_frame).
+    pub fn next_frame_shows_until(&self) -> u64 {
+        self.next_frame_time() + self.half_frame()
+    }
+
+    /// The latest picture time the frames composed so far have taken in (none: 0).
+    pub fn shown_until(&self) -> u64 {
+        self.next
+            .checked_sub(1)
+            .map_or(0, |last| self.frame_time(last) + self.half_frame())
+    }
+
+    /// Pictures dropped unshown because more than [`MAX_WAITING`] of a source waited.
+    pub fn dropped_pictures(&self) -> u64 {
+        self.dropped_pictures
     }
 
     /// The next frame if its time is not after `now` (µs on the recording's timeline); call
@@ -135,8 +167,8 @@ impl Compositor {
         if at > now {
             return None;
         }
+        let nearest = self.next_frame_shows_until();
         self.next += 1;
-        let nearest = at + 1_000_000 / self.fps / 2;
         for source in self.sources.values_mut() {
             while source.waiting.front().is_some_and(|(t, _)| *t <= nearest) {
                 source.current = source.waiting.pop_front().map(|(_, p)| p);

@@ -8,6 +8,10 @@
 //! [`ComposedRecording::advance`] is told how far the recording has got and composes and mixes
 //! everything due until then — the caller keeps that a little behind real time so late packets
 //! still count; blocks to append come out of [`ComposedRecording::poll_output`].
+//!
+//! Nothing received is lost when composition falls behind (a loaded machine): video waits
+//! encoded (kilobytes a frame) and is decoded just before the frame that shows it, sound waits
+//! decoded in the mixer; a source that leaves goes only once everything it sent is composed.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
@@ -68,11 +72,42 @@ pub enum ComposeError {
     Writer(String),
 }
 
+/// At most this much encoded video waits per source (at 2 Mbit/s, two minutes of falling
+/// behind); beyond it the oldest is decoded at once and waits as a picture, where the
+/// compositor's own bound applies.
+const MAX_WAITING_VIDEO_BYTES: usize = 32 << 20;
+
+/// A source's video on its way to the compositor.
+struct VideoInput {
+    decoder: H264Decoder,
+    /// Access units (Annex B) not yet decoded, in arrival order, with their times (µs).
+    waiting: VecDeque<(u64, Vec<u8>)>,
+    waiting_bytes: usize,
+}
+
+impl VideoInput {
+    /// Decodes the units due by `until` (µs) and hands their pictures to the compositor; a unit
+    /// the decoder refuses is counted in `broken`.
+    fn decode(&mut self, id: SourceId, until: u64, compositor: &mut Compositor, broken: &mut u64) {
+        while let Some((at, _)) = self.waiting.front()
+            && *at <= until
+        {
+            let (at, unit) = self.waiting.pop_front().expect("bug: front checked above");
+            self.waiting_bytes -= unit.len();
+            match self.decoder.decode(&unit) {
+                Ok(Some(picture)) => compositor.handle_picture(id, at, picture),
+                Ok(None) => {}
+                Err(_) => *broken += 1,
+            }
+        }
+    }
+}
+
 struct Video {
     config: VideoConfig,
     compositor: Compositor,
     encoder: H264Encoder,
-    decoders: BTreeMap<SourceId, H264Decoder>,
+    inputs: BTreeMap<SourceId, VideoInput>,
     /// The last encoded frame (time in µs, length-prefixed data, key), held until the next one
     /// fixes its duration.
     pending: Option<(u64, Vec<u8>, bool)>,
@@ -93,6 +128,10 @@ pub struct ComposedRecording {
     writer: Fmp4Writer,
     scratch: Vec<u8>,
     broken_packets: u64,
+    /// The time (µs) each source's media received so far reaches.
+    ends: BTreeMap<SourceId, u64>,
+    /// Sources that left, removed once composition has passed their end.
+    leaving: Vec<SourceId>,
     /// Errors of encoders and writer, kept for the caller (composition goes on without the
     /// failed frame).
     errors: VecDeque<ComposeError>,
@@ -123,7 +162,7 @@ impl ComposedRecording {
                 Some(Video {
                     compositor: Compositor::new(v.canvas, v.fps),
                     encoder: H264Encoder::new(v.canvas.width, v.canvas.height, v.fps, v.bitrate)?,
-                    decoders: BTreeMap::new(),
+                    inputs: BTreeMap::new(),
                     pending: None,
                     last_key: None,
                     config: v,
@@ -155,6 +194,8 @@ impl ComposedRecording {
             writer,
             scratch: Vec::new(),
             broken_packets: 0,
+            ends: BTreeMap::new(),
+            leaving: Vec::new(),
             errors: VecDeque::new(),
         })
     }
@@ -169,9 +210,14 @@ impl ComposedRecording {
         has_audio: bool,
         has_video: bool,
     ) -> Result<(), ComposeError> {
+        self.leaving.retain(|l| *l != id);
         if has_video && let Some(video) = &mut self.video {
-            if let std::collections::btree_map::Entry::Vacant(slot) = video.decoders.entry(id) {
-                slot.insert(H264Decoder::new()?);
+            if let std::collections::btree_map::Entry::Vacant(slot) = video.inputs.entry(id) {
+                slot.insert(VideoInput {
+                    decoder: H264Decoder::new()?,
+                    waiting: VecDeque::new(),
+                    waiting_bytes: 0,
+                });
             }
             video.compositor.add_source(id, kind, name);
         }
@@ -183,43 +229,84 @@ impl ComposedRecording {
         Ok(())
     }
 
-    /// A source leaves: its tile goes from the next frame, its sound from the next mix.
+    /// A source leaves: what it sends from now on is ignored, and once what it sent is composed
+    /// and mixed, its tile goes from the next frame and its sound from the next mix.
     pub fn remove_source(&mut self, id: SourceId) {
-        if let Some(video) = &mut self.video {
-            video.decoders.remove(&id);
-            video.compositor.remove_source(id);
+        if !self.leaving.contains(&id) {
+            self.leaving.push(id);
         }
-        self.audio.decoders.remove(&id);
-        self.audio.mixer.remove(id);
     }
 
-    /// An H.264 access unit (Annex B) of `id` for time `at` (µs). One the decoder refuses is
-    /// counted and skipped (the tile keeps its last picture until the next key frame).
+    /// Removes the leaving sources whose media is all composed and mixed.
+    fn remove_gone_sources(&mut self) {
+        let mixed = self.audio.mixer.position() * 1_000_000 / u64::from(RATE);
+        // Pictures up to this time have been taken by a composed frame.
+        let shown = self
+            .video
+            .as_ref()
+            .map_or(u64::MAX, |v| v.compositor.shown_until());
+        let ends = &self.ends;
+        let (gone, staying): (Vec<SourceId>, Vec<SourceId>) = self.leaving.iter().partition(|id| {
+            let end = ends.get(id).copied().unwrap_or(0);
+            end <= mixed && end <= shown
+        });
+        self.leaving = staying;
+        for id in gone {
+            if let Some(video) = &mut self.video {
+                video.inputs.remove(&id);
+                video.compositor.remove_source(id);
+            }
+            self.audio.decoders.remove(&id);
+            self.audio.mixer.remove(id);
+            self.ends.remove(&id);
+        }
+    }
+
+    /// Notes that `id`'s media reaches `end` (µs).
+    fn extend_end(&mut self, id: SourceId, end: u64) {
+        let known = self.ends.entry(id).or_default();
+        *known = (*known).max(end);
+    }
+
+    /// An H.264 access unit (Annex B) of `id` for time `at` (µs), in the source's time order.
+    /// It is decoded when its frame is composed; one the decoder refuses then is counted and
+    /// skipped (the tile keeps its last picture until the next key frame).
     pub fn handle_video(&mut self, id: SourceId, at: u64, access_unit: &[u8]) {
         let Some(video) = &mut self.video else {
             return;
         };
-        let Some(decoder) = video.decoders.get_mut(&id) else {
+        if self.leaving.contains(&id) {
+            return;
+        }
+        let Some(input) = video.inputs.get_mut(&id) else {
             return;
         };
-        match decoder.decode(access_unit) {
-            Ok(Some(picture)) => video.compositor.handle_picture(id, at, picture),
-            Ok(None) => {}
-            Err(_) => self.broken_packets += 1,
+        input.waiting.push_back((at, access_unit.to_vec()));
+        input.waiting_bytes += access_unit.len();
+        while input.waiting_bytes > MAX_WAITING_VIDEO_BYTES {
+            let oldest = input.waiting.front().map_or(0, |(at, _)| *at);
+            input.decode(id, oldest, &mut video.compositor, &mut self.broken_packets);
         }
+        self.extend_end(id, at);
     }
 
     /// An Opus packet of `id` for time `at` (µs). One the decoder refuses is counted and
     /// skipped (silence in its place).
     pub fn handle_audio(&mut self, id: SourceId, at: u64, packet: &[u8]) {
+        if self.leaving.contains(&id) {
+            return;
+        }
         let Some(decoder) = self.audio.decoders.get_mut(&id) else {
             return;
         };
         match decoder.decode(packet) {
-            Ok(pcm) => self
-                .audio
-                .mixer
-                .push(id, at * u64::from(RATE) / 1_000_000, pcm),
+            Ok(pcm) => {
+                let end = at + pcm.len() as u64 * 1_000_000 / u64::from(RATE);
+                self.audio
+                    .mixer
+                    .push(id, at * u64::from(RATE) / 1_000_000, pcm);
+                self.extend_end(id, end);
+            }
             Err(_) => self.broken_packets += 1,
         }
     }
@@ -256,7 +343,14 @@ impl ComposedRecording {
         if let Some(video) = &mut self.video {
             video.compositor.set_speaker(speaker);
             let key_every = video.config.key_interval.as_micros() as u64;
-            while let Some((at, frame)) = video.compositor.poll_frame(now) {
+            while video.compositor.next_frame_time() <= now {
+                let until = video.compositor.next_frame_shows_until();
+                for (id, input) in &mut video.inputs {
+                    input.decode(*id, until, &mut video.compositor, &mut self.broken_packets);
+                }
+                let Some((at, frame)) = video.compositor.poll_frame(now) else {
+                    break;
+                };
                 let key = video.last_key.is_none_or(|k| at >= k + key_every);
                 let unit = match video.encoder.encode(frame, key) {
                     Ok(unit) if !unit.is_empty() => unit,
@@ -280,6 +374,7 @@ impl ComposedRecording {
                 }
             }
         }
+        self.remove_gone_sources();
     }
 
     /// Writes what is pending and the index; the file is complete when the outputs are out.
@@ -308,6 +403,19 @@ impl ComposedRecording {
     /// Input packets a decoder refused.
     pub fn broken_packets(&self) -> u64 {
         self.broken_packets
+    }
+
+    /// Decoded pictures dropped unshown because too many of a source waited (only when
+    /// composition falls minutes behind).
+    pub fn dropped_pictures(&self) -> u64 {
+        self.video
+            .as_ref()
+            .map_or(0, |v| v.compositor.dropped_pictures())
+    }
+
+    /// Sound samples dropped because they came for a stretch already mixed.
+    pub fn dropped_late_samples(&self) -> u64 {
+        self.audio.mixer.dropped_late()
     }
 }
 

@@ -252,10 +252,32 @@ fn colours_and_tones_land_in_their_places_at_their_times() {
 
 #[test]
 fn a_flash_and_its_clap_stay_within_40_ms_of_each_other() {
-    // One participant: dark, with a white flash of 2 frames at each whole second from 1 s, and
-    // a 10 ms click at the same moments; 30 fps video and 20 ms audio packets, as WebRTC sends.
-    // Output at 15 fps, its frames 23 ms out of phase with the input's: a flash is shown in the
-    // output frame nearest it (23 ms early), not the next one (44 ms late).
+    four_flashes_each_within_40_ms_of_its_clap(200_000);
+}
+
+/// A recorder on a loaded machine composes seconds behind the media: nothing it received is
+/// lost for that. Here nothing is composed until all 5 s (150 frames) have come in.
+#[test]
+fn composition_that_falls_behind_loses_no_picture() {
+    four_flashes_each_within_40_ms_of_its_clap(10_000_000);
+}
+
+/// 5 s of one participant, composed `lag` µs behind the media, show four flashes, each within
+/// 40 ms of its click (see [`flashes_and_claps`]).
+fn four_flashes_each_within_40_ms_of_its_clap(lag: u64) {
+    let offsets = flashes_and_claps(5, lag);
+    assert_eq!(offsets.len(), 4, "four flashes, each with its clap");
+    for offset in offsets {
+        assert!(offset.abs() <= 40.0, "click − flash = {offset:.1} ms");
+    }
+}
+
+/// Flash-to-click offsets (ms) in a recording of one participant, composed `lag` µs behind
+/// the media: dark, with a white flash of 2 frames at each whole second from 1 s, and a 10 ms
+/// click at the same moments; 30 fps video and 20 ms audio packets, as WebRTC sends. Output at
+/// 15 fps, its frames 23 ms out of phase with the input's: a flash is shown in the output frame
+/// nearest it (23 ms early), not the next one (44 ms late).
+fn flashes_and_claps(seconds: u64, lag: u64) -> Vec<f64> {
     const PHASE: u64 = 23_000;
     let mut recording = ComposedRecording::new(RecordingConfig {
         video: Some(VideoConfig {
@@ -278,7 +300,6 @@ fn a_flash_and_its_clap_stay_within_40_ms_of_each_other() {
     );
     let mut opus = OpusEncoder::new(64_000).unwrap();
     let mut file = Vec::new();
-    let seconds = 5u64;
     let mut audio_at = 0u64;
     for frame in 0..seconds * 30 {
         let at = frame * 1_000_000 / 30;
@@ -302,20 +323,80 @@ fn a_flash_and_its_clap_stay_within_40_ms_of_each_other() {
             recording.handle_audio(1, audio_at + PHASE, &opus.encode(&pcm).unwrap());
             audio_at += 20_000;
         }
-        recording.advance(at.saturating_sub(200_000));
+        recording.advance(at.saturating_sub(lag));
         drain(&mut recording, &mut file);
     }
     recording.advance(seconds * 1_000_000);
     recording.finish().unwrap();
     drain(&mut recording, &mut file);
+    assert_eq!(recording.dropped_pictures(), 0);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sync.mp4");
     std::fs::write(&path, &file).unwrap();
-    let offsets = flash_to_clap_offsets_ms(&path);
-    assert_eq!(offsets.len(), 4, "four flashes, each with its clap");
-    for offset in offsets {
-        assert!(offset.abs() <= 40.0, "click − flash = {offset:.1} ms");
+    flash_to_clap_offsets_ms(&path)
+}
+
+/// A participant who leaves while composition runs a second behind keeps their tile and
+/// their voice until what they sent has been composed; then the other has the picture alone.
+#[test]
+fn a_source_that_leaves_while_composition_is_behind_is_composed_to_its_end() {
+    let mut video = composed_at_15_fps();
+    for (id, name) in [(1, "Red"), (2, "Blue")] {
+        video
+            .add_source(id, SourceKind::Camera, name, true, true)
+            .unwrap();
     }
+    let red = solid_stream(Color::rgb(230, 20, 20), 320, 240, 15, 0, 2);
+    let low = tone_stream(440.0, 0, 2);
+    let blue = solid_stream(Color::rgb(20, 20, 230), 320, 240, 15, 0, 4);
+    let mut file = Vec::new();
+    for tick in 0..=40u64 {
+        let now = tick * 100_000;
+        // Red has sent its last at 2 s and leaves; composition is at 1 s.
+        if now == 2_000_000 {
+            video.remove_source(1);
+        }
+        let due = |at: &u64| *at >= now.saturating_sub(100_000) && *at < now;
+        for (id, units) in [(1, &red), (2, &blue)] {
+            for (at, unit) in units.iter().filter(|(at, _)| due(at)) {
+                video.handle_video(id, *at, unit);
+            }
+        }
+        for (at, packet) in low.iter().filter(|(at, _)| due(at)) {
+            video.handle_audio(1, *at, packet);
+        }
+        video.advance(now.saturating_sub(1_000_000));
+        drain(&mut video, &mut file);
+    }
+    video.advance(4_000_000);
+    video.finish().unwrap();
+    drain(&mut video, &mut file);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("leaving.mp4");
+    std::fs::write(&path, &file).unwrap();
+    let two = Scene {
+        cameras: 2,
+        screen: false,
+        speaker: None,
+    };
+    let one = Scene {
+        cameras: 1,
+        screen: false,
+        speaker: None,
+    };
+    let (r, b) = ([230, 20, 20], [20, 20, 230]);
+    for (seconds, scene, expected) in [(1.8, two, vec![r, b]), (3.0, one, vec![b])] {
+        for (n, want) in expected.into_iter().enumerate() {
+            let (x, y) = centre(&scene, n);
+            let got = pixel(&path, seconds, x, y);
+            assert!(
+                near(got, want),
+                "at {seconds} s, camera {n} at ({x}, {y}) is {got:?}, not {want:?}"
+            );
+        }
+    }
+    let voice = tone_strength(&path, 440.0, 1.2, 1.9);
+    assert!(voice > 0.15, "the leaver's voice until they left: {voice}");
 }
 
 #[test]

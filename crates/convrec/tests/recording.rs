@@ -559,6 +559,7 @@ async fn a_chromium_participant_publishes_receives_and_is_recorded() {
         d.base, d.conversation, d.tokens[0]
     );
     let browser = Chromium::open(&url);
+    browser.loaded().await;
     // The browser receives the synthetic participant's video (WHEP) and decodes it.
     let state = poll_until(
         Duration::from_secs(30),
@@ -1022,6 +1023,7 @@ async fn download_links_serve_ranges_while_recording_and_play_in_a_video_element
     .unwrap();
     let page = format!("file://{}", page.display());
     let browser = Chromium::open(&page);
+    browser.loaded().await;
     let state = poll_until(
         Duration::from_secs(20),
         async || {

@@ -144,6 +144,7 @@ impl ComposedFile {
         if let Some(s) = self.sources.iter_mut().find(|s| s.id == id && !s.ended) {
             s.timeline.flush();
             s.ended = true;
+            crate::session::log_intake("composed source ended", &s.timeline.stats());
         }
         self.drain_timelines();
         self.recording.remove_source(id);
@@ -195,6 +196,12 @@ impl ComposedFile {
             .advance(now.saturating_duration_since(self.start).as_micros() as u64);
         let result = self.recording.finish();
         self.collect();
+        tracing::info!(
+            broken_packets = self.recording.broken_packets(),
+            dropped_pictures = self.recording.dropped_pictures(),
+            dropped_late_samples = self.recording.dropped_late_samples(),
+            "composed file finished"
+        );
         result
     }
 

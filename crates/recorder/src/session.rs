@@ -28,7 +28,7 @@ use convrec_core::recorder_protocol::{
     FileSummary, FromRecorder, FromServer, PROTOCOL_VERSION, PublicationInfo,
 };
 use convrec_media::recording::{PublicationRecorder, RecorderConfig, RecorderOutput};
-use convrec_media::timeline::{MediaKind, TimelineConfig};
+use convrec_media::timeline::{MediaKind, TimelineConfig, TimelineStats};
 use convrec_rtc::Datagram;
 use convrec_rtc::client::{Client, ClientEvent, Local};
 
@@ -501,17 +501,8 @@ impl RecorderSession {
             match &mut p.recorder {
                 Some((recorder, _)) => {
                     recorder.finish(now);
-                    // What the publication's file lost on its way in, for the operator.
                     let stats = recorder.stats();
-                    tracing::info!(
-                        samples = stats.samples_written,
-                        dropped_late = stats.timeline.dropped_late,
-                        dropped_waiting_for_key_frame = stats.timeline.dropped_waiting_for_keyframe,
-                        dropped_invalid = stats.timeline.dropped_invalid,
-                        key_frame_requests = stats.timeline.keyframe_requests,
-                        source_changes = stats.timeline.source_changes,
-                        "publication file finished"
-                    );
+                    log_intake("publication file finished", &stats.timeline);
                 }
                 None => {
                     if let Some(c) = &mut self.composed {
@@ -678,4 +669,18 @@ impl Default for RecorderSession {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// What a publication's media lost on its way in (its timeline's counters), for the operator.
+pub(crate) fn log_intake(what: &str, stats: &TimelineStats) {
+    tracing::info!(
+        samples = stats.samples,
+        dropped_late = stats.dropped_late,
+        dropped_waiting_for_key_frame = stats.dropped_waiting_for_keyframe,
+        dropped_invalid = stats.dropped_invalid,
+        key_frame_requests = stats.keyframe_requests,
+        source_changes = stats.source_changes,
+        ignored_sender_reports = stats.ignored_sender_reports,
+        "{what}"
+    );
 }

@@ -118,12 +118,29 @@ impl Chromium {
         tokio_tungstenite::connect_async(url).await.unwrap().0
     }
 
-    /// Calls a DevTools method on the page; returns its result.
-    pub async fn cdp(&self, method: &str, params: Value) -> Value {
+    /// Waits until Chromium has started and its page has loaded (its own startup can take
+    /// many seconds on a busy machine: callers' deadlines should count from here).
+    pub async fn loaded(&self) {
+        let deadline = self.connected().await + Duration::from_secs(45);
+        while self.evaluate("document.readyState").await != "complete" {
+            assert!(Instant::now() < deadline, "the page did not load in 45 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Connects to the page unless connected; returns when it is.
+    async fn connected(&self) -> Instant {
         let mut guard = self.socket.lock().await;
         if guard.is_none() {
             *guard = Some((self.connect().await, 0));
         }
+        Instant::now()
+    }
+
+    /// Calls a DevTools method on the page; returns its result.
+    pub async fn cdp(&self, method: &str, params: Value) -> Value {
+        self.connected().await;
+        let mut guard = self.socket.lock().await;
         let (socket, last) = guard.as_mut().unwrap();
         *last += 1;
         let id = *last;
@@ -177,7 +194,7 @@ impl Chromium {
 
     /// Waits until `expression` is true in the page; returns the page's `window.convrec`.
     pub async fn wait_for(&self, what: &str, expression: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(45);
+        let deadline = self.connected().await + Duration::from_secs(45);
         loop {
             if self.evaluate(expression).await == Value::Bool(true) {
                 return self.evaluate("window.convrec").await;
