@@ -776,14 +776,20 @@ async fn webhooks_are_signed_retried_with_the_same_id_and_logged() {
     finished_participant(talking);
     let recordings = d.complete_recordings().await;
     let id = recordings[0]["id"].as_str().unwrap().to_owned();
+    // Deliveries are not ordered: recording_started, still backing off after its failures,
+    // may come after recording_available.
     wait_until(
         Duration::from_secs(40),
         async || {
-            !receiver
-                .verified("conversation.recording_available")
-                .is_empty()
+            ["recording_started", "recording_available"]
+                .iter()
+                .all(|event| {
+                    !receiver
+                        .verified(&format!("conversation.{event}"))
+                        .is_empty()
+                })
         },
-        || format!("no recording_available delivery\n{}", d.log()),
+        || format!("not both delivered\n{}", d.log()),
     )
     .await;
     let started = receiver.verified("conversation.recording_started");

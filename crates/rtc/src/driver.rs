@@ -229,7 +229,17 @@ async fn run<E: Endpoint>(
             }
             () = tokio::time::sleep_until(deadline.into()) => endpoint.handle_timeout(Instant::now()),
             command = commands.recv() => match command {
-                Some(command) => command(&mut endpoint, Instant::now()),
+                Some(command) => {
+                    // What arrived before the command is handled before it: a busy endpoint
+                    // told to stop must not cut off media it had already received.
+                    for _ in 0..received.len() {
+                        let Ok((local, source, contents)) = received.try_recv() else {
+                            break;
+                        };
+                        endpoint.handle_receive(Instant::now(), local, source, &contents);
+                    }
+                    command(&mut endpoint, Instant::now())
+                }
                 None => return,
             },
         }
@@ -296,5 +306,64 @@ impl Drop for Readers {
         for reader in &self.0 {
             reader.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Notes what it handled, in order; each datagram takes it 5 ms (a recorder busy composing).
+    #[derive(Default)]
+    struct Busy {
+        handled: Vec<String>,
+    }
+
+    impl Endpoint for Busy {
+        type Event = ();
+        fn handle_receive(&mut self, _: Instant, _: SocketAddr, _: SocketAddr, contents: &[u8]) {
+            std::thread::sleep(Duration::from_millis(5));
+            self.handled
+                .push(String::from_utf8_lossy(contents).into_owned());
+        }
+        fn handle_timeout(&mut self, _: Instant) {}
+        fn poll_transmit(&mut self) -> Option<Datagram> {
+            None
+        }
+        fn poll_event(&mut self) -> Option<()> {
+            None
+        }
+        fn poll_timeout(&self) -> Option<Instant> {
+            None
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn datagrams_that_arrived_before_a_command_are_handled_before_it() {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.expect("a socket");
+        let address = socket.local_addr().expect("an address");
+        let (driver, _events) = spawn(socket, Busy::default()).expect("a driver");
+        let sender = UdpSocket::bind("127.0.0.1:0").await.expect("a socket");
+        for n in 0..100 {
+            sender
+                .send_to(format!("d{n}").as_bytes(), address)
+                .await
+                .expect("sent");
+        }
+        // The reader has queued them long before the endpoint, at 5 ms each, has handled them.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        driver
+            .call(|busy, _| busy.handled.push("stop".into()))
+            .await
+            .expect("the driver runs");
+        let handled = driver
+            .call(|busy, _| busy.handled.clone())
+            .await
+            .expect("the driver runs");
+        let expected: Vec<String> = (0..100)
+            .map(|n| format!("d{n}"))
+            .chain(["stop".into()])
+            .collect();
+        assert_eq!(handled, expected);
     }
 }
