@@ -781,13 +781,10 @@ async fn webhooks_are_signed_retried_with_the_same_id_and_logged() {
     wait_until(
         Duration::from_secs(40),
         async || {
-            ["recording_started", "recording_available"]
-                .iter()
-                .all(|event| {
-                    !receiver
-                        .verified(&format!("conversation.{event}"))
-                        .is_empty()
-                })
+            receiver.has_all(&[
+                "conversation.recording_started",
+                "conversation.recording_available",
+            ])
         },
         || format!("not both delivered\n{}", d.log()),
     )
@@ -863,13 +860,10 @@ async fn webhooks_queued_while_the_receiver_is_down_survive_a_server_crash() {
     wait_until(
         Duration::from_secs(40),
         async || {
-            ["recording_available", "recording_started"]
-                .iter()
-                .all(|event| {
-                    !receiver
-                        .verified(&format!("conversation.{event}"))
-                        .is_empty()
-                })
+            receiver.has_all(&[
+                "conversation.recording_started",
+                "conversation.recording_available",
+            ])
         },
         || format!("no deliveries after the restart\n{}", d.log()),
     )

@@ -63,4 +63,10 @@ impl Receiver {
             .filter(|d| d["payload"]["type"] == event)
             .collect()
     }
+
+    /// Whether it has verified at least one delivery of each of `events` (in any order:
+    /// deliveries are not ordered).
+    pub fn has_all(&self, events: &[&str]) -> bool {
+        events.iter().all(|event| !self.verified(event).is_empty())
+    }
 }
