@@ -119,6 +119,30 @@ fn centre(scene: &Scene, n: usize) -> (u32, u32) {
     (r.x + r.width / 2, r.y + r.height / 3)
 }
 
+/// `cameras` cameras, with or without a shared screen, nobody framed.
+fn scene(cameras: usize, screen: bool) -> Scene {
+    Scene {
+        cameras,
+        screen,
+        speaker: None,
+    }
+}
+
+/// At each time, the file shows `scene` with these colours in its tiles, in layout order.
+fn assert_tiles(file: &Path, expectations: &[(f64, Scene, Vec<[u8; 3]>)]) {
+    for (seconds, scene, expected) in expectations {
+        for (n, want) in expected.iter().enumerate() {
+            let (x, y) = centre(scene, n);
+            let got = pixel(file, *seconds, x, y);
+            let what = arrange(CANVAS, scene)[n].content;
+            assert!(
+                near(got, *want),
+                "at {seconds} s, {what:?} at ({x}, {y}) is {got:?}, not {want:?}"
+            );
+        }
+    }
+}
+
 #[test]
 fn colours_and_tones_land_in_their_places_at_their_times() {
     let mut video = composed_at_15_fps();
@@ -186,21 +210,7 @@ fn colours_and_tones_land_in_their_places_at_their_times() {
         .unwrap();
     assert!((duration - 6.0).abs() < 0.2, "{duration} s");
 
-    let two = Scene {
-        cameras: 2,
-        screen: false,
-        speaker: None,
-    };
-    let shared = Scene {
-        cameras: 2,
-        screen: true,
-        speaker: None,
-    };
-    let one = Scene {
-        cameras: 1,
-        screen: false,
-        speaker: None,
-    };
+    let (two, shared, one) = (scene(2, false), scene(2, true), scene(1, false));
     let (r, b, w) = ([230, 20, 20], [20, 20, 230], [240, 240, 240]);
     // The speaker is framed: at 1 s only the red participant speaks (its 440 Hz tone).
     let framed = |seconds: f64, n: usize| {
@@ -214,22 +224,15 @@ fn colours_and_tones_land_in_their_places_at_their_times() {
         framed(1.0, 0) && !framed(1.0, 1),
         "the red speaker's tile is framed at 1 s"
     );
-    for (seconds, scene, expected) in [
-        (1.0, two, vec![r, b]),
-        (3.0, shared, vec![w, r, b]),
-        (4.5, two, vec![r, b]),
-        (5.6, one, vec![r]),
-    ] {
-        for (n, want) in expected.into_iter().enumerate() {
-            let (x, y) = centre(&scene, n);
-            let got = pixel(&path, seconds, x, y);
-            let what = arrange(CANVAS, &scene)[n].content;
-            assert!(
-                near(got, want),
-                "at {seconds} s, {what:?} at ({x}, {y}) is {got:?}, not {want:?}"
-            );
-        }
-    }
+    assert_tiles(
+        &path,
+        &[
+            (1.0, two, vec![r, b]),
+            (3.0, shared, vec![w, r, b]),
+            (4.5, two, vec![r, b]),
+            (5.6, one, vec![r]),
+        ],
+    );
     // The mix: 440 Hz alone until 1.5 s, then with 1 kHz; a single audio stream.
     assert_eq!(stream(&probe, "audio")["codec_name"], "opus");
     let (alone_low, alone_high) = (
@@ -374,27 +377,14 @@ fn a_source_that_leaves_while_composition_is_behind_is_composed_to_its_end() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("leaving.mp4");
     std::fs::write(&path, &file).unwrap();
-    let two = Scene {
-        cameras: 2,
-        screen: false,
-        speaker: None,
-    };
-    let one = Scene {
-        cameras: 1,
-        screen: false,
-        speaker: None,
-    };
     let (r, b) = ([230, 20, 20], [20, 20, 230]);
-    for (seconds, scene, expected) in [(1.8, two, vec![r, b]), (3.0, one, vec![b])] {
-        for (n, want) in expected.into_iter().enumerate() {
-            let (x, y) = centre(&scene, n);
-            let got = pixel(&path, seconds, x, y);
-            assert!(
-                near(got, want),
-                "at {seconds} s, camera {n} at ({x}, {y}) is {got:?}, not {want:?}"
-            );
-        }
-    }
+    assert_tiles(
+        &path,
+        &[
+            (1.8, scene(2, false), vec![r, b]),
+            (3.0, scene(1, false), vec![b]),
+        ],
+    );
     let voice = tone_strength(&path, 440.0, 1.2, 1.9);
     assert!(voice > 0.15, "the leaver's voice until they left: {voice}");
 }
@@ -465,15 +455,7 @@ fn a_camera_that_changes_resolution_is_refitted_within_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("switch.mp4");
     std::fs::write(&path, &file).unwrap();
-    let tile = arrange(
-        CANVAS,
-        &Scene {
-            cameras: 1,
-            screen: false,
-            speaker: None,
-        },
-    )[0]
-    .rect;
+    let tile = arrange(CANVAS, &scene(1, false))[0].rect;
     let (narrow, wide) = (tile.fit(320, 240), tile.fit(640, 360));
     assert!(wide.width > narrow.width, "{narrow:?} {wide:?}");
     // A point inside the 16:9 picture but left of the 4:3 one: background first, green after.
