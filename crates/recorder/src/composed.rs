@@ -1,21 +1,26 @@
 //! A composed recording inside the recorder (SPEC §6 `COMPOSED`): every publication's frames go
 //! through its own media timeline (RTP time → time since the recorder joined, sender-report
-//! sync, key-frame requests), then into one [`ComposedRecording`]: one file, one picture, one
-//! sound. Composition runs [`COMPOSE_DELAY`] behind real time so that reordered and late
+//! sync, key-frame requests), then into one
+//! [`ComposedRecording`](convrec_compose::recording::ComposedRecording): one file, one picture,
+//! one sound. Composition runs [`COMPOSE_DELAY`] behind real time so that reordered and late
 //! packets still land in place, and on a timer, so a silent or frozen input never stalls it.
+//! The composing itself runs on its own thread ([`ComposeWorker`]), so that a loaded machine
+//! delays the file but never the reading of the sockets.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use convrec_compose::compositor::SourceKind;
 use convrec_compose::layout::Canvas;
-use convrec_compose::recording::{ComposeError, ComposedRecording, RecordingConfig, VideoConfig};
+use convrec_compose::recording::{RecordingConfig, VideoConfig};
 use convrec_core::recorder_protocol::{Composition, PublicationInfo};
 use convrec_media::h264::length_prefixed_nals;
 use convrec_media::timeline::{
     MediaFrame, MediaKind, PublicationTimeline, SenderReport, TimelineConfig, TimelineEvent,
     TimelineSample,
 };
+
+use crate::compose_worker::{ComposeWorker, MAX_QUEUED_BYTES, WorkerError, WorkerOutput};
 
 /// How far composition stays behind real time.
 pub const COMPOSE_DELAY: Duration = Duration::from_millis(400);
@@ -31,13 +36,18 @@ struct Source {
 
 /// The composed file of a recorder session.
 pub struct ComposedFile {
-    recording: ComposedRecording,
+    recording: ComposeWorker,
     start: Instant,
     sources: Vec<Source>,
     blocks: VecDeque<Vec<u8>>,
     key_requests: VecDeque<u64>,
     next_tick: Instant,
+    /// The end was asked for: no more composing on the clock.
+    finishing: bool,
+    /// The file is complete: its last block is in `blocks`.
     finished: bool,
+    /// The worker ended without finishing the file.
+    stopped: bool,
     /// Some source delivered a sample: before that there is nothing to record (SPEC §5: a
     /// recording that never produced media has no file).
     has_media: bool,
@@ -58,7 +68,7 @@ impl ComposedFile {
         composition: &Composition,
         now: Instant,
         creation_unix_secs: u64,
-    ) -> Result<Self, ComposeError> {
+    ) -> Result<Self, WorkerError> {
         let video = match (composition.width, composition.height) {
             (Some(width), Some(height)) => Some(VideoConfig {
                 canvas: Canvas { width, height },
@@ -69,28 +79,29 @@ impl ComposedFile {
             _ => None,
         };
         Ok(Self {
-            recording: ComposedRecording::new(RecordingConfig {
-                video,
-                audio_bitrate: composition.audio_bitrate,
-                creation_unix_secs,
-            })?,
+            recording: ComposeWorker::spawn(
+                RecordingConfig {
+                    video,
+                    audio_bitrate: composition.audio_bitrate,
+                    creation_unix_secs,
+                },
+                MAX_QUEUED_BYTES,
+            )?,
             start: now,
             sources: Vec::new(),
             blocks: VecDeque::new(),
             key_requests: VecDeque::new(),
             next_tick: now,
+            finishing: false,
             finished: false,
+            stopped: false,
             has_media: false,
         })
     }
 
-    /// A publication joins as source `id`.
-    pub fn add(
-        &mut self,
-        now: Instant,
-        id: u64,
-        info: &PublicationInfo,
-    ) -> Result<(), ComposeError> {
+    /// A publication joins as source `id`. (Should its decoders fail to start, the worker says
+    /// so and composes the others.)
+    pub fn add(&mut self, now: Instant, id: u64, info: &PublicationInfo) {
         let kind = if info.interaction_type == "SCREEN_SHARING" {
             SourceKind::Screen
         } else {
@@ -102,7 +113,7 @@ impl ComposedFile {
             info.participant_name.clone()
         };
         self.recording
-            .add_source(id, kind, &name, info.audio, info.video)?;
+            .add_source(id, kind, &name, info.audio, info.video);
         let config = TimelineConfig {
             expect_video: info.video,
             ..TimelineConfig::default()
@@ -112,7 +123,6 @@ impl ComposedFile {
             timeline: PublicationTimeline::new(config, now),
             ended: false,
         });
-        Ok(())
     }
 
     /// A frame of source `id` arrived.
@@ -158,17 +168,20 @@ impl ComposedFile {
             }
         }
         self.drain_timelines();
-        if self.has_media && !self.finished && now >= self.next_tick {
-            let due = now.saturating_duration_since(self.start + COMPOSE_DELAY);
-            self.recording.advance(due.as_micros() as u64);
+        if now >= self.next_tick {
+            if self.has_media && !self.finishing {
+                let due = now.saturating_duration_since(self.start + COMPOSE_DELAY);
+                self.recording.advance(due.as_micros() as u64);
+            }
             self.next_tick = now + TICK;
-            self.collect();
         }
+        self.collect();
     }
 
-    /// When [`handle_timeout`](Self::handle_timeout) wants to run next.
+    /// When [`handle_timeout`](Self::handle_timeout) wants to run next (while finishing too:
+    /// that is when the worker's last blocks are collected).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.finished {
+        if self.finished || self.stopped {
             return None;
         }
         self.sources
@@ -178,36 +191,35 @@ impl ComposedFile {
             .min()
     }
 
-    /// Ends the file: every timeline flushed, everything composed up to `now`, the index written.
-    pub fn finish(&mut self, now: Instant) -> Result<(), ComposeError> {
-        if self.finished {
-            return Ok(());
+    /// Ends the file: every timeline flushed, everything composed up to `now`, the index
+    /// written. The file is complete once [`is_finished`](Self::is_finished) says so.
+    pub fn finish(&mut self, now: Instant) {
+        if self.finishing {
+            return;
         }
         for s in &mut self.sources {
             s.timeline.flush();
         }
         self.drain_timelines();
-        self.finished = true;
+        self.finishing = true;
         if !self.has_media {
             // Nothing was received: no file at all.
-            return Ok(());
+            self.finished = true;
+            return;
         }
         self.recording
             .advance(now.saturating_duration_since(self.start).as_micros() as u64);
-        let result = self.recording.finish();
-        self.collect();
-        tracing::info!(
-            broken_packets = self.recording.broken_packets(),
-            dropped_pictures = self.recording.dropped_pictures(),
-            dropped_late_samples = self.recording.dropped_late_samples(),
-            "composed file finished"
-        );
-        result
+        self.recording.finish();
     }
 
-    /// Whether the index was written.
+    /// Whether the file is complete: every block made, the index last.
     pub fn is_finished(&self) -> bool {
         self.finished
+    }
+
+    /// Whether the composition thread ended without finishing the file.
+    pub fn has_stopped(&self) -> bool {
+        self.stopped
     }
 
     /// The next block of the file.
@@ -241,18 +253,36 @@ impl ComposedFile {
     }
 
     fn collect(&mut self) {
-        while let Some(error) = self.recording.poll_error() {
-            tracing::warn!(%error, "composition");
-        }
-        while let Some(output) = self.recording.poll_output() {
-            self.blocks.push_back(output.bytes().to_vec());
+        while !self.finished && !self.stopped {
+            match self.recording.poll() {
+                Ok(Some(WorkerOutput::Block(bytes))) => self.blocks.push_back(bytes),
+                Ok(Some(WorkerOutput::Error(error))) => tracing::warn!(%error, "composition"),
+                Ok(Some(WorkerOutput::Finished(result, counters))) => {
+                    tracing::info!(
+                        broken_packets = counters.broken_packets,
+                        dropped_pictures = counters.dropped_pictures,
+                        dropped_late_samples = counters.dropped_late_samples,
+                        dropped_queued_bytes = self.recording.dropped_bytes(),
+                        "composed file finished"
+                    );
+                    if let Err(error) = result {
+                        tracing::warn!(%error, "finishing the composed file");
+                    }
+                    self.finished = true;
+                }
+                Ok(None) => return,
+                Err(error) => {
+                    tracing::error!(%error, "composition");
+                    self.stopped = true;
+                }
+            }
         }
     }
 }
 
 /// Hands a timeline's sample to the composition at its time since the recorder joined.
 fn feed(
-    recording: &mut ComposedRecording,
+    recording: &mut ComposeWorker,
     start: Instant,
     id: u64,
     epoch: Instant,
@@ -261,7 +291,7 @@ fn feed(
     let offset = epoch.saturating_duration_since(start).as_micros() as u64;
     let at = offset + sample.dts * 1_000_000 / u64::from(sample.kind.clock_rate());
     match sample.kind {
-        MediaKind::Audio => recording.handle_audio(id, at, &sample.data),
+        MediaKind::Audio => recording.handle_audio(id, at, sample.data),
         MediaKind::Video => {
             // The decoder reads Annex B: start codes in place of the lengths.
             let mut annexb = Vec::with_capacity(sample.data.len() + 16);
@@ -269,7 +299,7 @@ fn feed(
                 annexb.extend_from_slice(&[0, 0, 0, 1]);
                 annexb.extend_from_slice(nal);
             }
-            recording.handle_video(id, at, &annexb);
+            recording.handle_video(id, at, annexb);
         }
     }
 }
@@ -292,8 +322,7 @@ mod tests {
         for n in 1..100 {
             file.handle_timeout(start + TICK * n);
         }
-        file.finish(start + Duration::from_secs(2))
-            .expect("finishes");
+        file.finish(start + Duration::from_secs(2));
         assert!(file.is_finished());
         assert_eq!(file.poll_block(), None, "no init segment, no fragments");
     }

@@ -292,10 +292,8 @@ impl RecorderSession {
                 for index in 0..self.publications.len() {
                     self.finish(now, index);
                 }
-                if let Some(c) = &mut self.composed
-                    && let Err(e) = c.file.finish(now)
-                {
-                    tracing::warn!(error = %e, "finishing the composed file");
+                if let Some(c) = &mut self.composed {
+                    c.file.finish(now);
                 }
             }
             FromServer::Error { code, message } => {
@@ -448,13 +446,7 @@ impl RecorderSession {
         let source = self.publications.len() as u64;
         let recorder = match &mut self.composed {
             Some(c) => {
-                if let Err(e) = c.file.add(now, source, &info) {
-                    self.fail(format!(
-                        "cannot compose publication {}: {e}",
-                        info.publication_id
-                    ));
-                    return;
-                }
+                c.file.add(now, source, &info);
                 None
             }
             // Raw mode: a file per publication.
@@ -611,6 +603,10 @@ impl RecorderSession {
             let sending = matches!(self.phase, Phase::Recording | Phase::Stopping);
             while let Some(bytes) = sending.then(|| c.file.poll_block()).flatten() {
                 c.sent.send(bytes, None, &mut self.messages);
+            }
+            if c.file.has_stopped() && self.phase != Phase::Failed {
+                self.fail("the composition stopped before the file was finished".into());
+                return;
             }
         }
         self.check_ready();
