@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use convrec_testkit::{Scenario, record, write_temp};
+use convrec_testkit::{Scenario, fixture_path, record, tool, write_temp};
 
 fn convrec() -> Command {
     Command::new(env!("CARGO_BIN_EXE_convrec"))
@@ -81,6 +81,42 @@ fn inspect_of_a_missing_or_foreign_file_is_a_clear_error() {
     let out = convrec().arg("inspect").arg(&text).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("corrupt at byte 0"));
+}
+
+#[test]
+fn inspect_of_a_whole_mp4_says_it_is_not_fragmented_not_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = dir.path().join("whole.mp4");
+    // ffmpeg's default MP4: one moov (here first) with the sample tables, one mdat.
+    let made = tool("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(fixture_path("cbp-320x240-30fps.h264"))
+        .args(["-c", "copy", "-movflags", "+faststart"])
+        .arg(&whole)
+        .status()
+        .unwrap();
+    assert!(made.success());
+
+    let out = convrec().arg("inspect").arg(&whole).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("not a fragmented MP4"), "{stderr}");
+    assert!(!stderr.contains("corrupt"), "{stderr}");
+
+    let out = convrec()
+        .args(["inspect", "--json"])
+        .arg(&whole)
+        .output()
+        .unwrap();
+    let error: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let moov_at = error["offset"].as_u64().expect("where its moov is");
+    let bytes = std::fs::read(&whole).unwrap();
+    let at = usize::try_from(moov_at).unwrap();
+    assert_eq!(
+        &bytes[at + 4..at + 8],
+        b"moov",
+        "the offset names the moov box"
+    );
 }
 
 /// Runs `convrec ARGS`, which must succeed, and reads the JSON it prints.

@@ -72,16 +72,25 @@ pub enum InspectError {
     /// The file is truncated or corrupt at a byte offset.
     #[error(transparent)]
     Format(#[from] LayoutError),
+    /// A whole (not fragmented) MP4: well formed, perhaps, but not what convrec writes.
+    #[error(
+        "not a fragmented MP4: its moov (at byte {offset}) has no mvex; inspect reads the fragmented MP4 convrec records (ffprobe reads any MP4)"
+    )]
+    NotFragmented {
+        /// Where the `moov` box starts.
+        offset: u64,
+    },
     /// Reading failed.
     #[error("cannot read the file: {0}")]
     Io(#[from] io::Error),
 }
 
 impl InspectError {
-    /// Byte offset where the file breaks, if it is a format error.
+    /// Byte offset where the file breaks (a format error), or where a whole MP4's `moov` is.
     pub fn offset(&self) -> Option<u64> {
         match self {
             InspectError::Format(e) => Some(e.offset()),
+            InspectError::NotFragmented { offset } => Some(*offset),
             InspectError::Io(_) => None,
         }
     }
@@ -384,10 +393,7 @@ fn read_tracks(moov: &MoovBox, offset: u64) -> Result<Vec<TrackState>, InspectEr
         .map(|m| m.trex_boxes.as_slice())
         .unwrap_or_default();
     if moov.mvex_box.is_none() {
-        return Err(corrupt(
-            offset,
-            "moov has no mvex: this is not a fragmented MP4",
-        ));
+        return Err(InspectError::NotFragmented { offset });
     }
     let mut out = Vec::new();
     for trak in &moov.trak_boxes {
