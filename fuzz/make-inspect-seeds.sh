@@ -86,4 +86,7 @@ seed vp9.mp4 $video -c:v libvpx-vp9 -deadline realtime -cpu-used 8 $fragmented
 # the moov goes out first, so this one is whole.)
 seed av1.mp4 $video -c:v libaom-av1 -cpu-used 8 -usage realtime
 
+# SPS shapes no encoder here writes, and SPSs broken in each field, in band (avc3).
+python3 "$(dirname "$0")/seed-sps-variants.py" "$out"
+
 ls -l "$out" | awk 'NR > 1 { n++; b += $5 } END { printf "%d seeds, %d bytes\n", n, b }'
