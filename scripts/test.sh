@@ -81,7 +81,8 @@ for line in sys.stdin:
 # Tests whose servers are on PostgreSQL in every pass (nodes.rs, and faults.rs's database
 # outages) ran on it above already. Of object_store.rs only the tests whose multipart-upload
 # bookkeeping (the `uploads` table) decides the outcome run again; the others test the object
-# stores, whose code does not depend on the engine.
+# stores, whose code does not depend on the engine. A test's standard input is /dev/null, not
+# the list this loop reads (a child that read it would take the start of the next line).
 while read -r crate executable; do
   skip=(--skip the_database_away)
   case "${executable##*/}" in
@@ -89,7 +90,7 @@ while read -r crate executable; do
     object_store-*) skip+=(--skip recordings_are_stored_in --skip past_the_backlog_limit) ;;
   esac
   echo "PostgreSQL pass: ${executable##*/}"
-  (cd "$crate" && CONVREC_TEST_DATABASE=postgres "$executable" "${skip[@]}") 2>&1 | tee -a "$log"
+  (cd "$crate" && CONVREC_TEST_DATABASE=postgres "$executable" "${skip[@]}" </dev/null) 2>&1 | tee -a "$log"
 done <<<"$server_tests"
 # One closing line for the whole run (cargo prints one per test binary).
 awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, i }' "$log"

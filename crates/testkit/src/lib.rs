@@ -4,7 +4,7 @@
 pub mod faults;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use convrec_media::recording::{
@@ -51,7 +51,11 @@ pub fn tool(name: &str) -> Command {
         found,
         "{name} is not installed: run the README's test command, which installs it"
     );
-    Command::new(name)
+    let mut command = Command::new(name);
+    // A tool never reads the test run's standard input (ffmpeg would, for its keyboard
+    // commands, and take bytes meant for whatever reads it next: scripts/test.sh's loop).
+    command.stdin(Stdio::null());
+    command
 }
 
 /// `ffprobe -show_streams -show_format -count_packets` as JSON.
