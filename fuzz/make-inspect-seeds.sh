@@ -89,4 +89,7 @@ seed av1.mp4 $video -c:v libaom-av1 -cpu-used 8 -usage realtime
 # SPS shapes no encoder here writes, and SPSs broken in each field, in band (avc3).
 python3 "$(dirname "$0")/seed-sps-variants.py" "$out"
 
+# Every leaf box type of the files above cut short, too long, of other versions, with every flag.
+python3 "$(dirname "$0")/seed-box-cuts.py" "$out" "$out"/*
+
 ls -l "$out" | awk 'NR > 1 { n++; b += $5 } END { printf "%d seeds, %d bytes\n", n, b }'
