@@ -49,19 +49,9 @@ fn inspect_of_a_truncated_file_names_the_byte_and_fails() {
     let cut = dir.path().join("cut.mp4");
     std::fs::write(&cut, &bytes[..bytes.len() - 5000]).unwrap();
 
-    let out = convrec().arg("inspect").arg(&cut).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8(out.stderr).unwrap();
+    let (stderr, error) = refused_by_inspect(&cut);
     assert!(stderr.contains("truncated at byte"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
-
-    let out = convrec()
-        .args(["inspect", "--json"])
-        .arg(&cut)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let error: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let offset = error["offset"].as_u64().expect("offset of the break");
     assert!(offset < bytes.len() as u64 - 5000);
 }
@@ -97,18 +87,9 @@ fn inspect_of_a_whole_mp4_says_it_is_not_fragmented_not_corrupt() {
         .unwrap();
     assert!(made.success());
 
-    let out = convrec().arg("inspect").arg(&whole).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8(out.stderr).unwrap();
+    let (stderr, error) = refused_by_inspect(&whole);
     assert!(stderr.contains("not a fragmented MP4"), "{stderr}");
     assert!(!stderr.contains("corrupt"), "{stderr}");
-
-    let out = convrec()
-        .args(["inspect", "--json"])
-        .arg(&whole)
-        .output()
-        .unwrap();
-    let error: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let moov_at = error["offset"].as_u64().expect("where its moov is");
     let bytes = std::fs::read(&whole).unwrap();
     let at = usize::try_from(moov_at).unwrap();
@@ -117,6 +98,28 @@ fn inspect_of_a_whole_mp4_says_it_is_not_fragmented_not_corrupt() {
         b"moov",
         "the offset names the moov box"
     );
+}
+
+/// Runs `convrec inspect` on `path` as text and as JSON, each of which must exit with status 1:
+/// what it said on standard error, and its JSON error.
+fn refused_by_inspect(path: &std::path::Path) -> (String, serde_json::Value) {
+    let out = convrec()
+        .arg("inspect")
+        .arg(path)
+        .output()
+        .expect("convrec runs");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).expect("UTF-8");
+    let out = convrec()
+        .args(["inspect", "--json"])
+        .arg(path)
+        .output()
+        .expect("convrec runs");
+    assert_eq!(out.status.code(), Some(1));
+    (
+        stderr,
+        serde_json::from_slice(&out.stdout).expect("a JSON error"),
+    )
 }
 
 /// Runs `convrec ARGS`, which must succeed, and reads the JSON it prints.
