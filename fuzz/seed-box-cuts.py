@@ -1,10 +1,13 @@
 """Seeds that take each box `inspect`'s decoders read into their error paths, which random
-mutation otherwise finds one at a time: for every leaf box type in the given files (taken from
-the smallest file that has it), copies of that file with the box cut short after each of its
+mutation otherwise finds one at a time. For every leaf box type in the given files (taken from
+the smallest file that has it): copies of that file with the box cut short after each of its
 first 48 payload bytes (and at 16 points beyond), with 8 bytes too many, with its version byte
-raised to 1, 2 and 255, and with every flag set. The sizes of the box and of the boxes around it
-are made to agree, so the box itself is short, not the file. Sample entries' and `stsd`'s child
-boxes are reached too. Usage: python3 seed-box-cuts.py OUT_DIR FILE..."""
+raised to 1, 2 and 255, and with every flag set. For every box that holds boxes (containers,
+`stsd`, `dref` and the sample entries): copies with each child left out, each child twice, an
+unknown child first and last, a child header cut after each of its bytes at the end, a last
+child longer than what is left, the first child with a 64-bit size, and the fixed part before
+the children cut after each byte. The sizes of the box and of the boxes around it are made to
+agree, so the box itself is wrong, not the file. Usage: python3 seed-box-cuts.py OUT_DIR FILE..."""
 
 import hashlib
 import os
@@ -74,7 +77,15 @@ def leaves(nodes):
             yield from leaves(node[2])
 
 
-def variants(payload):
+def parents(nodes):
+    for node in nodes:
+        if node[2] is not None:
+            yield node
+            yield from parents(node[2])
+
+
+def leaf_variants(node):
+    payload = node[3]
     n = len(payload)
     cuts = set(range(min(n, CUT_EVERY_BYTE_UP_TO)))
     if n > CUT_EVERY_BYTE_UP_TO:
@@ -89,26 +100,47 @@ def variants(payload):
         yield payload[:1] + b"\xff\xff\xff" + payload[4:]
 
 
+def parent_variants(node):
+    _, fixed, children, _ = node
+    body = serialize(children)
+    for i in range(len(children)):
+        yield fixed + serialize(children[:i] + children[i + 1 :])
+        yield fixed + serialize(children[: i + 1] + children[i:])
+    unknown = struct.pack(">I4s", 12, b"zzzz") + bytes(4)
+    yield fixed + unknown + body
+    yield fixed + body + unknown
+    header = struct.pack(">I4s", 16, b"free")
+    for cut in range(1, len(header)):
+        yield fixed + body + header[:cut]
+    yield fixed + body + header + bytes(4)
+    if children:
+        first = serialize(children[:1])
+        large = struct.pack(">I4sQ", 1, first[4:8], len(first) + 8) + first[8:]
+        yield fixed + large + body[len(first) :]
+    for cut in range(len(fixed)):
+        yield fixed[:cut]
+
+
 def main():
     out_dir, files = sys.argv[1], sys.argv[2:]
     os.makedirs(out_dir, exist_ok=True)
-    # The smallest file that has each leaf box type.
-    smallest = {}
-    for path in sorted(files, key=os.path.getsize):
-        data = open(path, "rb").read()
-        for node in leaves(parse(data)):
-            smallest.setdefault(node[0], path)
     written = 0
-    for kind, path in sorted(smallest.items()):
-        tree = parse(open(path, "rb").read())
-        node = next(n for n in leaves(tree) if n[0] == kind)
-        for payload in variants(node[3]):
-            seed = serialize(tree, node, payload)
-            name = hashlib.sha1(seed).hexdigest()
-            with open(os.path.join(out_dir, name), "wb") as f:
-                f.write(seed)
-            written += 1
-    print(f"{len(smallest)} box types, {written} seeds", file=sys.stderr)
+    for kinds_of, variants_of in ((leaves, leaf_variants), (parents, parent_variants)):
+        # The smallest file that has each box type.
+        smallest = {}
+        for path in sorted(files, key=os.path.getsize):
+            for node in kinds_of(parse(open(path, "rb").read())):
+                smallest.setdefault(node[0], path)
+        for kind, path in sorted(smallest.items()):
+            tree = parse(open(path, "rb").read())
+            node = next(n for n in kinds_of(tree) if n[0] == kind)
+            for payload in variants_of(node):
+                seed = serialize(tree, node, payload)
+                with open(os.path.join(out_dir, hashlib.sha1(seed).hexdigest()), "wb") as f:
+                    f.write(seed)
+                written += 1
+        print(f"{kinds_of.__name__}: {len(smallest)} box types", file=sys.stderr)
+    print(f"{written} seeds", file=sys.stderr)
 
 
 main()
